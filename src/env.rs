@@ -1,0 +1,78 @@
+//! Every environment variable hpcpack reads or sets, in one place.
+//!
+//! The `CCP_*` names are HPC Pack's (set by its node manager for each task, or
+//! read by its command line); `HPCPACK_*` names are this project's own
+//! extensions. Code refers to these constants, never to string literals, so a
+//! reader can find every use of a variable from here.
+
+/// Head node used by the CLIs when `/scheduler` is not given (HPC Pack).
+pub const CCP_SCHEDULER: &str = "CCP_SCHEDULER";
+/// Job id of the task's job (set in each task).
+pub const CCP_JOBID: &str = "CCP_JOBID";
+/// Task id within its job (set in each task).
+pub const CCP_TASKID: &str = "CCP_TASKID";
+/// Parametric instance id; 0 for an ordinary task (set in each task).
+pub const CCP_TASKINSTANCEID: &str = "CCP_TASKINSTANCEID";
+/// Opaque id of the task on the scheduler, `<job>.<task>.<instance>` here.
+pub const CCP_TASKSYSTEMID: &str = "CCP_TASKSYSTEMID";
+/// `<n> <node1> <cores1> …`: the task's nodes and cores on each (set in each task).
+pub const CCP_NODES: &str = "CCP_NODES";
+/// Same format as `CCP_NODES`; the name HPC Pack's Linux node agent uses.
+pub const CCP_NODES_CORES: &str = "CCP_NODES_CORES";
+/// Number of cores allocated to the task on this node.
+pub const CCP_NUMCPUS: &str = "CCP_NUMCPUS";
+/// Space-separated logical CPU ids allocated to the task on this node.
+pub const CCP_COREIDS: &str = "CCP_COREIDS";
+/// Comma-separated hex affinity mask of the task's CPUs on this node.
+pub const CCP_AFFINITY: &str = "CCP_AFFINITY";
+/// `True` when the job asked for exclusive use of its nodes.
+pub const CCP_EXCLUSIVE: &str = "CCP_EXCLUSIVE";
+/// Name of the task's job.
+pub const CCP_JOBNAME: &str = "CCP_JOBNAME";
+/// Name of the task.
+pub const CCP_TASKNAME: &str = "CCP_TASKNAME";
+/// Template of the task's job.
+pub const CCP_JOBTEMPLATE: &str = "CCP_JOBTEMPLATE";
+/// Times the task has been requeued.
+pub const CCP_RETRY_COUNT: &str = "CCP_RETRY_COUNT";
+/// `True` when the task may be rerun.
+pub const CCP_RERUNNABLE: &str = "CCP_RERUNNABLE";
+/// Working directory of the task.
+pub const CCP_WORKDIR: &str = "CCP_WORKDIR";
+/// Cluster name: the head node's host name (cluster-wide variable).
+pub const CCP_CLUSTER_NAME: &str = "CCP_CLUSTER_NAME";
+/// Network of the MPI interface, `addr/mask` (cluster-wide variable).
+pub const CCP_MPI_NETMASK: &str = "CCP_MPI_NETMASK";
+/// Path of a host file generated for MPI launchers (HPC Pack's Linux agent).
+pub const CCP_MPI_HOSTFILE: &str = "CCP_MPI_HOSTFILE";
+/// Format of `CCP_MPI_HOSTFILE`: unset = one host per line, 1 = `host:cores`,
+/// 2 = `host slots=cores`, 3 = `host cores`.
+pub const CCP_MPI_HOSTFILE_FORMAT: &str = "CCP_MPI_HOSTFILE_FORMAT";
+/// `True` when the task's owner is a cluster administrator (root here).
+pub const CCP_ISADMIN: &str = "CCP_ISADMIN";
+/// Task run-time limit in seconds, when there is one.
+pub const CCP_RUNTIME: &str = "CCP_RUNTIME";
+
+/// Extension: the state directory of the embedded head node
+/// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
+pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";
+/// Extension: the user's config file (default `$XDG_CONFIG_HOME/hpcpack/config.toml`).
+pub const HPCPACK_CONFIG: &str = "HPCPACK_CONFIG";
+/// Extension: path of the `hpcd` binary the CLIs start (default: beside the CLI, then `PATH`).
+pub const HPCPACK_HPCD: &str = "HPCPACK_HPCD";
+/// Extension: output format of every view and list, `json` for machine-readable output.
+pub const HPCPACK_FORMAT: &str = "HPCPACK_FORMAT";
+/// Extension: seconds a canceled task gets between SIGTERM and SIGKILL (default 5).
+pub const HPCPACK_CANCEL_GRACE: &str = "HPCPACK_CANCEL_GRACE";
+
+/// Standard variables the task environment starts from.
+pub const HOME: &str = "HOME";
+pub const USER: &str = "USER";
+pub const PATH: &str = "PATH";
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+
+/// Reads a variable, treating an empty value as unset.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}

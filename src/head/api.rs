@@ -1,0 +1,667 @@
+//! The head node's HTTP routes: HPC Pack's REST API under `/hpc` and this
+//! project's extensions under `/hpcpack/v1` (see [`crate::wire`]).
+//!
+//! Handlers take the caller from the connection (peer credentials on the Unix
+//! socket), lock the cluster for the short time a check-and-commit takes, and
+//! hand the resulting effects (launches, kills) to the [`Head`]. Every error
+//! is an [`ApiError`] response with the same JSON body.
+
+use super::Head;
+use super::cluster::Caller;
+use crate::error::{Error, Kind};
+use crate::model::{NodeGroup, TaskState, now_millis};
+use crate::node::protocol::RunId;
+use crate::wire::props::{read_job, read_task};
+use crate::wire::{
+    ErrorBody, JobSpec, NodeGroupOperation, TaskSpec, RestObject, RestProperty, WireNode, WireNodeGroup, WireStatus, format_time,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Q = Query<HashMap<String, String>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// An error as an HTTP response: status from its kind, body [`ErrorBody`].
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = self.0.kind();
+        let message = match kind {
+            // Internal details (paths, SQL) stay in the head node's log.
+            Kind::Internal => {
+                eprintln!("hpcd: internal error: {}", self.0);
+                "the head node failed to complete the request; see its log".to_string()
+            }
+            _ => self.0.to_string(),
+        };
+        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody { code: kind.code().into(), message })).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(Error::InvalidArgument(msg.into()))
+}
+
+/// A query parameter, its name compared without case.
+fn q<'a>(query: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn names(query: &HashMap<String, String>) -> Vec<String> {
+    q(query, "properties").map(crate::model::values::parse_name_list).unwrap_or_default()
+}
+
+fn flag(query: &HashMap<String, String>, name: &str) -> bool {
+    q(query, name).is_some_and(|v| crate::model::values::parse_bool(v).unwrap_or(false))
+}
+
+/// Parses a body that HPC Pack sends as JSON; an empty body is the default.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not the expected JSON: {e}")))
+}
+
+/// A message body: a JSON string, or plain text.
+fn message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<String>(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string())
+}
+
+/// The router; `serve` wraps it with a listener.
+pub fn app(head: Arc<Head>) -> Router {
+    let hpc = Router::new()
+        .route("/cluster/version", get(|| async { Json(crate::VERSION) }))
+        .route("/cluster/activeHeadNode", get(active_head_node))
+        .route("/cluster/info/dateTimeFormat", get(|| async { Json(crate::wire::DATE_TIME_FORMAT) }))
+        .route("/cluster/userRoles", get(user_roles))
+        .route("/cluster/nodes", get(list_nodes))
+        .route("/cluster/nodes/{name}", get(get_node))
+        .route("/cluster/nodes/{name}/operations/{op}", post(node_operation))
+        .route("/cluster/nodeGroups", get(list_groups).post(create_group))
+        .route("/cluster/nodeGroups/{name}", get(get_group).delete(delete_group))
+        .route("/cluster/nodeGroups/{name}/nodes", get(group_nodes).patch(patch_group_nodes))
+        .route("/jobs", get(list_jobs).post(create_job))
+        .route("/jobs/templates", get(|| async { Json(vec![crate::model::DEFAULT_TEMPLATE]) }))
+        .route("/jobs/jobFile", post(create_job_from_xml))
+        .route("/jobs/{id}", get(get_job).put(put_job))
+        .route("/jobs/{id}/envVariables", get(get_job_env).post(post_job_env))
+        .route("/jobs/{id}/customProperties", get(get_custom).post(post_custom))
+        .route("/jobs/{id}/submit", post(submit_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
+        .route("/jobs/{id}/finish", post(finish_job))
+        .route("/jobs/{id}/requeue", post(requeue_job))
+        .route("/jobs/{id}/tasks", get(list_tasks).post(add_task))
+        .route("/jobs/{id}/tasks/{t}", get(get_task).put(put_task))
+        .route("/jobs/{id}/tasks/{t}/envVariables", get(get_task_env).post(post_task_env))
+        .route("/jobs/{id}/tasks/{t}/cancel", post(cancel_task))
+        .route("/jobs/{id}/tasks/{t}/finish", post(finish_task))
+        .route("/jobs/{id}/tasks/{t}/requeue", post(requeue_task));
+    let ext = Router::new()
+        .route("/jobs", post(submit_new))
+        .route("/jobs/{id}/wait", get(wait_job))
+        .route("/jobs/{id}/tasks/{t}/output", get(task_output))
+        .route("/cluster/env", get(get_cluster_env).put(put_cluster_env))
+        .route("/cluster/cores", get(list_cores))
+        .route("/status", get(status))
+        .route("/shutdown", post(shutdown));
+    Router::new()
+        .nest(crate::wire::HPC, hpc)
+        .nest(crate::wire::EXT, ext)
+        .fallback(|| async {
+            ApiError(Error::Remote { kind: Kind::NotFound, message: "no such resource on this head node".into() })
+        })
+        .with_state(head)
+}
+
+// ----- cluster -----
+
+async fn active_head_node(State(h): State<Arc<Head>>) -> Json<String> {
+    Json(h.cluster_name.clone())
+}
+
+async fn user_roles(Extension(c): Extension<Caller>) -> Json<Vec<&'static str>> {
+    let admin = c.is_admin() || c.uid == crate::node::sys::uid();
+    Json(if admin { vec!["User", "Administrator", "JobAdministrator"] } else { vec!["User"] })
+}
+
+fn wire_node(n: &crate::model::Node, in_use: u32) -> WireNode {
+    WireNode {
+        name: n.name.clone(),
+        state: n.state.to_string(),
+        health: n.health.to_string(),
+        template: "Default ComputeNode Template".into(),
+        location: n.host.clone(),
+        memory_size: n.memory_mb,
+        cores: n.cores,
+        sockets: n.sockets,
+        hpc_pack_version: crate::VERSION.into(),
+        on_azure: false,
+        groups: n.groups.clone(),
+        roles: vec!["ComputeNode".into()],
+        cores_in_use: in_use,
+        reachable: Some(n.reachable),
+        online_time: format_time(n.online_time),
+        offline_time: format_time(n.offline_time),
+    }
+}
+
+async fn list_nodes(State(h): State<Arc<Head>>, Query(query): Q) -> ApiResult<Json<Vec<WireNode>>> {
+    let c = h.lock();
+    let want: Vec<String> = q(&query, "names").map(crate::model::values::parse_name_list).unwrap_or_default();
+    let group = q(&query, "group");
+    let state = q(&query, "state");
+    if let Some(g) = group {
+        c.group_members(g)?;
+    }
+    Ok(Json(
+        c.nodes()
+            .iter()
+            .filter(|n| want.is_empty() || want.iter().any(|w| w.eq_ignore_ascii_case(&n.name)))
+            .filter(|n| group.is_none_or(|g| n.in_group(g) || (g.eq_ignore_ascii_case(crate::model::COMPUTE_NODES))))
+            .filter(|n| state.is_none_or(|s| n.state.as_str().eq_ignore_ascii_case(s)))
+            .map(|n| wire_node(n, c.cores_in_use(&n.name)))
+            .collect(),
+    ))
+}
+
+async fn get_node(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiResult<Json<WireNode>> {
+    let c = h.lock();
+    let n = c.node(&name)?;
+    Ok(Json(wire_node(n, c.cores_in_use(&n.name))))
+}
+
+async fn node_operation(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((name, op)): Path<(String, String)>,
+    Query(query): Q,
+) -> ApiResult<StatusCode> {
+    let now = now_millis();
+    let eff = match op.to_ascii_lowercase().as_str() {
+        "bringonline" => h.lock().node_online(&caller, &name, now)?,
+        "takeoffline" => h.lock().node_offline(&caller, &name, flag(&query, "force"), now)?,
+        "start" | "stop" | "reboot" | "shutdown" => {
+            return Err(bad(format!("operation '{op}' needs node management this head node does not have; use bringOnline or takeOffline")));
+        }
+        _ => return Err(bad(format!("unknown node operation '{op}'; use bringOnline or takeOffline"))),
+    };
+    h.apply(eff);
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn list_groups(State(h): State<Arc<Head>>) -> Json<Vec<WireNodeGroup>> {
+    Json(
+        h.lock()
+            .groups()
+            .into_iter()
+            .map(|g| WireNodeGroup { managed: g.name == crate::model::COMPUTE_NODES, name: g.name, description: g.description })
+            .collect(),
+    )
+}
+
+async fn get_group(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiResult<Json<WireNodeGroup>> {
+    let c = h.lock();
+    let g = c
+        .groups()
+        .into_iter()
+        .find(|g| g.name.eq_ignore_ascii_case(&name))
+        .ok_or(Error::GroupNotFound(name))?;
+    Ok(Json(WireNodeGroup { managed: g.name == crate::model::COMPUTE_NODES, name: g.name, description: g.description }))
+}
+
+async fn create_group(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Json(g): Json<WireNodeGroup>,
+) -> ApiResult<StatusCode> {
+    h.lock().create_group(&caller, NodeGroup { name: g.name, description: g.description })?;
+    h.changed();
+    Ok(StatusCode::CREATED)
+}
+
+async fn delete_group(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    h.lock().delete_group(&caller, &name)?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn group_nodes(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiResult<Json<Vec<String>>> {
+    Ok(Json(h.lock().group_members(&name)?))
+}
+
+async fn patch_group_nodes(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(op): Json<NodeGroupOperation>,
+) -> ApiResult<StatusCode> {
+    let add = match op.operation.to_ascii_lowercase().as_str() {
+        "add" => true,
+        "remove" => false,
+        other => return Err(bad(format!("unknown node group operation '{other}'; use add or remove"))),
+    };
+    let eff = h.lock().change_group_members(&caller, &name, add, &op.node_names)?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- jobs -----
+
+/// `$filter=JobState eq Running and ...`: the conditions this head node
+/// understands (`JobState`, `Owner`, `Name`), each `<name> eq <value>`.
+fn parse_filter(f: &str) -> ApiResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for cond in f.split(" and ").map(str::trim).filter(|c| !c.is_empty()) {
+        let parts: Vec<&str> = cond.splitn(3, ' ').collect();
+        match parts.as_slice() {
+            [name, op, value] if op.eq_ignore_ascii_case("eq") => {
+                out.push((name.to_ascii_lowercase(), value.trim_matches('\'').to_string()))
+            }
+            _ => return Err(bad(format!("cannot read the filter condition '{cond}'; use <property> eq <value>"))),
+        }
+    }
+    Ok(out)
+}
+
+async fn list_jobs(State(h): State<Arc<Head>>, Query(query): Q) -> ApiResult<Response> {
+    let mut props = names(&query);
+    if props.is_empty() {
+        props = ["Id", "Owner", "Name", "State", "Priority"].map(String::from).to_vec();
+    }
+    let filter = q(&query, "$filter").map(parse_filter).transpose()?.unwrap_or_default();
+    let owner = q(&query, "owner");
+    let c = h.lock();
+    let mut rows = Vec::new();
+    for j in c.jobs() {
+        if owner.is_some_and(|o| !o.eq_ignore_ascii_case(&j.owner)) {
+            continue;
+        }
+        let keep = filter.iter().all(|(k, v)| match k.as_str() {
+            "jobstate" => v.split(',').any(|s| s.trim().eq_ignore_ascii_case(j.state.as_str())),
+            "owner" => v.eq_ignore_ascii_case(&j.owner),
+            "name" => v == &j.name,
+            _ => true,
+        });
+        if keep {
+            rows.push(RestObject { properties: read_job(j, &c.counts(j.id), &props).map_err(bad)? });
+        }
+    }
+    drop(c);
+    if q(&query, "asc").is_some_and(|a| a.eq_ignore_ascii_case("false")) {
+        rows.reverse();
+    }
+    let total = rows.len();
+    let start: usize = q(&query, "startRow").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let count: usize = q(&query, "rowsPerRead").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let page: Vec<RestObject> = rows.into_iter().skip(start).take(count).collect();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-ms-row-count", HeaderValue::from(total));
+    Ok((headers, Json(page)).into_response())
+}
+
+async fn create_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<u64>> {
+    let props: Vec<RestProperty> = body(&bytes)?;
+    let id = h.lock().create_job(&caller, &props, now_millis())?;
+    h.changed();
+    Ok(Json(id))
+}
+
+async fn create_job_from_xml(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<u64>> {
+    // HPC Pack takes the XML as a JSON string; plain XML is accepted too.
+    let xml = serde_json::from_slice::<String>(&bytes).unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+    let spec = crate::wire::jobxml::parse(&xml).map_err(bad)?;
+    let id = h.lock().create_from_spec(&caller, &spec, now_millis())?;
+    h.changed();
+    Ok(Json(id))
+}
+
+async fn submit_new(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<u64>> {
+    let spec: JobSpec = body(&bytes)?;
+    let (id, eff) = h.lock().submit_new(&caller, &spec, now_millis())?;
+    h.apply(eff);
+    Ok(Json(id))
+}
+
+async fn get_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+    let c = h.lock();
+    let j = c.job(id)?;
+    Ok(Json(read_job(j, &c.counts(id), &names(&query)).map_err(bad)?))
+}
+
+async fn put_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let props: Vec<RestProperty> = body(&bytes)?;
+    let eff = h.lock().modify_job(&caller, id, &props, now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn pick_env(env: &[(String, String)], query: &HashMap<String, String>) -> Vec<RestProperty> {
+    let want = q(query, "names").map(crate::model::values::parse_name_list).unwrap_or_default();
+    env.iter()
+        .filter(|(k, _)| want.is_empty() || want.iter().any(|w| w == k))
+        .map(|(k, v)| RestProperty::new(k, v))
+        .collect()
+}
+
+async fn get_job_env(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+    Ok(Json(pick_env(&h.lock().job(id)?.env, &query)))
+}
+
+async fn post_job_env(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let vars: Vec<RestProperty> = body(&bytes)?;
+    h.lock().set_env(&caller, id, None, &vars, now_millis())?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_custom(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+    Ok(Json(pick_env(&h.lock().job(id)?.custom_properties, &query)))
+}
+
+async fn post_custom(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let vars: Vec<RestProperty> = body(&bytes)?;
+    h.lock().set_custom_properties(&caller, id, &vars, now_millis())?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn submit_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    // Credentials (UserName/Password) are for Windows; the caller is known
+    // from the socket, so they are dropped.
+    let props: Vec<RestProperty> = body::<Vec<RestProperty>>(&bytes)?
+        .into_iter()
+        .filter(|p| !p.name.eq_ignore_ascii_case("UserName") && !p.name.eq_ignore_ascii_case("Password"))
+        .collect();
+    let eff = h.lock().submit_job(&caller, id, &props, now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn cancel_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().cancel_job(&caller, id, &message(&bytes), now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn finish_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().finish_job(&caller, id, &message(&bytes), now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn requeue_job(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().requeue_job(&caller, id, now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The extension behind `job wait`: answers when the job is in a final
+/// state, or after `timeout` seconds (default 30), with its properties.
+async fn wait_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+    let timeout = Duration::from_secs_f64(q(&query, "timeout").and_then(|v| v.parse().ok()).unwrap_or(30.0));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = h.subscribe();
+    loop {
+        {
+            let c = h.lock();
+            let j = c.job(id)?;
+            if j.state.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(Json(read_job(j, &c.counts(id), &names(&query)).map_err(bad)?));
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
+    }
+}
+
+// ----- tasks -----
+
+fn task_id(t: &str) -> ApiResult<u32> {
+    t.parse().map_err(|_| bad(format!("'{t}' is not a task id")))
+}
+
+async fn list_tasks(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestObject>>> {
+    let mut props = names(&query);
+    if props.is_empty() {
+        props = ["TaskId", "Name", "State", "CommandLine", "ExitCode", "ParentJobId", "JobTaskId", "InstanceId"]
+            .map(String::from)
+            .to_vec();
+    }
+    let filter = q(&query, "$filter").map(parse_filter).transpose()?.unwrap_or_default();
+    let want_output = props.iter().any(|p| p.eq_ignore_ascii_case("Output"));
+    let c = h.lock();
+    let mut out = Vec::new();
+    for t in c.tasks_of(id)? {
+        let keep = filter.iter().all(|(k, v)| match k.as_str() {
+            "taskstate" | "taskstates" => v.split(',').any(|s| TaskState::parse(s) == Some(t.state)),
+            "taskids" => v.split(',').any(|s| s.trim() == t.id.to_string()),
+            _ => true,
+        });
+        if !keep {
+            continue;
+        }
+        let output = if want_output { h.task_output(t) } else { None };
+        out.push(RestObject { properties: read_task(t, output.as_deref(), &props).map_err(bad)? });
+    }
+    Ok(Json(out))
+}
+
+async fn add_task(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<u32>> {
+    let props: Vec<RestProperty> = body(&bytes)?;
+    let tid = h.lock().add_task(&caller, id, &TaskSpec { properties: props, env: vec![] }, now_millis())?;
+    h.changed();
+    Ok(Json(tid))
+}
+
+async fn get_task(
+    State(h): State<Arc<Head>>,
+    Path((id, t)): Path<(u64, String)>,
+    Query(query): Q,
+) -> ApiResult<Json<Vec<RestProperty>>> {
+    let c = h.lock();
+    let task = c.task(id, task_id(&t)?)?;
+    let props = names(&query);
+    let want_output = props.is_empty() || props.iter().any(|p| p.eq_ignore_ascii_case("Output"));
+    let output = if want_output { h.task_output(task) } else { None };
+    Ok(Json(read_task(task, output.as_deref(), &props).map_err(bad)?))
+}
+
+async fn put_task(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, t)): Path<(u64, String)>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let props: Vec<RestProperty> = body(&bytes)?;
+    h.lock().modify_task(&caller, id, task_id(&t)?, &props, now_millis())?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_task_env(
+    State(h): State<Arc<Head>>,
+    Path((id, t)): Path<(u64, String)>,
+    Query(query): Q,
+) -> ApiResult<Json<Vec<RestProperty>>> {
+    Ok(Json(pick_env(&h.lock().task(id, task_id(&t)?)?.env, &query)))
+}
+
+async fn post_task_env(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, t)): Path<(u64, String)>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let vars: Vec<RestProperty> = body(&bytes)?;
+    h.lock().set_env(&caller, id, Some(task_id(&t)?), &vars, now_millis())?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn cancel_task(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, t)): Path<(u64, String)>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().cancel_task(&caller, id, task_id(&t)?, &message(&bytes), now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn finish_task(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, t)): Path<(u64, String)>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().finish_task(&caller, id, task_id(&t)?, &message(&bytes), now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn requeue_task(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, t)): Path<(u64, String)>,
+) -> ApiResult<StatusCode> {
+    let eff = h.lock().requeue_task(&caller, id, task_id(&t)?, now_millis())?;
+    h.apply(eff);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Full output of a task's latest run (extension; HPC Pack keeps 4 KB).
+async fn task_output(State(h): State<Arc<Head>>, Path((id, t)): Path<(u64, String)>) -> ApiResult<Response> {
+    let c = h.lock();
+    let task = c.task(id, task_id(&t)?)?;
+    let out = h.task_output(task).unwrap_or_default();
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+}
+
+// ----- cluster variables, cores, status -----
+
+async fn get_cluster_env(State(h): State<Arc<Head>>) -> Json<Vec<RestProperty>> {
+    let c = h.lock();
+    let mut env: Vec<RestProperty> = vec![RestProperty::new(crate::env::CCP_CLUSTER_NAME, &c.cluster_name)];
+    env.extend(c.env().iter().filter(|(k, _)| *k != crate::env::CCP_CLUSTER_NAME).map(|(k, v)| RestProperty::new(k, v)));
+    Json(env)
+}
+
+async fn put_cluster_env(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let vars: Vec<RestProperty> = body(&bytes)?;
+    if vars.iter().any(|p| p.name.eq_ignore_ascii_case(crate::env::CCP_CLUSTER_NAME)) {
+        return Err(bad("CCP_CLUSTER_NAME is the head node's name and cannot be set"));
+    }
+    let vars: Vec<(String, String)> = vars.into_iter().map(|p| (p.name, p.value)).collect();
+    h.lock().set_cluster_env(&caller, &vars)?;
+    h.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_cores(State(h): State<Arc<Head>>) -> Json<Vec<crate::wire::WireCore>> {
+    Json(h.lock().cores())
+}
+
+async fn status(State(h): State<Arc<Head>>) -> Json<WireStatus> {
+    let c = h.lock();
+    Json(WireStatus {
+        version: crate::VERSION.into(),
+        cluster_name: h.cluster_name.clone(),
+        pid: std::process::id(),
+        started: format_time(Some(h.started)),
+        state_dir: h.state_dir.display().to_string(),
+        nodes: c.nodes().len() as u32,
+        jobs: c.job_count(),
+    })
+}
+
+async fn shutdown(State(h): State<Arc<Head>>, Extension(caller): Extension<Caller>) -> ApiResult<StatusCode> {
+    if !caller.is_admin() && caller.uid != crate::node::sys::uid() {
+        return Err(ApiError(Error::AccessDenied("only the user the head node runs as, or root, may stop it".into())));
+    }
+    h.shutdown.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}
+
+impl Head {
+    /// Output of a task's latest run, if it has run here.
+    pub(crate) fn task_output(&self, t: &crate::model::Task) -> Option<String> {
+        if t.attempt == 0 {
+            return None;
+        }
+        self.agent.output(RunId { job: t.job_id, task: t.id, attempt: t.attempt })
+    }
+}

@@ -1,0 +1,215 @@
+//! The head node (`hpcd head`, and the embedded `hpcd local`): the REST
+//! server, the state it guards, the scheduler loop, and the node agent that
+//! runs this machine's (virtual) nodes.
+//!
+//! [`Head`] ties them together. Requests change the [`cluster::Cluster`]
+//! under its lock; each change returns [`cluster::Effects`] that
+//! [`Head::apply`] carries out (start or signal task runs, wake the
+//! scheduler) once the change is durable.
+
+pub mod api;
+pub mod cluster;
+pub mod local;
+pub mod scheduler;
+pub mod store;
+
+use crate::error::{Error, Result};
+use crate::model::{Millis, Node, NodeGroup, now_millis};
+use crate::node::agent::LocalAgent;
+use crate::node::protocol::AgentEvent;
+use cluster::{Caller, Cluster, Effects};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+
+/// How often the scheduler runs when nothing wakes it (run-time limits,
+/// hold-until times, draining nodes).
+const TICK: Duration = Duration::from_millis(500);
+
+pub struct Head {
+    cluster: Mutex<Cluster>,
+    agent: LocalAgent,
+    wake: Notify,
+    changes: watch::Sender<u64>,
+    /// Notified to stop the server (`hpcd local stop`).
+    pub shutdown: Notify,
+    pub started: Millis,
+    pub state_dir: PathBuf,
+    pub cluster_name: String,
+}
+
+/// The state database inside a state directory.
+pub fn db_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.db")
+}
+
+impl Head {
+    /// Opens the state in `state_dir` and registers `nodes` as this head
+    /// node's own. `hpcd` is the binary that supervises task runs.
+    pub fn open(
+        state_dir: &Path,
+        nodes: Vec<Node>,
+        groups: Vec<NodeGroup>,
+        hpcd: PathBuf,
+    ) -> Result<(Arc<Head>, mpsc::UnboundedReceiver<AgentEvent>)> {
+        std::fs::create_dir_all(state_dir).map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
+        let store = store::Store::open(&db_path(state_dir))?;
+        let cluster_name = crate::node::sys::hostname();
+        let run_root = state_dir.join("runs");
+        let mut cluster = Cluster::load(store, run_root.clone(), cluster_name.clone())?;
+        cluster.register_nodes(nodes, groups, now_millis())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let head = Head {
+            cluster: Mutex::new(cluster),
+            agent: LocalAgent::new(run_root, hpcd, tx),
+            wake: Notify::new(),
+            changes: watch::channel(0).0,
+            shutdown: Notify::new(),
+            started: now_millis(),
+            state_dir: state_dir.to_path_buf(),
+            cluster_name,
+        };
+        Ok((Arc::new(head), rx))
+    }
+
+    /// The cluster, locked. Held only for a check-and-commit, never across
+    /// an await.
+    pub fn lock(&self) -> MutexGuard<'_, Cluster> {
+        // A panic while holding the lock leaves the memory as of the last
+        // commit or before it (changes are installed after commit), so the
+        // state is still consistent.
+        self.cluster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Carries out what a committed change asks for.
+    pub fn apply(&self, eff: Effects) {
+        for (_, run) in eff.kills {
+            self.agent.kill(run);
+        }
+        for l in eff.launches {
+            self.agent.launch(l);
+        }
+        if eff.reschedule {
+            self.wake.notify_one();
+        }
+        self.changed();
+    }
+
+    /// Wakes whoever waits for a change (`job wait`).
+    pub fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Applies agents' reports as they come, several under one lock.
+    async fn event_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<AgentEvent>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(ev) = rx.try_recv() {
+                batch.push(ev);
+            }
+            let mut effects = Effects::default();
+            {
+                let mut c = self.lock();
+                for ev in &batch {
+                    match c.agent_event(ev, now_millis()) {
+                        Ok(e) => effects.merge(e),
+                        Err(e) => eprintln!("hpcd: cannot record {ev:?}: {e}"),
+                    }
+                }
+            }
+            self.apply(effects);
+        }
+    }
+
+    /// Schedules when woken, and on every tick.
+    async fn scheduler_loop(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(TICK, self.wake.notified()).await;
+            let now = now_millis();
+            let result = {
+                let mut c = self.lock();
+                c.enforce_runtimes(now).and_then(|mut e| {
+                    let s = c.schedule(now)?;
+                    e.launches.extend(s.launches);
+                    e.kills.extend(s.kills);
+                    c.settle_draining(now)?;
+                    Ok(e)
+                })
+            };
+            match result {
+                Ok(e) => {
+                    let busy = !e.launches.is_empty() || !e.kills.is_empty();
+                    self.apply(Effects { reschedule: false, ..e });
+                    if busy {
+                        self.changed();
+                    }
+                }
+                Err(e) => {
+                    eprintln!("hpcd: scheduling failed: {e}");
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+        }
+    }
+
+    /// Finds the runs that were going on when the head node last stopped.
+    fn reattach(&self) {
+        let runs = self.lock().started_runs();
+        for (_, run) in runs {
+            self.agent.reattach(run);
+        }
+    }
+}
+
+/// Connection info on the Unix socket: the peer's user id.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerCred {
+    pub uid: u32,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for PeerCred {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        // A peer whose credentials cannot be read is nobody.
+        PeerCred { uid: stream.io().peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX - 1) }
+    }
+}
+
+async fn caller_from_peer(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<PeerCred>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let name = crate::node::sys::user_name(peer.uid);
+    req.extensions_mut().insert(Caller { uid: peer.uid, name });
+    next.run(req).await
+}
+
+/// Serves `head` on `listener` until `shutdown` completes or the head node
+/// is asked to stop. Starts the scheduler and finds earlier runs first.
+pub async fn serve(
+    head: Arc<Head>,
+    events: mpsc::UnboundedReceiver<AgentEvent>,
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    tokio::spawn(head.clone().event_loop(events));
+    head.reattach();
+    tokio::spawn(head.clone().scheduler_loop());
+    head.wake.notify_one();
+    let app = api::app(head.clone()).layer(axum::middleware::from_fn(caller_from_peer));
+    let stop = head.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<PeerCred>())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop.shutdown.notified() => {}
+            }
+        })
+        .await
+        .map_err(|e| Error::io("the head node's server failed", e))
+}

@@ -1,0 +1,175 @@
+//! The node agent: starts each task run under its own supervisor process,
+//! signals runs on cancel, reports how they ended, and after a head node
+//! restart finds the runs that were going on.
+//!
+//! The embedded cluster runs one agent inside `hpcd local` for all its
+//! virtual nodes; every report goes through the same [`AgentEvent`] channel a
+//! remote agent's would.
+
+use super::protocol::{AgentEvent, Launch, RunId};
+use super::supervisor::{self, RunOutcome};
+use super::sys;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Where a run keeps its files: `<root>/<job>/<task>.<attempt>`.
+pub fn run_dir(root: &Path, run: RunId) -> PathBuf {
+    root.join(run.job.to_string()).join(format!("{}.{}", run.task, run.attempt))
+}
+
+#[derive(Clone)]
+pub struct LocalAgent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    hpcd: PathBuf,
+    events: UnboundedSender<AgentEvent>,
+    /// Supervisor pid of each live run.
+    pids: Mutex<HashMap<RunId, u32>>,
+}
+
+impl LocalAgent {
+    /// `hpcd` is the binary that provides `run-task`; `root` holds run directories.
+    pub fn new(root: PathBuf, hpcd: PathBuf, events: UnboundedSender<AgentEvent>) -> LocalAgent {
+        LocalAgent { inner: Arc::new(Inner { root, hpcd, events, pids: Mutex::new(HashMap::new()) }) }
+    }
+
+    fn send(&self, ev: AgentEvent) {
+        // The receiver lives as long as the server; after shutdown, reports
+        // are moot (the restarted head node reattaches).
+        let _ = self.inner.events.send(ev);
+    }
+
+    /// Starts a run. Failures to start are reported as an exit with an error.
+    pub fn launch(&self, l: Launch) {
+        let run = l.run;
+        match self.spawn(&l) {
+            Ok(child) => {
+                self.send(AgentEvent::Started { run });
+                let me = self.clone();
+                tokio::spawn(async move { me.watch_child(run, child).await });
+            }
+            Err(e) => self.send(AgentEvent::Exited { run, exit_code: -1, canceled: false, error: e }),
+        }
+    }
+
+    fn spawn(&self, l: &Launch) -> Result<tokio::process::Child, String> {
+        let dir = run_dir(&self.inner.root, l.run);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let spec = serde_json::to_vec(l).map_err(|e| e.to_string())?;
+        supervisor::write_atomic(&dir.join(supervisor::SPEC), &spec)
+            .map_err(|e| format!("cannot write the task spec in {}: {e}", dir.display()))?;
+        let log = std::fs::File::create(dir.join(supervisor::LOG)).map_err(|e| e.to_string())?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let child = tokio::process::Command::new(&self.inner.hpcd)
+            .arg("run-task")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| format!("cannot start the task supervisor {}: {e}", self.inner.hpcd.display()))?;
+        if let Some(pid) = child.id() {
+            self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(l.run, pid);
+        }
+        Ok(child)
+    }
+
+    async fn watch_child(&self, run: RunId, mut child: tokio::process::Child) {
+        let _ = child.wait().await;
+        self.finished(run);
+    }
+
+    /// Reports a run whose supervisor has ended.
+    fn finished(&self, run: RunId) {
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&run);
+        let dir = run_dir(&self.inner.root, run);
+        let ev = match supervisor::read_outcome(&dir) {
+            Some(RunOutcome { exit_code, canceled, error }) => AgentEvent::Exited { run, exit_code, canceled, error },
+            None => AgentEvent::Exited {
+                run,
+                exit_code: -1,
+                canceled: false,
+                error: format!(
+                    "the task supervisor ended without a result{}",
+                    log_tail(&dir).map(|t| format!(": {t}")).unwrap_or_default()
+                ),
+            },
+        };
+        self.send(ev);
+    }
+
+    /// Cancels a run: SIGTERM to its supervisor, which ends the task.
+    pub fn kill(&self, run: RunId) {
+        let pid = self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).get(&run).copied();
+        let pid = pid.or_else(|| supervisor_pid(&run_dir(&self.inner.root, run)));
+        if let Some(pid) = pid {
+            let _ = sys::kill(pid, libc::SIGTERM);
+        }
+    }
+
+    /// After a restart: reports what became of a run the head node believes
+    /// started, or watches it until it ends.
+    pub fn reattach(&self, run: RunId) {
+        let dir = run_dir(&self.inner.root, run);
+        if supervisor::read_outcome(&dir).is_some() {
+            return self.finished(run);
+        }
+        if let Some(pid) = supervisor_pid(&dir) {
+            if let Ok(fd) = sys::pidfd_open(pid) {
+                self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(run, pid);
+                self.send(AgentEvent::Started { run });
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = sys::poll(&[&fd], -1);
+                    me.finished(run);
+                });
+                return;
+            }
+        }
+        if dir.join(supervisor::STARTED).exists() {
+            self.send(AgentEvent::Exited {
+                run,
+                exit_code: -1,
+                canceled: false,
+                error: "the task's processes were lost while the head node was down".into(),
+            });
+        } else {
+            self.send(AgentEvent::NeverStarted { run });
+        }
+    }
+
+    /// Full output of a task's latest run.
+    pub fn output(&self, run: RunId) -> Option<String> {
+        let bytes = std::fs::read(run_dir(&self.inner.root, run).join(supervisor::OUTPUT)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// The pid of the live supervisor of the run in `dir`, found through /proc
+/// (its command line names the directory, so a reused pid is not mistaken).
+fn supervisor_pid(dir: &Path) -> Option<u32> {
+    let want = dir.as_os_str().as_encoded_bytes();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.len() >= 3 && args[1] == b"run-task" && args[2] == want {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn log_tail(dir: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(dir.join(supervisor::LOG)).ok()?;
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.lines().last().unwrap_or(t).to_string())
+}

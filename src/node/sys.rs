@@ -1,0 +1,291 @@
+//! The Linux calls the node agent needs that std does not wrap: CPU
+//! affinity, sessions, process-file descriptors, signal descriptors, the
+//! child subreaper, users. All of the agent's `unsafe` lives here; each
+//! function is a safe wrapper that returns `io::Result`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// Binds the calling process to `cpus` (host logical CPU numbers).
+pub fn set_affinity(cpus: &[u32]) -> io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is plain data; zeroed is its empty value, CPU_SET
+    // writes inside it for indexes below CPU_SETSIZE, which we check.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            if (c as usize) < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c as usize, &mut set);
+            }
+        }
+        check(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)).map(|_| ())
+    }
+}
+
+/// The CPUs the calling process may run on.
+pub fn affinity() -> io::Result<Vec<u32>> {
+    // SAFETY: as in `set_affinity`; sched_getaffinity fills the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        check(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set))?;
+        Ok((0..libc::CPU_SETSIZE as usize).filter(|c| libc::CPU_ISSET(*c, &set)).map(|c| c as u32).collect())
+    }
+}
+
+/// Starts a new session (and process group) led by the calling process.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid has no memory-safety preconditions.
+    check(unsafe { libc::setsid() }).map(|_| ())
+}
+
+/// Unblocks every signal and restores default dispositions for the
+/// signals the supervisor handles, so a task starts with a clean slate.
+pub fn reset_signals() -> io::Result<()> {
+    // SAFETY: sigset_t is initialised by sigemptyset before use; signal() with
+    // SIG_DFL is always valid for these catchable signals.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        check(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+    }
+    Ok(())
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP and returns a descriptor that reads them.
+pub fn signal_fd() -> io::Result<OwnedFd> {
+    // SAFETY: the set is initialised before use; signalfd returns a new
+    // descriptor that we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        let fd = check(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Drains a signal descriptor; true if a signal was read.
+pub fn read_signal(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    let mut got = false;
+    loop {
+        // SAFETY: reads into a buffer we own of the size we pass.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return got;
+        }
+        got = true;
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` exits.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: the syscall returns a new descriptor that we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: no
+/// limit). Returns which are readable.
+pub fn poll(fds: &[&OwnedFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: p is a valid array of p.len() pollfd structures.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(p.iter().map(|x| x.revents != 0).collect());
+    }
+}
+
+/// Sends `sig` to process `pid`; a process that is gone is not an error.
+pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    match check(unsafe { libc::kill(pid as libc::pid_t, sig) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r.map(|_| ()),
+    }
+}
+
+/// Sends `sig` to process group `pgid`.
+pub fn killpg(pgid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: as for kill; a negative pid addresses the group.
+    match check(unsafe { libc::kill(-(pgid as libc::pid_t), sig) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r.map(|_| ()),
+    }
+}
+
+/// True if process `pid` exists.
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// Makes the calling process adopt orphaned descendants, so none of a task's
+/// processes escapes being waited for and killed.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// How a waited-for process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The exit code a task reports: the code, or 128 + the signal, as a
+    /// shell reports a process killed by a signal.
+    pub fn code(self) -> i64 {
+        match self {
+            Exit::Code(c) => c as i64,
+            Exit::Signal(s) => 128 + s as i64,
+        }
+    }
+}
+
+/// Waits for child `pid` (any child with `None`); `block` false returns
+/// `Ok(None)` at once if none has ended. `Err` with ECHILD when there are no
+/// children.
+pub fn wait(pid: Option<u32>, block: bool) -> io::Result<Option<(u32, Exit)>> {
+    let mut status = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid.map(|p| p as libc::pid_t).unwrap_or(-1), &mut status, flags) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        let exit = if libc::WIFSIGNALED(status) {
+            Exit::Signal(libc::WTERMSIG(status))
+        } else {
+            Exit::Code(libc::WEXITSTATUS(status))
+        };
+        return Ok(Some((r as u32, exit)));
+    }
+}
+
+/// A user's account.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+    pub home: String,
+}
+
+/// Looks up a user by uid.
+pub fn user_by_uid(uid: u32) -> Option<User> {
+    let mut buf = vec![0u8; 16384];
+    // SAFETY: passwd is plain data filled by getpwuid_r; the strings it points
+    // to live in `buf`, which outlives their use here.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let r = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+        if r != 0 || out.is_null() {
+            return None;
+        }
+        Some(User {
+            uid,
+            gid: pwd.pw_gid,
+            name: CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(),
+            home: CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned(),
+        })
+    }
+}
+
+/// The user name for `uid`, or the number when it has no account.
+pub fn user_name(uid: u32) -> String {
+    user_by_uid(uid).map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}
+
+/// The calling process's user id.
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Becomes `user` (groups, gid, uid), for a head node run by root that runs
+/// tasks as their owners.
+pub fn become_user(user: &User) -> io::Result<()> {
+    let name = std::ffi::CString::new(user.name.clone()).map_err(|_| io::Error::other("user name has a NUL byte"))?;
+    // SAFETY: name is a valid C string; these calls take plain integers.
+    unsafe {
+        check(libc::initgroups(name.as_ptr(), user.gid))?;
+        check(libc::setgid(user.gid))?;
+        check(libc::setuid(user.uid))?;
+    }
+    Ok(())
+}
+
+/// Takes an exclusive lock on an open file without waiting; false if another
+/// process holds it. The lock lasts as long as the descriptor.
+pub fn try_lock(f: &std::fs::File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(e) }
+}
+
+/// Number of logical CPUs online.
+pub fn online_cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as u32 } else { 1 }
+}
+
+/// Physical memory in megabytes.
+pub fn memory_mb() -> u64 {
+    // SAFETY: as above.
+    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    if pages > 0 && size > 0 { (pages as u64 * size as u64) / (1024 * 1024) } else { 0 }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
