@@ -68,12 +68,8 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output> {
 pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<String> {
     let out = run(cmd, timeout)?;
     if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            describe(cmd),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        let said = if out.stderr.trim_ascii().is_empty() { &out.stdout } else { &out.stderr };
+        bail!("{} failed ({}): {}", describe(cmd), out.status, String::from_utf8_lossy(said).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -93,7 +89,9 @@ pub fn status(cmd: &mut Command, log: Option<&Path>, timeout: Duration) -> Resul
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        if Instant::now() >= deadline || check_interrupt().is_err() {
+        // Not interruptible: clean-up (stop.sh, `hpcd local stop`) runs through here after
+        // Ctrl-C; the launched script receives the terminal's SIGINT itself anyway.
+        if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             bail!("{what} did not finish within {timeout:?} (killed)");

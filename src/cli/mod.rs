@@ -1,1 +1,156 @@
-//! x
+//! The command-line tools: one module per tool, sharing the grammar step
+//! ([`grammar`]), the output forms ([`output`]), the option types
+//! ([`opts`]) and one context ([`Ctx`]) that holds the settings, the output
+//! format and the connection to the head node.
+//!
+//! Each tool's `main` goes: raw arguments → [`parse`] (HPC Pack grammar,
+//! then clap) → settings → the subcommand's function with a [`Ctx`] → exit
+//! code. Commands print only through the context's [`output::Printer`].
+
+pub mod cluscfg;
+pub mod docs;
+pub mod grammar;
+pub mod hpcd;
+pub mod job;
+pub mod node;
+pub mod opts;
+pub mod output;
+pub mod task;
+
+use crate::client::Backend;
+use crate::config::Settings;
+use crate::error::{Error, exit};
+use output::{Format, Printer, StdPrinter};
+use std::cell::{OnceCell, RefCell};
+use std::process::ExitCode;
+
+/// What a command works with.
+pub struct Ctx {
+    pub settings: Settings,
+    pub format: Format,
+    out: RefCell<Box<dyn Printer>>,
+    backend: OnceCell<Box<dyn Backend>>,
+}
+
+impl Ctx {
+    /// A context printing to stdout in `format`; `scheduler` is `/scheduler:`.
+    pub fn new(scheduler: Option<String>, format: Format) -> anyhow::Result<Ctx> {
+        let settings = crate::config::load(scheduler)?;
+        Ok(Ctx {
+            settings,
+            format,
+            out: RefCell::new(Box::new(StdPrinter::new(std::io::stdout(), format))),
+            backend: OnceCell::new(),
+        })
+    }
+
+    /// Prints a message line; returns success, for the last line of a command.
+    pub fn message(&self, line: &str) -> anyhow::Result<u8> {
+        self.out.borrow_mut().message(line)?;
+        Ok(exit::OK)
+    }
+
+    /// Prints one object.
+    pub fn object(&self, r: &output::Record) -> anyhow::Result<()> {
+        Ok(self.out.borrow_mut().object(r)?)
+    }
+
+    /// Prints several objects (a table shows `columns`).
+    pub fn objects(&self, rs: &[output::Record], columns: &[output::Column]) -> anyhow::Result<()> {
+        Ok(self.out.borrow_mut().objects(rs, columns)?)
+    }
+
+    /// The head node, connected (and started, for the embedded one) on first use.
+    pub fn backend(&self) -> anyhow::Result<&dyn Backend> {
+        if self.backend.get().is_none() {
+            let b = crate::client::connect(&self.settings)?;
+            let _ = self.backend.set(b);
+        }
+        Ok(self.backend.get().map(|b| b.as_ref()).ok_or_else(|| Error::Unreachable("no head node".into()))?)
+    }
+}
+
+/// How a tool's command line is shaped beyond its options.
+pub struct ToolSpec {
+    pub name: &'static str,
+    /// Subcommands whose trailing tokens are a verbatim command line, and
+    /// how many positionals come before it.
+    pub command_after: &'static [(&'static str, usize)],
+}
+
+/// The outcome of parsing: the parsed value, or an exit code after help or
+/// an error was printed.
+pub enum Parsed<T> {
+    Run(T),
+    Exit(ExitCode),
+}
+
+/// Parses a tool's command line: picks the subcommand (any case), rewrites
+/// HPC Pack options with [`grammar::normalize`], then lets clap parse. Help
+/// and errors come out in HPC Pack's spelling; an error is one line.
+pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
+    let mut cmd = T::command();
+    let args: Vec<String> = raw.into_iter().skip(1).collect();
+    let Some(first) = args.first() else {
+        print_help(&mut cmd);
+        return Parsed::Exit(ExitCode::from(exit::USAGE));
+    };
+    if first == "/?" || first.eq_ignore_ascii_case("/help") || first == "--help" || first == "-h" || first == "-?" {
+        print_help(&mut cmd);
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    if first == "--version" {
+        println!("{} {}", spec.name, crate::VERSION);
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    let Some(sub) = cmd.get_subcommands().find(|s| s.get_name().eq_ignore_ascii_case(first)).map(|s| s.get_name().to_string())
+    else {
+        let names: Vec<&str> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).map(|s| s.get_name()).collect();
+        return usage_error(spec.name, &format!("unknown subcommand '{first}'; the subcommands are: {}", names.join(", ")));
+    };
+    let sub_cmd = cmd.find_subcommand(&sub).cloned().unwrap_or_else(|| clap::Command::new(sub.clone()));
+    let options: Vec<String> =
+        sub_cmd.get_arguments().filter_map(|a| a.get_long().map(|l| l.to_ascii_lowercase())).collect();
+    let command_after = spec.command_after.iter().find(|(s, _)| *s == sub).map(|(_, n)| *n);
+    let shape = grammar::Shape { options: &options, command_after };
+    let rest = match grammar::normalize(&args[1..], &shape) {
+        Ok(r) => r,
+        Err(e) => return usage_error(&format!("{} {sub}", spec.name), &e.to_string()),
+    };
+    let mut argv = vec![spec.name.to_string(), sub.clone()];
+    argv.extend(rest);
+    match T::try_parse_from(argv) {
+        Ok(t) => Parsed::Run(t),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                print!("{}", grammar::hpc_style(&e.render().to_string()));
+                Parsed::Exit(ExitCode::SUCCESS)
+            }
+            _ => {
+                let text = grammar::hpc_style(&e.render().to_string());
+                let line = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+                usage_error(&format!("{} {sub}", spec.name), &line)
+            }
+        },
+    }
+}
+
+fn print_help(cmd: &mut clap::Command) {
+    print!("{}", grammar::hpc_style(&cmd.render_help().to_string()));
+}
+
+fn usage_error<T>(who: &str, msg: &str) -> Parsed<T> {
+    eprintln!("{who}: {msg}");
+    Parsed::Exit(ExitCode::from(exit::USAGE))
+}
+
+/// Runs a command function and turns its error into one line and an exit code.
+pub fn finish(who: &str, r: anyhow::Result<u8>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{who}: {e:#}");
+            ExitCode::from(crate::error::exit_code_of(&e))
+        }
+    }
+}

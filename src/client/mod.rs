@@ -1,1 +1,87 @@
-//! x
+//! How a CLI reaches a cluster. [`Backend`] is the cluster seen by the
+//! commands; [`hpcpack::RestBackend`] implements it over HPC Pack's REST API,
+//! for our head node and for a real one. [`connect`] picks the head node from
+//! the settings and starts the embedded one when it is not running.
+
+pub mod hpcpack;
+pub mod local;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::wire::{JobSpec, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus};
+
+/// Which jobs `job list` wants.
+#[derive(Clone, Debug, Default)]
+pub struct JobQuery {
+    pub properties: Vec<String>,
+    /// Only these states (names as HPC Pack spells them); empty: any.
+    pub states: Vec<String>,
+    pub owner: Option<String>,
+}
+
+/// The cluster as the CLIs see it. Every method is one request or a short
+/// sequence of them; errors carry the head node's message and kind.
+pub trait Backend {
+    /// Creates a job with its tasks and submits it (`job submit <command>`).
+    fn submit(&self, spec: &JobSpec) -> Result<u64>;
+    /// Creates a Configuring job (`job new`).
+    fn create_job(&self, props: &[RestProperty], env: &[RestProperty]) -> Result<u64>;
+    /// Creates a Configuring job from job XML (`job new /jobfile:`).
+    fn create_job_from_xml(&self, xml: &str) -> Result<u64>;
+    /// Adds a task to a Configuring job (`job add`).
+    fn add_task(&self, job: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<u32>;
+    /// Submits a Configuring job (`job submit /id:`).
+    fn submit_job(&self, job: u64) -> Result<()>;
+    fn job(&self, id: u64, properties: &[&str]) -> Result<Vec<RestProperty>>;
+    fn jobs(&self, q: &JobQuery) -> Result<Vec<Vec<RestProperty>>>;
+    fn modify_job(&self, id: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<()>;
+    fn cancel_job(&self, id: u64, message: &str) -> Result<()>;
+    fn finish_job(&self, id: u64, message: &str) -> Result<()>;
+    fn requeue_job(&self, id: u64) -> Result<()>;
+    /// Blocks until the job is final or `timeout_secs` pass; returns its properties.
+    fn wait_job(&self, id: u64, timeout_secs: f64, properties: &[&str]) -> Result<Vec<RestProperty>>;
+    fn tasks(&self, job: u64, properties: &[&str]) -> Result<Vec<Vec<RestProperty>>>;
+    fn task(&self, job: u64, task: u32, properties: &[&str]) -> Result<Vec<RestProperty>>;
+    /// The task's whole output, or `None` where the head node keeps only the
+    /// `Output` property (a real HPC Pack head node).
+    fn task_output(&self, job: u64, task: u32) -> Result<Option<String>>;
+    fn cancel_task(&self, job: u64, task: u32, message: &str) -> Result<()>;
+    fn finish_task(&self, job: u64, task: u32, message: &str) -> Result<()>;
+    fn requeue_task(&self, job: u64, task: u32) -> Result<()>;
+    fn nodes(&self, group: Option<&str>) -> Result<Vec<WireNode>>;
+    fn node(&self, name: &str) -> Result<WireNode>;
+    /// `bringOnline` or `takeOffline` (with `force`, no draining).
+    fn node_operation(&self, name: &str, operation: &str, force: bool) -> Result<()>;
+    fn node_groups(&self) -> Result<Vec<WireNodeGroup>>;
+    fn cores(&self) -> Result<Vec<WireCore>>;
+    fn cluster_env(&self) -> Result<Vec<RestProperty>>;
+    fn set_cluster_env(&self, vars: &[RestProperty]) -> Result<()>;
+    fn cluster_version(&self) -> Result<String>;
+    fn active_head_node(&self) -> Result<String>;
+    fn status(&self) -> Result<WireStatus>;
+    fn shutdown(&self) -> Result<()>;
+}
+
+/// The head node the settings name: the embedded one (started if needed),
+/// or a head node's Unix socket (`unix:/path` or an absolute path).
+pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
+    match settings.scheduler.as_deref().map(str::trim) {
+        None | Some("") => local::connect_embedded(&settings.local),
+        Some(s) if is_this_host(s) => local::connect_embedded(&settings.local),
+        Some(s) if s.starts_with("unix:") || s.starts_with('/') => {
+            let path = s.strip_prefix("unix:").unwrap_or(s);
+            Ok(Box::new(hpcpack::RestBackend::unix(std::path::Path::new(path))?))
+        }
+        Some(s) => Err(Error::Unreachable(format!(
+            "cannot reach head node '{s}': this build reaches head nodes through a Unix socket (unix:/path) or the embedded local one; TCP and TLS come later. Unset CCP_SCHEDULER or drop /scheduler to use the embedded head node"
+        ))),
+    }
+}
+
+/// `local`, `localhost` and this machine's name all mean the embedded head node.
+pub fn is_this_host(s: &str) -> bool {
+    s.eq_ignore_ascii_case("local")
+        || s.eq_ignore_ascii_case("localhost")
+        || s == "127.0.0.1"
+        || s.eq_ignore_ascii_case(&crate::node::sys::hostname())
+}

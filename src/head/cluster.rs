@@ -183,7 +183,7 @@ impl Cluster {
                 let job = self
                     .jobs
                     .values()
-                    .filter(|j| matches!(j.state, JobState::Running | JobState::Canceling | JobState::Finishing))
+                    .filter(|j| j.holds_resources())
                     .find(|j| j.allocation.iter().any(|a| a.node == n.name && a.cores.contains(&c)));
                 let task = job.and_then(|j| {
                     self.tasks.get(&j.id).and_then(|ts| {
@@ -262,7 +262,7 @@ impl Cluster {
         probe.count = Some(count);
         probe.submit_time = Some(0);
         if let Decision::Never(why) = &scheduler::schedule_jobs(&self.nodes, &BTreeMap::new(), &[&probe])[0].1 {
-            return Err(Error::InvalidArgument(format!("job {} cannot run on this cluster: {why}", job.id)));
+            return Err(Error::InvalidArgument(format!("the job cannot run on this cluster: {why}")));
         }
         Ok(())
     }
@@ -342,6 +342,7 @@ impl Cluster {
         let id = self.next_job_id;
         let mut job = self.build_job(caller, id, &spec.properties, now)?;
         job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
+        job.custom_properties = spec.custom_properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         if spec.tasks.is_empty() {
             return Err(Error::InvalidArgument("a job needs at least one task".into()));
         }
@@ -597,7 +598,8 @@ impl Cluster {
         job.set_state(state, now);
         job.target_state = None;
         job.end_time = Some(now);
-        job.allocation.clear();
+        // The allocation stays as a record of where the job ran; only jobs
+        // that hold resources count for scheduling.
         job.pending_reason.clear();
     }
 
@@ -735,7 +737,7 @@ impl Cluster {
     /// running jobs, fail what can never run. Returns the launches.
     pub fn schedule(&mut self, now: Millis) -> Result<Effects> {
         let mut effects = Effects::default();
-        let usage = scheduler::usage_of(self.jobs.values().filter(|j| !j.allocation.is_empty()));
+        let usage = scheduler::usage_of(self.jobs.values().filter(|j| j.holds_resources()));
         let mut probes: Vec<Job> = Vec::new();
         for j in self.jobs.values().filter(|j| j.state == JobState::Queued) {
             if j.hold_until.is_some_and(|h| h > now) {
@@ -1075,7 +1077,7 @@ impl Cluster {
         let busy_jobs: Vec<u64> = self
             .jobs
             .values()
-            .filter(|j| !j.allocation.is_empty() && j.allocation.iter().any(|a| a.node == n.name))
+            .filter(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name))
             .map(|j| j.id)
             .collect();
         let mut effects = Effects { reschedule: true, ..Default::default() };
@@ -1098,7 +1100,7 @@ impl Cluster {
             .nodes
             .iter()
             .filter(|n| n.state == NodeState::Draining)
-            .filter(|n| !self.jobs.values().any(|j| j.allocation.iter().any(|a| a.node == n.name)))
+            .filter(|n| !self.jobs.values().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
             .cloned()
             .collect();
         for mut n in done {
@@ -1277,6 +1279,7 @@ mod tests {
         JobSpec {
             properties: job.iter().map(|(k, v)| RestProperty::new(*k, *v)).collect(),
             env: vec![],
+            custom_properties: vec![],
             tasks: vec![TaskSpec { properties: vec![RestProperty::new("CommandLine", cmd)], env: vec![] }],
         }
     }
@@ -1297,7 +1300,8 @@ mod tests {
         assert_eq!(c.task(id, 1).unwrap().state, TaskState::Running);
         c.agent_event(&AgentEvent::Exited { run: l.run, exit_code: 0, canceled: false, error: String::new() }, 4).unwrap();
         assert_eq!(c.job(id).unwrap().state, JobState::Finished);
-        assert!(c.job(id).unwrap().allocation.is_empty());
+        assert!(!c.job(id).unwrap().holds_resources());
+        assert_eq!(c.job(id).unwrap().allocated_node_names(), "N1,N2");
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl Job {
         }
     }
 
+    /// The job holds its allocation: it runs, or its tasks are ending.
+    pub fn holds_resources(&self) -> bool {
+        matches!(self.state, JobState::Running | JobState::Canceling | JobState::Finishing)
+    }
+
     /// `NODE1,NODE2` of the job's allocation.
     pub fn allocated_node_names(&self) -> String {
         alloc_names(&self.allocation)

@@ -50,6 +50,8 @@ pub struct JobSpec {
     #[serde(default)]
     pub env: Vec<RestProperty>,
     #[serde(default)]
+    pub custom_properties: Vec<RestProperty>,
+    #[serde(default)]
     pub tasks: Vec<TaskSpec>,
 }
 

@@ -150,7 +150,7 @@ pub fn job_props() -> &'static [JobProp] {
     &JOB_PROPS
 }
 
-static JOB_PROPS: [JobProp; 44] = [
+static JOB_PROPS: [JobProp; 49] = [
     ro!("Id", |j, _| j.id.to_string()),
     rw!("Name", |j, _| j.name.clone(), |j, v| {
         if v.chars().count() > 80 {
@@ -266,20 +266,13 @@ static JOB_PROPS: [JobProp; 44] = [
     ro!("AllocatedNodes", |j, _| j.allocated_node_names()),
     ro!("RequeueCount", |j, _| j.requeue_count.to_string()),
     ro!("TotalTaskCount", |_, c| c.total.to_string()),
+    ro!("ConfiguringTaskCount", |_, c| c.configuring.to_string()),
+    ro!("QueuedTaskCount", |_, c| c.queued.to_string()),
     ro!("RunningTaskCount", |_, c| c.running.to_string()),
+    ro!("FinishedTaskCount", |_, c| c.finished.to_string()),
+    ro!("FailedTaskCount", |_, c| c.failed.to_string()),
+    ro!("CanceledTaskCount", |_, c| c.canceled.to_string()),
 ];
-
-/// The job counters beyond the table's last rows (kept apart so the table
-/// stays a fixed-size static).
-pub fn job_counter_props(c: &TaskCounts) -> [RestProperty; 5] {
-    [
-        RestProperty::new("ConfiguringTaskCount", c.configuring.to_string()),
-        RestProperty::new("QueuedTaskCount", c.queued.to_string()),
-        RestProperty::new("FinishedTaskCount", c.finished.to_string()),
-        RestProperty::new("FailedTaskCount", c.failed.to_string()),
-        RestProperty::new("CanceledTaskCount", c.canceled.to_string()),
-    ]
-}
 
 /// Every task property this head node knows.
 pub fn task_props() -> &'static [TaskProp] {
@@ -426,11 +419,7 @@ pub fn read<G: Copy, T>(
 
 /// Reads job properties (all when `names` is empty).
 pub fn read_job(job: &Job, counts: &TaskCounts, names: &[String]) -> Result<Vec<RestProperty>, String> {
-    let mut out = read(job_props(), names, |g| g(job, counts))?;
-    if names.is_empty() {
-        out.extend(job_counter_props(counts));
-    }
-    Ok(out)
+    read(job_props(), names, |g| g(job, counts))
 }
 
 /// Reads task properties (all when `names` is empty).

@@ -1,0 +1,290 @@
+//! `hpcd`: the head node (`hpcd head`), the embedded local cluster
+//! (`hpcd local start|stop|status`), and the per-task supervisor
+//! (`hpcd run-task`, started by the node agent).
+
+use crate::client::local::{hpcd_binary, is_running, socket_path};
+use crate::error::{Error, exit};
+use crate::head::local::{LocalLayout, virtual_nodes};
+use crate::node::sys;
+use clap::{Args, Parser, Subcommand};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// hpcpack's head node and node agent.
+#[derive(Parser, Debug)]
+#[command(name = "hpcd", version, help_expected = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Runs a head node in the foreground, with this machine as its compute
+    /// node(s).
+    Head(HeadArgs),
+    /// Starts, stops or reports the embedded head node of this user (the one
+    /// the CLIs start by themselves).
+    #[command(subcommand)]
+    Local(LocalCmd),
+    /// Reports the embedded head node's status (same as `hpcd local status`).
+    Status,
+    /// Supervises one task run (started by the node agent; not for users).
+    #[command(hide = true)]
+    RunTask {
+        /// The run's directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LocalCmd {
+    /// Starts the embedded head node in the background, unless it runs already.
+    Start(LayoutArgs),
+    /// Stops the embedded head node. Running tasks go on; it finds them again
+    /// when it starts.
+    Stop,
+    /// Reports whether the embedded head node runs, and its nodes and jobs.
+    Status,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct LayoutArgs {
+    /// Splits this machine into N virtual nodes (default from the config file, else 1).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
+    /// Cores of each virtual node (default: the CPUs divided evenly).
+    #[arg(long, value_name = "N")]
+    pub cores_per_node: Option<u32>,
+    /// A node group every virtual node joins; repeat for more.
+    #[arg(long = "node-group", value_name = "NAME")]
+    pub node_groups: Vec<String>,
+    /// Prints nothing when all goes well.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HeadArgs {
+    /// Directory of the state database and task output (default: the
+    /// embedded head node's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Unix socket to listen on (default: hpcd.sock in the state directory).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Lets every local user connect (they are told apart by their
+    /// credentials; only owners change their jobs).
+    #[arg(long)]
+    pub shared: bool,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+}
+
+impl LayoutArgs {
+    fn layout(&self) -> LocalLayout {
+        LocalLayout { nodes: self.nodes, cores_per_node: self.cores_per_node, node_groups: self.node_groups.clone() }
+    }
+
+    fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(n) = self.nodes {
+            a.extend(["--nodes".into(), n.to_string()]);
+        }
+        if let Some(n) = self.cores_per_node {
+            a.extend(["--cores-per-node".into(), n.to_string()]);
+        }
+        for g in &self.node_groups {
+            a.extend(["--node-group".into(), g.clone()]);
+        }
+        a
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let r = match cli.command {
+        Cmd::RunTask { dir } => return ExitCode::from(crate::node::supervisor::main(&dir) as u8),
+        Cmd::Head(a) => run_head(a),
+        Cmd::Local(LocalCmd::Start(l)) => local_start(&l),
+        Cmd::Local(LocalCmd::Stop) => local_stop(),
+        Cmd::Local(LocalCmd::Status) | Cmd::Status => local_status(),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("hpcd: {e:#}");
+            ExitCode::from(crate::error::exit_code_of(&e))
+        }
+    }
+}
+
+/// The layout: config file, then command-line options.
+fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
+    let mut layout = crate::config::load(None)?.local;
+    layout.overlay(&args.layout());
+    Ok(layout)
+}
+
+fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
+    let dir = a.state_dir.clone().unwrap_or_else(crate::config::state_dir);
+    create_private_dir(&dir)?;
+    let lock_path = dir.join("hpcd.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+    if !sys::try_lock(&lock).map_err(|e| Error::io("cannot lock the state directory", e))? {
+        return Err(Error::InvalidState(format!(
+            "another hpcd already runs with the state directory {}; stop it first (hpcd local stop)",
+            dir.display()
+        ))
+        .into());
+    }
+    let layout = resolve_layout(&a.layout)?;
+    let host = sys::hostname();
+    let cpus = sys::affinity().unwrap_or_default();
+    let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb());
+    let hpcd = std::env::current_exe().unwrap_or_else(|_| hpcd_binary());
+    let socket = a.socket.clone().unwrap_or_else(|| socket_path(&dir));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the runtime", e))?;
+    rt.block_on(async move {
+        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd)?;
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| Error::io(format!("cannot listen on {}", socket.display()), e))?;
+        let mode = if a.shared { 0o666 } else { 0o600 };
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(format!("cannot set the mode of {}", socket.display()), e))?;
+        eprintln!("hpcd: head node {} serving {} (state in {})", head.cluster_name, socket.display(), dir.display());
+        let stop = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        let r = crate::head::serve(head, events, listener, stop).await;
+        let _ = std::fs::remove_file(&socket);
+        r
+    })?;
+    drop(lock);
+    Ok(exit::OK)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    Ok(())
+}
+
+fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
+    let dir = crate::config::state_dir();
+    let socket = socket_path(&dir);
+    if is_running(&socket) {
+        if !l.quiet {
+            println!("The embedded head node already runs ({}).", socket.display());
+        }
+        return Ok(exit::OK);
+    }
+    create_private_dir(&dir)?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    let log_path = dir.join("hpcd.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hpcd binary", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("head").arg("--state-dir").arg(&dir).args(l.to_args());
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: setsid in the child between fork and exec is async-signal-safe;
+    // it detaches the head node from this terminal's session.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || sys::setsid());
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::io("cannot start hpcd head", e))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if is_running(&socket) {
+            if !l.quiet {
+                println!("Started the embedded head node ({}).", socket.display());
+            }
+            return Ok(exit::OK);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Lost a race with another start: fine if someone serves now.
+            std::thread::sleep(Duration::from_millis(50));
+            if is_running(&socket) {
+                return Ok(exit::OK);
+            }
+            if !status.success() {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+                return Err(Error::Unreachable(format!("hpcd head exited ({status}): {last}")).into());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(Error::Unreachable(format!("the embedded head node did not answer on {} within 20 s; see {}", socket.display(), log_path.display())).into())
+}
+
+fn local_stop() -> anyhow::Result<u8> {
+    let dir = crate::config::state_dir();
+    let socket = socket_path(&dir);
+    if !is_running(&socket) {
+        println!("The embedded head node is not running.");
+        return Ok(exit::OK);
+    }
+    let b = crate::client::hpcpack::RestBackend::unix(&socket)?;
+    use crate::client::Backend;
+    b.shutdown()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if !is_running(&socket) {
+            println!("Stopped the embedded head node.");
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(Error::Unreachable("the embedded head node did not stop within 20 s".into()).into())
+}
+
+fn local_status() -> anyhow::Result<u8> {
+    let dir = crate::config::state_dir();
+    let socket = socket_path(&dir);
+    if !is_running(&socket) {
+        println!("The embedded head node is not running (state directory {}).", dir.display());
+        return Ok(exit::FAILED);
+    }
+    let b = crate::client::hpcpack::RestBackend::unix(&socket)?;
+    use crate::client::Backend;
+    let s = b.status()?;
+    let rows = [
+        ("Cluster Name", s.cluster_name),
+        ("Version", s.version),
+        ("Process Id", s.pid.to_string()),
+        ("Started", s.started),
+        ("Socket", socket.display().to_string()),
+        ("State Directory", s.state_dir),
+        ("Nodes", s.nodes.to_string()),
+        ("Jobs", s.jobs.to_string()),
+    ];
+    let mut out = std::io::stdout().lock();
+    crate::cli::output::write_properties(&mut out, &rows.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>())?;
+    Ok(exit::OK)
+}

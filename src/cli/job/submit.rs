@@ -1,0 +1,108 @@
+//! `job submit` (its three forms), `job new` and `job add`.
+
+use super::{AddArgs, NewArgs, SubmitArgs};
+use crate::cli::Ctx;
+use crate::cli::opts::{command_line, unit_props};
+use crate::error::{Error, exit};
+use crate::model::values::{format_bool, parse_name_list};
+use crate::wire::{JobSpec, RestProperty, TaskSpec};
+
+/// `job submit`.
+pub fn submit(ctx: &Ctx, a: &SubmitArgs) -> anyhow::Result<u8> {
+    let job_props = a.job.props().map_err(Error::InvalidArgument)?;
+    let id = if let Some(id) = a.id {
+        let b = ctx.backend()?;
+        if !job_props.is_empty() || a.job.jobenv.is_some() {
+            b.modify_job(id, &job_props, &a.job.env())?;
+        }
+        b.submit_job(id)?;
+        id
+    } else if let Some(file) = &a.jobfile {
+        let mut spec = read_job_file(file)?;
+        spec.properties.extend(job_props);
+        spec.env.extend(a.job.env());
+        spec.custom_properties.extend(a.job.custom());
+        ctx.backend()?.submit(&spec)?
+    } else if !a.command.is_empty() {
+        ctx.backend()?.submit(&single_task_spec(a, job_props))?
+    } else {
+        return Err(Error::InvalidArgument(
+            "nothing to submit: give the command to run (job submit hostname), /id:<jobID> of a job made with job new, or /jobfile:<file>".into(),
+        )
+        .into());
+    };
+    ctx.message(&format!("Job has been submitted. ID: {id}."))?;
+    if a.wait {
+        return super::view::wait(ctx, id, None, false);
+    }
+    Ok(exit::OK)
+}
+
+/// Form 3: a job of one task; the unit request applies to the job and the
+/// task, so the task gets all of the job's resources.
+fn single_task_spec(a: &SubmitArgs, job_props: Vec<RestProperty>) -> JobSpec {
+    let mut task = a.task.props(&command_line(&a.command));
+    if let Some((u, r)) = a.job.units.get() {
+        task.extend(unit_props(u, r));
+    }
+    if let Some(b) = a.job.exclusive {
+        task.push(RestProperty::new("IsExclusive", format_bool(b)));
+    }
+    JobSpec {
+        properties: job_props,
+        env: a.job.env(),
+        custom_properties: a.job.custom(),
+        tasks: vec![TaskSpec { properties: task, env: a.task.env() }],
+    }
+}
+
+fn read_job_file(file: &str) -> anyhow::Result<JobSpec> {
+    let xml = std::fs::read_to_string(file).map_err(|e| Error::InvalidArgument(format!("cannot read job file {file}: {e}")))?;
+    Ok(crate::wire::jobxml::parse(&xml).map_err(|e| Error::InvalidArgument(format!("{file}: {e}")))?)
+}
+
+/// `job new`.
+pub fn new(ctx: &Ctx, a: &NewArgs) -> anyhow::Result<u8> {
+    let mut props = Vec::new();
+    let mut env = Vec::new();
+    let mut tasks = Vec::new();
+    if let Some(file) = &a.jobfile {
+        let spec = read_job_file(file)?;
+        props = spec.properties;
+        env = spec.env;
+        tasks = spec.tasks;
+    }
+    props.extend(a.job.props().map_err(Error::InvalidArgument)?);
+    env.extend(a.job.env());
+    let b = ctx.backend()?;
+    let id = b.create_job(&props, &env)?;
+    for t in &tasks {
+        b.add_task(id, &t.properties, &t.env)?;
+    }
+    ctx.message(&format!("Created job, ID: {id}"))?;
+    Ok(exit::OK)
+}
+
+/// `job add`.
+pub fn add(ctx: &Ctx, a: &AddArgs) -> anyhow::Result<u8> {
+    let mut props = a.task.props(&command_line(&a.command));
+    props.extend(a.units.props());
+    if let Some(d) = &a.depend {
+        props.push(RestProperty::new("DependsOn", parse_name_list(d).join(",")));
+    }
+    if let Some(b) = a.exclusive {
+        props.push(RestProperty::new("IsExclusive", format_bool(b)));
+    }
+    if let Some(n) = &a.requirednodes {
+        props.push(RestProperty::new("RequiredNodes", parse_name_list(n).join(",")));
+    }
+    if let Some(r) = a.runtime {
+        props.push(RestProperty::new("RuntimeSeconds", r.0.map(|s| s.to_string()).unwrap_or_else(|| "Infinite".into())));
+    }
+    if let Some(c) = &a.validexitcodes {
+        props.push(RestProperty::new("ValidExitCodes", c.to_string()));
+    }
+    let tid = ctx.backend()?.add_task(a.id, &props, &a.task.env())?;
+    ctx.message(&format!("Task {}.{tid} added.", a.id))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,270 @@
+//! `node`: list, view, bring online, take offline, and list cores.
+
+use crate::cli::job::view::all_fields;
+use crate::cli::opts::{self, Common};
+use crate::cli::output::{Column, Format, Record};
+use crate::cli::{Ctx, Parsed, ToolSpec, finish, parse};
+use crate::error::{Error, exit};
+use crate::wire::WireNode;
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+
+pub const SPEC: ToolSpec = ToolSpec { name: "node", command_after: &[] };
+
+/// Displays and manages the nodes of an HPC cluster.
+#[derive(Parser, Debug)]
+#[command(name = "node", help_expected = true, disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Displays information about the nodes in the HPC cluster.
+    List(ListArgs),
+    /// Displays a list of the cores on the nodes in the HPC cluster.
+    Listcores(CoresArgs),
+    /// Takes the specified node or all nodes offline (draining first unless /force).
+    Offline(OfflineArgs),
+    /// Brings the specified node or all nodes online.
+    Online(OnlineArgs),
+    /// Displays the property values of a node.
+    View(ViewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Shows the name of the active head node only.
+    #[arg(long)]
+    pub activeheadnode: bool,
+    /// Output format: table (default), list, or json ([extension]).
+    #[arg(long, value_name = "list|table|json", value_parser = opts::format)]
+    pub format: Option<Format>,
+    /// Only nodes of this group.
+    #[arg(long, value_name = "group_name")]
+    pub group: Option<String>,
+    /// Only nodes in this state (Online, Offline, Draining).
+    #[arg(long, value_name = "state")]
+    pub state: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    /// The node's name.
+    #[arg(value_name = "node_name")]
+    pub name: String,
+    /// Shows every property of the node.
+    #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = opts::boolean)]
+    pub detailed: Option<bool>,
+    #[command(flatten)]
+    pub format: crate::cli::job::ViewFormat,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct OnlineArgs {
+    /// The node's name.
+    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every node that is not online.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct OfflineArgs {
+    /// The node's name.
+    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every node that is online.
+    #[arg(long)]
+    pub all: bool,
+    /// Goes offline at once, canceling the jobs on the node, instead of
+    /// draining (letting them finish) first.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct CoresArgs {
+    /// Output format: table (default), list, or json ([extension]).
+    #[arg(long, value_name = "list|table|json", value_parser = opts::format)]
+    pub format: Option<Format>,
+    /// Only the cores allocated to this job.
+    #[arg(long, value_name = "jobID", value_parser = opts::job_id)]
+    pub jobid: Option<u64>,
+    /// Only cores in these states: all, offline, idle, jobscheduled,
+    /// taskrunning (comma-separated; * means all).
+    #[arg(long, value_name = "state_list")]
+    pub state: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn main() -> ExitCode {
+    let cli: Cli = match parse(&SPEC, std::env::args().collect()) {
+        Parsed::Run(c) => c,
+        Parsed::Exit(code) => return code,
+    };
+    let pick = crate::cli::job::pick_format;
+    let (who, r) = match cli.command {
+        Cmd::List(a) => ("node list", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| list(&c, &a))),
+        Cmd::View(a) => ("node view", Ctx::new(a.common.scheduler.clone(), pick(a.format.format, Format::List)).and_then(|c| view(&c, &a))),
+        Cmd::Online(a) => ("node online", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| online(&c, &a))),
+        Cmd::Offline(a) => ("node offline", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| offline(&c, &a))),
+        Cmd::Listcores(a) => ("node listcores", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| cores(&c, &a))),
+    };
+    finish(who, r)
+}
+
+fn node_record(n: &WireNode) -> Record {
+    Record::new()
+        .field("Node Name", "Name", n.name.clone())
+        .field("State", "State", n.state.clone())
+        .field("Max", "Cores", n.cores.to_string())
+        .field("Run", "CoresInUse", n.cores_in_use.to_string())
+        .field("Idle", "CoresIdle", n.cores.saturating_sub(n.cores_in_use).to_string())
+}
+
+fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<u8> {
+    let b = ctx.backend()?;
+    if a.activeheadnode {
+        return ctx.message(&b.active_head_node()?);
+    }
+    if let Some(s) = &a.state {
+        crate::model::NodeState::parse(s)
+            .ok_or_else(|| Error::InvalidArgument(format!("'{s}' is not a node state; use Online, Offline or Draining")))?;
+    }
+    let nodes: Vec<Record> = b
+        .nodes(a.group.as_deref())?
+        .iter()
+        .filter(|n| a.state.as_deref().is_none_or(|s| n.state.eq_ignore_ascii_case(s)))
+        .map(node_record)
+        .collect();
+    ctx.objects(
+        &nodes,
+        &[
+            Column { title: "Node Name", width: 20 },
+            Column { title: "State", width: 11 },
+            Column { title: "Max", width: 5 },
+            Column { title: "Run", width: 5 },
+            Column { title: "Idle", width: 5 },
+        ],
+    )?;
+    Ok(exit::OK)
+}
+
+fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
+    let n = ctx.backend()?.node(&a.name)?;
+    if a.detailed.unwrap_or(false) {
+        let v = serde_json::to_value(&n)?;
+        let props: Vec<crate::wire::RestProperty> = v
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        let s = match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","),
+                            other => other.to_string(),
+                        };
+                        crate::wire::RestProperty::new(k, s)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ctx.object(&all_fields(&props))?;
+        return Ok(exit::OK);
+    }
+    let r = Record::new()
+        .field("Node Name", "Name", n.name.clone())
+        .field("State", "State", n.state.clone())
+        .field("Health", "Health", n.health.clone())
+        .field("Reachable", "Reachable", crate::model::values::format_bool(n.reachable.unwrap_or(true)))
+        .field("Number of Cores", "Cores", n.cores.to_string())
+        .field("Number of Sockets", "Sockets", n.sockets.to_string())
+        .field("Cores In Use", "CoresInUse", n.cores_in_use.to_string())
+        .field("Memory Size", "MemorySize", format!("{} MB", n.memory_size))
+        .field("Node Groups", "Groups", n.groups.join(","))
+        .field("Location", "Location", n.location.clone())
+        .field("Online Time", "OnlineTime", n.online_time.clone())
+        .field("Offline Time", "OfflineTime", n.offline_time.clone());
+    ctx.object(&r)?;
+    Ok(exit::OK)
+}
+
+/// The nodes `/all` means: those not already in the target state.
+fn targets(ctx: &Ctx, name: &Option<String>, all: bool, skip_state: &str) -> anyhow::Result<Vec<String>> {
+    if !all {
+        return Ok(name.iter().cloned().collect());
+    }
+    Ok(ctx.backend()?.nodes(None)?.into_iter().filter(|n| !n.state.eq_ignore_ascii_case(skip_state)).map(|n| n.name).collect())
+}
+
+fn online(ctx: &Ctx, a: &OnlineArgs) -> anyhow::Result<u8> {
+    for n in targets(ctx, &a.name, a.all, "Online")? {
+        ctx.backend()?.node_operation(&n, "bringOnline", false)?;
+        ctx.message(&format!("Node {n} is Online."))?;
+    }
+    Ok(exit::OK)
+}
+
+fn offline(ctx: &Ctx, a: &OfflineArgs) -> anyhow::Result<u8> {
+    let b = ctx.backend()?;
+    for n in targets(ctx, &a.name, a.all, "Offline")? {
+        b.node_operation(&n, "takeOffline", a.force)?;
+        let state = b.node(&n)?.state;
+        ctx.message(&format!("Node {n} is {state}."))?;
+    }
+    Ok(exit::OK)
+}
+
+const CORE_STATES: &[&str] = &["offline", "idle", "jobscheduled", "taskrunning", "readyfortask", "taskscheduled"];
+
+fn cores(ctx: &Ctx, a: &CoresArgs) -> anyhow::Result<u8> {
+    let wanted: Option<Vec<String>> = match a.state.as_deref() {
+        None => None,
+        Some(s) if s.trim() == "*" || s.eq_ignore_ascii_case("all") => None,
+        Some(s) => {
+            let list: Vec<String> = s.split(',').map(|x| x.trim().to_ascii_lowercase()).filter(|x| !x.is_empty()).collect();
+            if let Some(bad) = list.iter().find(|x| !CORE_STATES.contains(&x.as_str())) {
+                return Err(Error::InvalidArgument(format!("'{bad}' is not a core state; use *, all, {}", CORE_STATES.join(", "))).into());
+            }
+            Some(list)
+        }
+    };
+    let rows: Vec<Record> = ctx
+        .backend()?
+        .cores()?
+        .iter()
+        .filter(|c| a.jobid.is_none_or(|j| c.job_id == Some(j)))
+        .filter(|c| wanted.as_ref().is_none_or(|w| w.iter().any(|s| s.eq_ignore_ascii_case(&c.state))))
+        .map(|c| {
+            Record::new()
+                .field("Node Name", "NodeName", c.node_name.clone())
+                .field("Core Id", "CoreId", c.core_id.to_string())
+                .field("State", "State", c.state.clone())
+                .field("Job Id", "JobId", c.job_id.map(|j| j.to_string()).unwrap_or_default())
+                .field("Task Id", "TaskId", c.task_id.clone().unwrap_or_default())
+        })
+        .collect();
+    ctx.objects(
+        &rows,
+        &[
+            Column { title: "Node Name", width: 20 },
+            Column { title: "Core Id", width: 7 },
+            Column { title: "State", width: 12 },
+            Column { title: "Job Id", width: 8 },
+            Column { title: "Task Id", width: 10 },
+        ],
+    )?;
+    Ok(exit::OK)
+}

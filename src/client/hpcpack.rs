@@ -1,0 +1,309 @@
+//! HPC Pack's REST API as a [`Backend`]: `/hpc/...` with `{Name, Value}`
+//! properties, plus this project's extensions where the head node has them.
+//! Against a real HPC Pack head node an extension answers 404 and the client
+//! falls back to the plain API (for example the 4 KB `Output` property
+//! instead of the full output).
+
+use super::{Backend, JobQuery};
+use crate::error::{Error, Kind, Result};
+use crate::wire::{ErrorBody, JobSpec, RestObject, RestProperty, TaskSpec, WireCore, WireNode, WireNodeGroup, WireStatus};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct RestBackend {
+    client: Client,
+    /// `http://localhost` for a Unix socket.
+    base: String,
+    socket: Option<PathBuf>,
+}
+
+impl RestBackend {
+    /// A head node listening on the Unix socket `path`.
+    pub fn unix(path: &Path) -> Result<RestBackend> {
+        // Plain HTTP over the socket needs no TLS, but the builder wants a
+        // crypto provider installed; ring is the one this build carries.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::builder()
+            .unix_socket(path.to_path_buf())
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::Unreachable(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(RestBackend { client, base: "http://localhost".into(), socket: Some(path.to_path_buf()) })
+    }
+
+    fn where_(&self) -> String {
+        match &self.socket {
+            Some(p) => format!("the head node at {}", p.display()),
+            None => format!("the head node at {}", self.base),
+        }
+    }
+
+    fn hpc(&self, path: &str) -> String {
+        format!("{}{}{}", self.base, crate::wire::HPC, path)
+    }
+
+    fn ext(&self, path: &str) -> String {
+        format!("{}{}{}", self.base, crate::wire::EXT, path)
+    }
+
+    fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let resp = req.send().map_err(|e| {
+            Error::Unreachable(format!("cannot reach {}: {}", self.where_(), error_chain(&e)))
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().unwrap_or_default();
+        let (kind, message) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => (Kind::from_code(&b.code), b.message),
+            Err(_) => (Kind::from_status(status.as_u16()), format!("{} answered {status}: {}", self.where_(), text.trim())),
+        };
+        Err(Error::Remote { kind, message })
+    }
+
+    fn get<T: DeserializeOwned>(&self, url: String) -> Result<T> {
+        self.json(self.send(self.client.get(url))?)
+    }
+
+    fn json<T: DeserializeOwned>(&self, resp: Response) -> Result<T> {
+        let text = resp.text().map_err(|e| Error::Unreachable(format!("reading the answer of {}: {e}", self.where_())))?;
+        serde_json::from_str(&text).map_err(|e| Error::Remote {
+            kind: Kind::Internal,
+            message: format!("{} sent an answer this client cannot read ({e})", self.where_()),
+        })
+    }
+
+    fn post<B: serde::Serialize + ?Sized>(&self, url: String, body: &B) -> Result<Response> {
+        self.send(self.client.post(url).json(body))
+    }
+
+    /// An extension call; `Ok(None)` when the head node does not have it.
+    fn ext_get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        match self.send(self.client.get(self.ext(path))) {
+            Ok(r) => self.json(r).map(Some),
+            Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s += &format!(": {t}");
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn props_param(p: &[&str]) -> String {
+    if p.is_empty() { String::new() } else { format!("?properties={}", p.join(",")) }
+}
+
+impl Backend for RestBackend {
+    fn submit(&self, spec: &JobSpec) -> Result<u64> {
+        match self.post(self.ext("/jobs"), spec) {
+            Ok(r) => self.json(r),
+            // A head node without the extension: HPC Pack's three calls.
+            Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => {
+                let id = self.create_job(&spec.properties, &spec.env)?;
+                for t in &spec.tasks {
+                    self.add_task(id, &t.properties, &t.env)?;
+                }
+                self.submit_job(id)?;
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_job(&self, props: &[RestProperty], env: &[RestProperty]) -> Result<u64> {
+        let id: u64 = self.json(self.post(self.hpc("/jobs"), props)?)?;
+        if !env.is_empty() {
+            self.post(self.hpc(&format!("/jobs/{id}/envVariables")), env)?;
+        }
+        Ok(id)
+    }
+
+    fn create_job_from_xml(&self, xml: &str) -> Result<u64> {
+        self.json(self.post(self.hpc("/jobs/jobFile"), &xml)?)
+    }
+
+    fn add_task(&self, job: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<u32> {
+        let id: u32 = self.json(self.post(self.hpc(&format!("/jobs/{job}/tasks")), props)?)?;
+        if !env.is_empty() {
+            self.post(self.hpc(&format!("/jobs/{job}/tasks/{id}/envVariables")), env)?;
+        }
+        Ok(id)
+    }
+
+    fn submit_job(&self, job: u64) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{job}/submit")), &Vec::<RestProperty>::new()).map(|_| ())
+    }
+
+    fn job(&self, id: u64, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        self.get(self.hpc(&format!("/jobs/{id}{}", props_param(properties))))
+    }
+
+    fn jobs(&self, q: &JobQuery) -> Result<Vec<Vec<RestProperty>>> {
+        let mut req = self.client.get(self.hpc("/jobs"));
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if !q.properties.is_empty() {
+            params.push(("properties", q.properties.join(",")));
+        }
+        if !q.states.is_empty() {
+            params.push(("$filter", format!("JobState eq {}", q.states.join(","))));
+        }
+        if let Some(o) = &q.owner {
+            params.push(("owner", o.clone()));
+        }
+        req = req.query(&params);
+        let rows: Vec<RestObject> = self.json(self.send(req)?)?;
+        Ok(rows.into_iter().map(|r| r.properties).collect())
+    }
+
+    fn modify_job(&self, id: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<()> {
+        if !props.is_empty() {
+            self.send(self.client.put(self.hpc(&format!("/jobs/{id}"))).json(props))?;
+        }
+        if !env.is_empty() {
+            self.post(self.hpc(&format!("/jobs/{id}/envVariables")), env)?;
+        }
+        Ok(())
+    }
+
+    fn cancel_job(&self, id: u64, message: &str) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{id}/cancel")), message).map(|_| ())
+    }
+
+    fn finish_job(&self, id: u64, message: &str) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{id}/finish")), message).map(|_| ())
+    }
+
+    fn requeue_job(&self, id: u64) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{id}/requeue")), &()).map(|_| ())
+    }
+
+    fn wait_job(&self, id: u64, timeout_secs: f64, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        let mut path = format!("/jobs/{id}/wait?timeout={timeout_secs}");
+        if !properties.is_empty() {
+            path += &format!("&properties={}", properties.join(","));
+        }
+        match self.ext_get(&path)? {
+            Some(p) => Ok(p),
+            None => {
+                // Polling, as scripts do against HPC Pack.
+                let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout_secs);
+                loop {
+                    let p = self.job(id, properties)?;
+                    let done = crate::wire::prop(&p, "State")
+                        .and_then(crate::model::JobState::parse)
+                        .is_some_and(|s| s.is_final());
+                    if done || std::time::Instant::now() >= deadline {
+                        return Ok(p);
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    fn tasks(&self, job: u64, properties: &[&str]) -> Result<Vec<Vec<RestProperty>>> {
+        let rows: Vec<RestObject> = self.get(self.hpc(&format!("/jobs/{job}/tasks{}", props_param(properties))))?;
+        Ok(rows.into_iter().map(|r| r.properties).collect())
+    }
+
+    fn task(&self, job: u64, task: u32, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        self.get(self.hpc(&format!("/jobs/{job}/tasks/{task}{}", props_param(properties))))
+    }
+
+    fn task_output(&self, job: u64, task: u32) -> Result<Option<String>> {
+        match self.send(self.client.get(self.ext(&format!("/jobs/{job}/tasks/{task}/output")))) {
+            Ok(r) => r.text().map(Some).map_err(|e| Error::Unreachable(format!("reading task output: {e}"))),
+            Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn cancel_task(&self, job: u64, task: u32, message: &str) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{job}/tasks/{task}/cancel")), message).map(|_| ())
+    }
+
+    fn finish_task(&self, job: u64, task: u32, message: &str) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{job}/tasks/{task}/finish")), message).map(|_| ())
+    }
+
+    fn requeue_task(&self, job: u64, task: u32) -> Result<()> {
+        self.post(self.hpc(&format!("/jobs/{job}/tasks/{task}/requeue")), &()).map(|_| ())
+    }
+
+    fn nodes(&self, group: Option<&str>) -> Result<Vec<WireNode>> {
+        let mut req = self.client.get(self.hpc("/cluster/nodes"));
+        if let Some(g) = group {
+            req = req.query(&[("group", g)]);
+        }
+        self.json(self.send(req)?)
+    }
+
+    fn node(&self, name: &str) -> Result<WireNode> {
+        self.get(self.hpc(&format!("/cluster/nodes/{name}")))
+    }
+
+    fn node_operation(&self, name: &str, operation: &str, force: bool) -> Result<()> {
+        let mut url = self.hpc(&format!("/cluster/nodes/{name}/operations/{operation}"));
+        if force {
+            url += "?force=true";
+        }
+        self.post(url, &()).map(|_| ())
+    }
+
+    fn node_groups(&self) -> Result<Vec<WireNodeGroup>> {
+        self.get(self.hpc("/cluster/nodeGroups"))
+    }
+
+    fn cores(&self) -> Result<Vec<WireCore>> {
+        self.ext_get("/cluster/cores")?.ok_or_else(|| Error::Remote {
+            kind: Kind::NotFound,
+            message: format!("{} does not list cores (an extension of this project's head node)", self.where_()),
+        })
+    }
+
+    fn cluster_env(&self) -> Result<Vec<RestProperty>> {
+        self.ext_get("/cluster/env")?.ok_or_else(|| Error::Remote {
+            kind: Kind::NotFound,
+            message: format!("{} does not serve cluster environment variables over REST", self.where_()),
+        })
+    }
+
+    fn set_cluster_env(&self, vars: &[RestProperty]) -> Result<()> {
+        self.send(self.client.put(self.ext("/cluster/env")).json(vars)).map(|_| ())
+    }
+
+    fn cluster_version(&self) -> Result<String> {
+        self.get(self.hpc("/cluster/version"))
+    }
+
+    fn active_head_node(&self) -> Result<String> {
+        self.get(self.hpc("/cluster/activeHeadNode"))
+    }
+
+    fn status(&self) -> Result<WireStatus> {
+        self.ext_get("/status")?.ok_or_else(|| Error::Remote { kind: Kind::NotFound, message: "not our head node".into() })
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        self.post(self.ext("/shutdown"), &()).map(|_| ())
+    }
+}
+
+/// A task spec from properties and environment (for [`Backend::submit`]).
+pub fn task_spec(properties: Vec<RestProperty>, env: Vec<RestProperty>) -> TaskSpec {
+    TaskSpec { properties, env }
+}
