@@ -125,24 +125,50 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode> {
     let plan = args.plan();
-    let ours = (!args.skip_hpcpack).then(|| run_hpcpack(&plan)).transpose()?;
-    let (slurm_name, theirs) = if args.with_slurm { run_slurm(&plan, args.install)? } else { ("Slurm".into(), None) };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = load_average();
+    if load.is_some_and(|l| l > 0.5 * cpus as f64) {
+        eprintln!(
+            "warning: load average {:.2} on {cpus} CPUs: something else is running, the numbers will be noisy",
+            load.unwrap_or(0.0)
+        );
+    }
+    let ours = (!args.skip_hpcpack)
+        .then(|| run_hpcpack(&plan))
+        .transpose()?;
+    let (slurm_name, theirs) = if args.with_slurm {
+        run_slurm(&plan, args.install)?
+    } else {
+        ("Slurm".into(), None)
+    };
     if !args.with_slurm {
         eprintln!("(Slurm not measured: pass --with-slurm, as root, to compare)");
     }
     println!(
-        "\nscheduler bench on {} CPUs: {} jobs per submission phase, Slurm REST API openapi/{}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "\nscheduler bench on {cpus} CPUs (load average {} at the start): {} jobs per submission phase, Slurm REST API openapi/{}",
+        load.map_or("?".to_string(), |l| format!("{l:.2}")),
         plan.jobs,
         slurm::OPENAPI
     );
     report::print(
         &plan,
-        &Column { name: "hpcpack".into(), results: ours.as_ref() },
-        &Column { name: slurm_name, results: theirs.as_ref() },
+        &Column {
+            name: "hpcpack".into(),
+            results: ours.as_ref(),
+        },
+        &Column {
+            name: slurm_name,
+            results: theirs.as_ref(),
+        },
     );
-    let failed = [&ours, &theirs].iter().any(|r| r.as_ref().is_some_and(|r| r.failed));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let failed = [&ours, &theirs]
+        .iter()
+        .any(|r| r.as_ref().is_some_and(|r| r.failed));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Starts a head node, measures it, stops it. Missing binaries are an error (build first);
@@ -161,7 +187,10 @@ fn run_slurm(plan: &Plan, install: bool) -> Result<(String, Option<Results>)> {
     eprintln!("[slurm] starting Slurm (benches/slurm/start.sh)");
     Ok(match slurm::Slurm::start(install) {
         Ok(slurm::Start::Running(s)) => {
-            let name = s.version.replace("slurm-wlm", "Slurm").replace("slurm", "Slurm");
+            let name = s
+                .version
+                .replace("slurm-wlm", "Slurm")
+                .replace("slurm", "Slurm");
             let results = measure::measure("slurm", &s, plan);
             (name, Some(results))
         }
@@ -171,4 +200,14 @@ fn run_slurm(plan: &Plan, install: bool) -> Result<(String, Option<Results>)> {
         }
         Err(e) => ("Slurm".into(), Some(Results::failure(format!("{e:#}")))),
     })
+}
+
+/// The 1-minute load average, to warn when the machine is busy with something else.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -31,20 +31,30 @@ impl Bins {
             candidates.push(PathBuf::from(dir));
         } else {
             // target/release/deps/scheduler-<hash> -> target/release
-            if let Some(dir) = std::env::current_exe().ok().and_then(|p| Some(p.parent()?.parent()?.to_path_buf())) {
+            if let Some(dir) = std::env::current_exe()
+                .ok()
+                .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
+            {
                 candidates.push(dir);
             }
             candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release"));
         }
         for dir in &candidates {
-            if ["job", "task", "hpcd"].iter().all(|b| dir.join(b).is_file()) {
+            if ["job", "task", "hpcd"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+            {
                 return Ok(Bins(dir.clone()));
             }
         }
         bail!(
             "the release binaries job, task and hpcd are not in {}; run `cargo build --release` first \
              (or point HPCPACK_BIN_DIR at them)",
-            candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+            candidates
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
         )
     }
 
@@ -62,7 +72,8 @@ struct Daemon {
 impl Daemon {
     fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env(HPCPACK_STATE_DIR, self.state.path()).env_remove(CCP_SCHEDULER);
+        cmd.env(HPCPACK_STATE_DIR, self.state.path())
+            .env_remove(CCP_SCHEDULER);
         cmd
     }
 
@@ -77,7 +88,10 @@ impl Drop for Daemon {
         cmd.args(["local", "stop"]);
         match proc::status(&mut cmd, Some(&self.log()), Duration::from_secs(30)) {
             Ok(s) if s.success() => {}
-            Ok(s) => eprintln!("warning: `hpcd local stop` failed ({s}); see {}", self.log().display()),
+            Ok(s) => eprintln!(
+                "warning: `hpcd local stop` failed ({s}); see {}",
+                self.log().display()
+            ),
             Err(e) => eprintln!("warning: {e:#}"),
         }
     }
@@ -92,8 +106,14 @@ pub struct HeadNode {
 
 impl HeadNode {
     pub fn start(bins: Bins) -> Result<Self> {
-        let state = tempfile::Builder::new().prefix("hpcpack-bench-").tempdir().context("creating a state directory")?;
-        let daemon = Daemon { hpcd: bins.path("hpcd"), state };
+        let state = tempfile::Builder::new()
+            .prefix("hpcpack-bench-")
+            .tempdir()
+            .context("creating a state directory")?;
+        let daemon = Daemon {
+            hpcd: bins.path("hpcd"),
+            state,
+        };
         let mut cmd = daemon.command(&daemon.hpcd);
         cmd.args(["local", "start"]);
         let status = proc::status(&mut cmd, Some(&daemon.log()), Duration::from_secs(60))?;
@@ -102,14 +122,22 @@ impl HeadNode {
             bail!("`hpcd local start` failed ({status}): {}", log.trim());
         }
         let sock = daemon.state.path().join("hpcd.sock");
-        ensure!(sock.exists(), "`hpcd local start` returned but {} does not exist", sock.display());
+        ensure!(
+            sock.exists(),
+            "`hpcd local start` returned but {} does not exist",
+            sock.display()
+        );
         let client = Client::builder()
             .unix_socket(sock)
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
             .context("building the REST client")?;
-        Ok(HeadNode { bins, daemon, client })
+        Ok(HeadNode {
+            bins,
+            daemon,
+            client,
+        })
     }
 
     fn cli(&self, name: &str) -> Command {
@@ -119,7 +147,12 @@ impl HeadNode {
     /// POSTs a JSON body and returns the response body (empty for 204).
     fn post(&self, path: &str, body: &Json) -> Result<String> {
         let url = format!("{REST}{path}");
-        let resp = self.client.post(&url).json(body).send().with_context(|| format!("POST {url}"))?;
+        let resp = self
+            .client
+            .post(&url)
+            .json(body)
+            .send()
+            .with_context(|| format!("POST {url}"))?;
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
         ensure!(status.is_success(), "POST {url}: {status}: {}", text.trim());
@@ -129,7 +162,8 @@ impl HeadNode {
 
 /// Reads a job or task id answered as a JSON integer (or, leniently, a string of digits).
 fn parse_id(body: &str) -> Result<u64> {
-    let v: Json = serde_json::from_str(body.trim()).with_context(|| format!("not JSON: {body:?}"))?;
+    let v: Json =
+        serde_json::from_str(body.trim()).with_context(|| format!("not JSON: {body:?}"))?;
     match &v {
         Json::Number(n) => n.as_u64(),
         Json::String(s) => s.parse().ok(),
@@ -143,14 +177,21 @@ fn parse_submitted(stdout: &str) -> Result<u64> {
     stdout
         .split("ID:")
         .nth(1)
-        .and_then(|rest| rest.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|rest| {
+            rest.trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+        })
         .and_then(|digits| digits.parse().ok())
         .with_context(|| format!("no job id in `job submit` output {:?}", stdout.trim()))
 }
 
 impl Side for HeadNode {
     fn cli_submit(&self) -> Result<u64> {
-        let out = proc::run_ok(self.cli("job").args(["submit", "/numcores:1", "true"]), COMMAND_TIMEOUT)?;
+        let out = proc::run_ok(
+            self.cli("job").args(["submit", "/numcores:1", "true"]),
+            COMMAND_TIMEOUT,
+        )?;
         parse_submitted(&out)
     }
 
@@ -162,17 +203,26 @@ impl Side for HeadNode {
             {"Name": "MaxCores", "Value": "1"},
         ]);
         let id = parse_id(&self.post("/jobs", &job)?)?;
-        parse_id(&self.post(&format!("/jobs/{id}/tasks"), &json!([{"Name": "CommandLine", "Value": "true"}]))?)?;
+        parse_id(&self.post(
+            &format!("/jobs/{id}/tasks"),
+            &json!([{"Name": "CommandLine", "Value": "true"}]),
+        )?)?;
         self.post(&format!("/jobs/{id}/submit"), &json!([]))?;
         Ok(id)
     }
 
     fn progress(&self, id: u64) -> Result<Progress> {
         let url = format!("{REST}/jobs/{id}?properties=State");
-        let resp = self.client.get(&url).send().with_context(|| format!("GET {url}"))?;
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .with_context(|| format!("GET {url}"))?;
         let status = resp.status();
         ensure!(status.is_success(), "GET {url}: {status}");
-        let props: Vec<Json> = resp.json().with_context(|| format!("GET {url}: not a property list"))?;
+        let props: Vec<Json> = resp
+            .json()
+            .with_context(|| format!("GET {url}: not a property list"))?;
         let state = props
             .iter()
             .find(|p| p["Name"] == "State")
@@ -198,4 +248,3 @@ impl Side for HeadNode {
         vec![(Metric::JobView, job), (Metric::TaskView, task)]
     }
 }
-

@@ -44,7 +44,10 @@ impl Metric {
     /// The goal, as "ours is at least this many times better than Slurm".
     pub fn goal(self) -> Option<f64> {
         match self {
-            Metric::CliSubmit | Metric::CliSubmitParallel | Metric::RestSubmit | Metric::SubmitToFinish => Some(10.0),
+            Metric::CliSubmit
+            | Metric::CliSubmitParallel
+            | Metric::RestSubmit
+            | Metric::SubmitToFinish => Some(10.0),
             Metric::RunThrough | Metric::JobView | Metric::TaskView => None,
         }
     }
@@ -151,7 +154,11 @@ pub struct Results {
 
 impl Results {
     pub fn failure(note: String) -> Self {
-        Results { values: BTreeMap::new(), notes: vec![note], failed: true }
+        Results {
+            values: BTreeMap::new(),
+            notes: vec![note],
+            failed: true,
+        }
     }
 }
 
@@ -175,7 +182,10 @@ fn phases(name: &str, side: &dyn Side, plan: &Plan, r: &mut Results) -> Result<(
     settle(side, &batch.ids, plan, &say)?;
 
     if plan.procs > 1 {
-        say(&format!("CLI submission: {} jobs, {} processes", plan.jobs, plan.procs));
+        say(&format!(
+            "CLI submission: {} jobs, {} processes",
+            plan.jobs, plan.procs
+        ));
         let batch = submit_batch(plan.jobs, plan.procs, plan.timeout, &|| side.cli_submit())?;
         record_batch(r, Metric::CliSubmitParallel, &batch, plan.jobs);
         settle(side, &batch.ids, plan, &say)?;
@@ -186,9 +196,13 @@ fn phases(name: &str, side: &dyn Side, plan: &Plan, r: &mut Results) -> Result<(
     record_batch(r, Metric::RestSubmit, &batch, plan.jobs);
     settle(side, &batch.ids, plan, &say)?;
 
-    say(&format!("submit-to-finish latency: {} jobs, one at a time", plan.latency_runs));
+    say(&format!(
+        "submit-to-finish latency: {} jobs, one at a time",
+        plan.latency_runs
+    ));
     let (stats, last_id) = submit_to_finish(side, plan)?;
-    r.values.insert(Metric::SubmitToFinish, Value::Latency(stats));
+    r.values
+        .insert(Metric::SubmitToFinish, Value::Latency(stats));
 
     say(&format!("status commands: {} runs each", plan.view_runs));
     for (metric, stats) in view_latency(side, last_id, plan.view_runs)? {
@@ -196,8 +210,12 @@ fn phases(name: &str, side: &dyn Side, plan: &Plan, r: &mut Results) -> Result<(
     }
 
     if plan.run_jobs > 0 {
-        say(&format!("run-through: {} jobs submitted together, until all have finished", plan.run_jobs));
-        r.values.insert(Metric::RunThrough, Value::Rate(run_through(side, plan)?));
+        say(&format!(
+            "run-through: {} jobs submitted together, until all have finished",
+            plan.run_jobs
+        ));
+        r.values
+            .insert(Metric::RunThrough, Value::Rate(run_through(side, plan)?));
     }
     Ok(())
 }
@@ -225,11 +243,18 @@ fn record_batch(r: &mut Results, metric: Metric, batch: &Batch, wanted: usize) {
 
 /// Calls `submit` `n` times, split over `procs` threads (each one submitting sequentially),
 /// and times the whole. Stops early, keeping what was done, when `budget` runs out.
-fn submit_batch(n: usize, procs: usize, budget: Duration, submit: &(dyn Fn() -> Result<u64> + Sync)) -> Result<Batch> {
+fn submit_batch(
+    n: usize,
+    procs: usize,
+    budget: Duration,
+    submit: &(dyn Fn() -> Result<u64> + Sync),
+) -> Result<Batch> {
     let start = Instant::now();
     let deadline = start + budget;
     let stop = AtomicBool::new(false);
-    let shares: Vec<usize> = (0..procs).map(|i| n / procs + usize::from(i < n % procs)).collect();
+    let shares: Vec<usize> = (0..procs)
+        .map(|i| n / procs + usize::from(i < n % procs))
+        .collect();
     let per_thread: Vec<Result<Vec<u64>>> = thread::scope(|s| {
         let handles: Vec<_> = shares
             .iter()
@@ -237,7 +262,10 @@ fn submit_batch(n: usize, procs: usize, budget: Duration, submit: &(dyn Fn() -> 
                 let stop = &stop;
                 s.spawn(move || {
                     let mut ids = Vec::with_capacity(share);
-                    while ids.len() < share && !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    while ids.len() < share
+                        && !stop.load(Ordering::Relaxed)
+                        && Instant::now() < deadline
+                    {
                         match submit().and_then(|id| proc::check_interrupt().map(|()| id)) {
                             Ok(id) => ids.push(id),
                             Err(e) => {
@@ -250,7 +278,13 @@ fn submit_batch(n: usize, procs: usize, budget: Duration, submit: &(dyn Fn() -> 
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a submitting thread panicked"))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("a submitting thread panicked"))
+            })
+            .collect()
     });
     let elapsed = start.elapsed();
     let mut ids = Vec::with_capacity(n);
@@ -258,7 +292,13 @@ fn submit_batch(n: usize, procs: usize, budget: Duration, submit: &(dyn Fn() -> 
         ids.extend(r?);
     }
     ensure!(!ids.is_empty(), "no job was submitted within {budget:?}");
-    Ok(Batch { rate: Rate { jobs: ids.len(), elapsed }, ids })
+    Ok(Batch {
+        rate: Rate {
+            jobs: ids.len(),
+            elapsed,
+        },
+        ids,
+    })
 }
 
 /// Pause before latency run `i`: spread over [0, 1 s) by the golden ratio, so that the
@@ -278,7 +318,12 @@ fn submit_to_finish(side: &dyn Side, plan: &Plan) -> Result<(Stats, u64)> {
         proc::check_interrupt()?;
         let t0 = Instant::now();
         let id = side.cli_submit()?;
-        wait_one(side, id, plan.timeout.min(Duration::from_secs(120)), plan.poll)?;
+        wait_one(
+            side,
+            id,
+            plan.timeout.min(Duration::from_secs(120)),
+            plan.poll,
+        )?;
         samples.push(t0.elapsed());
         last = id;
     }
@@ -295,7 +340,10 @@ fn wait_one(side: &dyn Side, id: u64, timeout: Duration, poll: Duration) -> Resu
             Progress::Active => {}
         }
         proc::check_interrupt()?;
-        ensure!(Instant::now() < deadline, "job {id} was not final after {timeout:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "job {id} was not final after {timeout:?}"
+        );
         thread::sleep(poll);
     }
 }
@@ -321,7 +369,11 @@ pub fn wait_all(side: &dyn Side, ids: &[u64], timeout: Duration) -> Result<Insta
         }
         proc::check_interrupt()?;
         if Instant::now() >= deadline {
-            bail!("{} of {} jobs were still not final after {timeout:?}", pending.count(), ids.len());
+            bail!(
+                "{} of {} jobs were still not final after {timeout:?}",
+                pending.count(),
+                ids.len()
+            );
         }
         thread::sleep(BATCH_POLL);
     }
@@ -357,5 +409,8 @@ fn run_through(side: &dyn Side, plan: &Plan) -> Result<Rate> {
     let start = Instant::now();
     let batch = submit_batch(plan.run_jobs, 1, plan.timeout, &|| side.rest_submit())?;
     let done = wait_all(side, &batch.ids, plan.timeout)?;
-    Ok(Rate { jobs: batch.ids.len(), elapsed: done - start })
+    Ok(Rate {
+        jobs: batch.ids.len(),
+        elapsed: done - start,
+    })
 }

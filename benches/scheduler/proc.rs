@@ -49,12 +49,20 @@ pub fn check_interrupt() -> Result<()> {
 /// kills it if it is still running after `timeout`.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let what = describe(cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("cannot run {what}"))?;
     match read_until_closed(&mut child, Instant::now() + timeout) {
         Ok((stdout, stderr)) => {
-            let status = child.wait().with_context(|| format!("waiting for {what}"))?;
-            Ok(Output { status, stdout, stderr })
+            let status = child
+                .wait()
+                .with_context(|| format!("waiting for {what}"))?;
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+            })
         }
         Err(e) => {
             let _ = child.kill();
@@ -68,8 +76,17 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output> {
 pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<String> {
     let out = run(cmd, timeout)?;
     if !out.status.success() {
-        let said = if out.stderr.trim_ascii().is_empty() { &out.stdout } else { &out.stderr };
-        bail!("{} failed ({}): {}", describe(cmd), out.status, String::from_utf8_lossy(said).trim());
+        let said = if out.stderr.trim_ascii().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
+        bail!(
+            "{} failed ({}): {}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(said).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -124,7 +141,10 @@ fn read_until_closed(child: &mut Child, deadline: Instant) -> Result<(Vec<u8>, V
         if left.is_zero() {
             bail!("timed out");
         }
-        let mut fds = [pollfd(out.as_ref().map(|p| p.as_raw_fd())), pollfd(err.as_ref().map(|p| p.as_raw_fd()))];
+        let mut fds = [
+            pollfd(out.as_ref().map(|p| p.as_raw_fd())),
+            pollfd(err.as_ref().map(|p| p.as_raw_fd())),
+        ];
         let ms = left.as_millis().min(1000) as libc::c_int;
         // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms.max(1)) };
@@ -147,12 +167,18 @@ fn read_until_closed(child: &mut Child, deadline: Instant) -> Result<(Vec<u8>, V
 
 /// A pollfd waiting for input on `fd`; a negative fd is ignored by poll(2).
 fn pollfd(fd: Option<std::os::fd::RawFd>) -> libc::pollfd {
-    libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 }
+    libc::pollfd {
+        fd: fd.unwrap_or(-1),
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 /// One read from a pipe poll(2) said was ready; drops the pipe at end of file.
 fn drain_once<R: Read>(pipe: &mut Option<R>, buf: &mut Vec<u8>) -> Result<()> {
-    let Some(p) = pipe.as_mut() else { return Ok(()) };
+    let Some(p) = pipe.as_mut() else {
+        return Ok(());
+    };
     let mut chunk = [0u8; 16 * 1024];
     match p.read(&mut chunk) {
         Ok(0) => *pipe = None,

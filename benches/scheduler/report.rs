@@ -11,7 +11,9 @@ pub struct Column<'a> {
 fn label(metric: Metric, plan: &Plan) -> String {
     match metric {
         Metric::CliSubmit => format!("CLI submit, {} jobs, 1 process", plan.jobs),
-        Metric::CliSubmitParallel => format!("CLI submit, {} jobs, {} processes", plan.jobs, plan.procs),
+        Metric::CliSubmitParallel => {
+            format!("CLI submit, {} jobs, {} processes", plan.jobs, plan.procs)
+        }
         Metric::RestSubmit => format!("REST submit, {} jobs", plan.jobs),
         Metric::SubmitToFinish => format!("submit-to-finish, median of {}", plan.latency_runs),
         Metric::RunThrough => format!("run-through, {} jobs", plan.run_jobs),
@@ -35,7 +37,9 @@ fn ms(d: std::time::Duration) -> f64 {
 fn ratio(ours: &Value, theirs: &Value) -> Option<f64> {
     match (ours, theirs) {
         (Value::Rate(a), Value::Rate(b)) => Some(a.per_sec() / b.per_sec()),
-        (Value::Latency(a), Value::Latency(b)) => Some(b.median().as_secs_f64() / a.median().as_secs_f64().max(1e-9)),
+        (Value::Latency(a), Value::Latency(b)) => {
+            Some(b.median().as_secs_f64() / a.median().as_secs_f64().max(1e-9))
+        }
         _ => None,
     }
 }
@@ -46,10 +50,18 @@ fn get<'a>(col: &'a Column, m: Metric) -> Option<&'a Value> {
 
 /// Prints the table (ours against Slurm) and the details under it.
 pub fn print(plan: &Plan, ours: &Column, slurm: &Column) {
-    let headers = ["metric", ours.name.as_str(), slurm.name.as_str(), "ratio", "goal"];
+    let headers = [
+        "metric",
+        ours.name.as_str(),
+        slurm.name.as_str(),
+        "ratio",
+        "goal",
+    ];
     let mut rows: Vec<[String; 5]> = Vec::new();
     for m in Metric::ALL {
-        if m == Metric::CliSubmitParallel && plan.procs <= 1 || m == Metric::RunThrough && plan.run_jobs == 0 {
+        if m == Metric::CliSubmitParallel && plan.procs <= 1
+            || m == Metric::RunThrough && plan.run_jobs == 0
+        {
             continue;
         }
         let (a, b) = (get(ours, m), get(slurm, m));
@@ -67,8 +79,15 @@ pub fn print(plan: &Plan, ours: &Column, slurm: &Column) {
             goal,
         ]);
     }
-    let widths: Vec<usize> =
-        (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let line = |cells: [&str; 5]| {
         let mut s = format!("{:<w$}", cells[0], w = widths[0]);
         for i in 1..5 {
@@ -83,7 +102,9 @@ pub fn print(plan: &Plan, ours: &Column, slurm: &Column) {
     for r in &rows {
         line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
-    println!("ratio > 1 means hpcpack is faster (throughput: ours / Slurm's; latency: Slurm's / ours).");
+    println!(
+        "ratio > 1 means hpcpack is faster (throughput: ours / Slurm's; latency: Slurm's / ours)."
+    );
     details(plan, ours);
     details(plan, slurm);
 }
@@ -103,7 +124,12 @@ fn details(plan: &Plan, col: &Column) {
                 ms(s.p90()),
                 ms(s.max())
             ),
-            Value::Rate(r) => println!("  {}: {} jobs in {:.3} s", label(*m, plan), r.jobs, r.elapsed.as_secs_f64()),
+            Value::Rate(r) => println!(
+                "  {}: {} jobs in {:.3} s",
+                label(*m, plan),
+                r.jobs,
+                r.elapsed.as_secs_f64()
+            ),
         }
     }
     for note in &results.notes {

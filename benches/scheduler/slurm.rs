@@ -64,7 +64,10 @@ impl Slurm {
     pub fn start(install: bool) -> Result<Start> {
         let daemons = Daemons {
             scripts: Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/slurm"),
-            dir: std::env::var_os("SLURM_DIR").map_or_else(|| PathBuf::from("/var/tmp/hpcpack-bench-slurm"), PathBuf::from),
+            dir: std::env::var_os("SLURM_DIR").map_or_else(
+                || PathBuf::from("/var/tmp/hpcpack-bench-slurm"),
+                PathBuf::from,
+            ),
         };
         let mut start = daemons.script("start.sh");
         if install {
@@ -75,26 +78,44 @@ impl Slurm {
         match status.code() {
             Some(0) => {}
             Some(NOT_INSTALLED) => return Ok(Start::NotInstalled),
-            _ => bail!("benches/slurm/start.sh failed ({status}); logs in {}/log", daemons.dir.display()),
+            _ => bail!(
+                "benches/slurm/start.sh failed ({status}); logs in {}/log",
+                daemons.dir.display()
+            ),
         }
         let mut slurm = Slurm {
             daemons,
             user: String::new(),
             token: String::new(),
-            client: Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?,
+            client: Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()?,
             version: String::new(),
         };
-        slurm.user = proc::run_ok(Command::new("id").arg("-un"), COMMAND_TIMEOUT)?.trim().to_string();
-        let token = proc::run_ok(slurm.command("scontrol").args(["token", "lifespan=7200"]), COMMAND_TIMEOUT)?;
-        slurm.token = token.trim().strip_prefix("SLURM_JWT=").context("`scontrol token` printed no SLURM_JWT=")?.to_string();
-        slurm.version = proc::run_ok(slurm.command("sinfo").arg("--version"), COMMAND_TIMEOUT)?.trim().to_string();
+        slurm.user = proc::run_ok(Command::new("id").arg("-un"), COMMAND_TIMEOUT)?
+            .trim()
+            .to_string();
+        let token = proc::run_ok(
+            slurm.command("scontrol").args(["token", "lifespan=7200"]),
+            COMMAND_TIMEOUT,
+        )?;
+        slurm.token = token
+            .trim()
+            .strip_prefix("SLURM_JWT=")
+            .context("`scontrol token` printed no SLURM_JWT=")?
+            .to_string();
+        slurm.version = proc::run_ok(slurm.command("sinfo").arg("--version"), COMMAND_TIMEOUT)?
+            .trim()
+            .to_string();
         Ok(Start::Running(slurm))
     }
 
     /// A Slurm client command for this cluster, run from /tmp (the jobs' working directory).
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env("SLURM_CONF", self.daemons.dir.join("slurm.conf")).current_dir("/tmp");
+        cmd.env("SLURM_CONF", self.daemons.dir.join("slurm.conf"))
+            .current_dir("/tmp");
         cmd
     }
 
@@ -104,15 +125,24 @@ impl Slurm {
             .header("X-SLURM-USER-TOKEN", &self.token)
             .send()?;
         let status = resp.status();
-        let body: Json = resp.json().with_context(|| format!("slurmrestd answered {status} and no JSON"))?;
+        let body: Json = resp
+            .json()
+            .with_context(|| format!("slurmrestd answered {status} and no JSON"))?;
         let errors = body["errors"].as_array().map_or(0, Vec::len);
-        ensure!(status.is_success() && errors == 0, "slurmrestd: {status}: {}", body["errors"]);
+        ensure!(
+            status.is_success() && errors == 0,
+            "slurmrestd: {status}: {}",
+            body["errors"]
+        );
         Ok(body)
     }
 
     /// Job ids still in the queue (pending, running, completing).
     fn queued(&self) -> Result<usize> {
-        let out = proc::run_ok(self.command("squeue").args(["-h", "-o", "%i"]), COMMAND_TIMEOUT)?;
+        let out = proc::run_ok(
+            self.command("squeue").args(["-h", "-o", "%i"]),
+            COMMAND_TIMEOUT,
+        )?;
         Ok(out.lines().filter(|l| !l.trim().is_empty()).count())
     }
 }
@@ -128,7 +158,11 @@ fn parse_submitted(stdout: &str) -> Result<u64> {
 
 impl Side for Slurm {
     fn cli_submit(&self) -> Result<u64> {
-        let out = proc::run_ok(self.command("sbatch").args(["--wrap=true", "-n1", "-o", "/dev/null"]), COMMAND_TIMEOUT)?;
+        let out = proc::run_ok(
+            self.command("sbatch")
+                .args(["--wrap=true", "-n1", "-o", "/dev/null"]),
+            COMMAND_TIMEOUT,
+        )?;
         parse_submitted(&out)
     }
 
@@ -145,20 +179,23 @@ impl Side for Slurm {
             }
         });
         let resp = self.rest(self.client.post(format!("{REST}/job/submit")).json(&body))?;
-        resp["job_id"].as_u64().with_context(|| format!("no job_id in {resp}"))
+        resp["job_id"]
+            .as_u64()
+            .with_context(|| format!("no job_id in {resp}"))
     }
 
     fn progress(&self, id: u64) -> Result<Progress> {
         let resp = self.rest(self.client.get(format!("{REST}/job/{id}")))?;
         let job = &resp["jobs"][0];
         // a string in v0.0.38; a list (base state first, then flags) from v0.0.40 on
-        let state = job["job_state"].as_str().or_else(|| job["job_state"][0].as_str());
+        let state = job["job_state"]
+            .as_str()
+            .or_else(|| job["job_state"][0].as_str());
         let state = state.with_context(|| format!("no job_state for job {id}"))?;
         Ok(match state {
             "COMPLETED" => Progress::Finished,
-            "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "BOOT_FAIL" | "OUT_OF_MEMORY" | "DEADLINE" | "PREEMPTED" => {
-                Progress::Ended(state.to_string())
-            }
+            "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "BOOT_FAIL" | "OUT_OF_MEMORY"
+            | "DEADLINE" | "PREEMPTED" => Progress::Ended(state.to_string()),
             _ => Progress::Active,
         })
     }
@@ -167,7 +204,10 @@ impl Side for Slurm {
     /// one pass a second here, so letting 1000 jobs run would take minutes; their submission
     /// has been measured already, and the run-through phase measures execution.
     fn settle(&self, _ids: &[u64], timeout: Duration) -> Result<()> {
-        proc::run_ok(self.command("scancel").args(["-u", &self.user]), COMMAND_TIMEOUT)?;
+        proc::run_ok(
+            self.command("scancel").args(["-u", &self.user]),
+            COMMAND_TIMEOUT,
+        )?;
         let deadline = Instant::now() + timeout;
         loop {
             let left = self.queued()?;
@@ -175,7 +215,10 @@ impl Side for Slurm {
                 return Ok(());
             }
             proc::check_interrupt()?;
-            ensure!(Instant::now() < deadline, "{left} Slurm jobs still queued {timeout:?} after scancel");
+            ensure!(
+                Instant::now() < deadline,
+                "{left} Slurm jobs still queued {timeout:?} after scancel"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

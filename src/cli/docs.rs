@@ -48,9 +48,16 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// HPC Pack spelling in roff: `\-\-name` becomes `/name`.
+/// HPC Pack spelling in roff: `\fB--name\fR \fI<x>\fR` becomes
+/// `\fB/name\fR:\fI<x>\fR`, and `-h|--help` becomes `/?|/help`.
 fn man_hpc_style(roff: &str) -> String {
-    crate::cli::grammar::hpc_style(&roff.replace("\\-\\-", "--").replace("\\-", "-")).replace("[=", "[:")
+    let text = roff.replace("\\-\\-", "--").replace("\\-", "-");
+    let text = text.replace("\\fB-h\\fR|\\fB--help\\fR", "\\fB/?\\fR|\\fB/help\\fR").replace("\\fB--", "\\fB/");
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| if l.starts_with("\\fB/") { l.replacen("\\fR \\fI<", "\\fR:\\fI<", 1).replace("[=", "[:") } else { l.to_string() })
+        .collect();
+    crate::cli::grammar::hpc_style(&(lines.join("\n") + "\n"))
 }
 
 /// Writes the generated files under `root`.

@@ -36,13 +36,28 @@ impl fmt::Display for UnknownOption {
 
 impl std::error::Error for UnknownOption {}
 
+/// The known option nearest to `opt` by edit distance, if it is near.
 fn closest<'a>(opt: &str, known: &'a [String]) -> Option<&'a str> {
     let name = opt.trim_start_matches(['/', '-']).split(':').next().unwrap_or("").to_ascii_lowercase();
     known
         .iter()
-        .filter(|k| k.starts_with(&name[..name.len().min(3)]) || name.starts_with(k.as_str()))
-        .min_by_key(|k| k.len().abs_diff(name.len()))
-        .map(|s| s.as_str())
+        .map(|k| (edit_distance(&name, k), k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// What a subcommand's command line looks like.

@@ -572,6 +572,9 @@ impl Cluster {
                 if t.state != TaskState::Canceling {
                     t.set_state(TaskState::Canceling, now);
                 }
+                if target != JobState::Finished && t.error_message.is_empty() {
+                    t.error_message = message.to_string();
+                }
                 effects.kills.push((first_node(&t.allocation), run_of(t)));
             } else if !t.state.is_final() {
                 t.set_state(TaskState::Canceled, now);

@@ -1,0 +1,235 @@
+//! The test harness: a real embedded cluster (`hpcd` started as a user would,
+//! in the background) in a temporary state directory, and the real CLI
+//! binaries run against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of one of the project's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "job" => PathBuf::from(env!("CARGO_BIN_EXE_job")),
+        "task" => PathBuf::from(env!("CARGO_BIN_EXE_task")),
+        "node" => PathBuf::from(env!("CARGO_BIN_EXE_node")),
+        "cluscfg" => PathBuf::from(env!("CARGO_BIN_EXE_cluscfg")),
+        "hpcd" => PathBuf::from(env!("CARGO_BIN_EXE_hpcd")),
+        other => panic!("no binary {other}"),
+    }
+}
+
+/// One embedded cluster with its own state directory.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    /// Options given to `hpcd local start` (kept for restarts).
+    layout: Vec<String>,
+}
+
+impl Cluster {
+    /// A cluster of this machine as one node.
+    pub fn new() -> Cluster {
+        Cluster::with_layout(&[])
+    }
+
+    /// A cluster started with `hpcd local start <layout>`.
+    pub fn with_layout(layout: &[&str]) -> Cluster {
+        let c = Cluster { dir: tempfile::tempdir().expect("temp dir"), layout: layout.iter().map(|s| s.to_string()).collect() };
+        c.start();
+        c
+    }
+
+    /// A cluster that is not started: the first CLI call starts it.
+    pub fn unstarted() -> Cluster {
+        Cluster { dir: tempfile::tempdir().expect("temp dir"), layout: vec![] }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir().join("hpcd.sock")
+    }
+
+    /// A command for one of our binaries with this cluster's environment.
+    pub fn command(&self, tool: &str) -> Command {
+        let mut c = Command::new(bin(tool));
+        c.env("HPCPACK_STATE_DIR", self.state_dir())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("HPCPACK_CANCEL_GRACE", "2")
+            .env_remove("CCP_SCHEDULER")
+            .env_remove("HPCPACK_FORMAT")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn start(&self) {
+        let out = self.command("hpcd").args(["local", "start", "--quiet"]).args(&self.layout).output().expect("run hpcd");
+        assert!(out.status.success(), "hpcd local start failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Runs `tool args…`.
+    pub fn run(&self, tool: &str, args: &[&str]) -> Output {
+        self.command(tool).args(args).output().expect("run tool")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, tool: &str, args: &[&str]) -> String {
+        let out = self.run(tool, args);
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and requires failure; returns (exit code, stderr).
+    pub fn fails(&self, tool: &str, args: &[&str]) -> (i32, String) {
+        let out = self.run(tool, args);
+        assert!(!out.status.success(), "{tool} {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `job submit args…`; returns the job id from `Job has been submitted. ID: N.`.
+    pub fn submit(&self, args: &[&str]) -> u64 {
+        let mut a = vec!["submit"];
+        a.extend_from_slice(args);
+        parse_submitted(&self.ok("job", &a))
+    }
+
+    /// Waits for a job to end; returns its state.
+    pub fn wait(&self, id: u64) -> String {
+        let out = self.run("job", &["wait", &id.to_string(), "/timeout:60", "/quiet"]);
+        assert!(out.status.code().is_some(), "job wait was killed");
+        self.prop("job", &["view", &id.to_string()], "State")
+    }
+
+    /// One `Property : Value` of a view.
+    pub fn prop(&self, tool: &str, args: &[&str], key: &str) -> String {
+        let out = self.ok(tool, args);
+        property(&out, key).unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+    }
+
+    /// The head node's process id.
+    pub fn head_pid(&self) -> u32 {
+        let out = self.ok("hpcd", &["status"]);
+        property(&out, "Process Id").and_then(|p| p.parse().ok()).expect("hpcd status shows a pid")
+    }
+
+    /// Kills the head node with SIGKILL and waits until it is gone.
+    pub fn kill9(&self) {
+        let pid = self.head_pid();
+        unsafe_kill(pid, 9);
+        wait_until(Duration::from_secs(10), || !Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    /// The whole state as the REST API shows it, for before/after comparisons.
+    pub fn snapshot_state(&self) -> String {
+        let mut s = self.ok("job", &["list", "/all", "/format:json"]);
+        s += &self.ok("node", &["list", "/format:json"]);
+        s += &self.ok("cluscfg", &["listenvs"]);
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.command("hpcd").args(["local", "stop"]).stdout(Stdio::null()).output();
+        // Any task still running in this cluster's run directories.
+        let runs = self.state_dir().join("runs");
+        for pid in pids_matching(runs.to_str().unwrap_or("//")) {
+            unsafe_kill(pid, 9);
+        }
+    }
+}
+
+/// The id in `Job has been submitted. ID: N.`, checked against the
+/// regular expression public scripts use.
+pub fn parse_submitted(out: &str) -> u64 {
+    let line = out.lines().next().unwrap_or("");
+    let rest = line.strip_prefix("Job has been submitted. ID: ").unwrap_or_else(|| panic!("unexpected submit output: {out}"));
+    rest.strip_suffix('.').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("unexpected submit output: {out}"))
+}
+
+/// Value of `key` in `Property : Value` output (split on the first ':', as
+/// the scripts that parse HPC Pack do).
+pub fn property(out: &str, key: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+/// Everything after `Output ... :` of a task view.
+pub fn output_of(view: &str) -> String {
+    let i = view.find("\nOutput").map(|i| i + 1).unwrap_or(0);
+    let rest = &view[i..];
+    let first = rest.split_once(':').map(|(_, v)| v).unwrap_or("");
+    first.strip_prefix(' ').unwrap_or(first).to_string()
+}
+
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Sends a signal to a process (a gone process is fine).
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Pids whose command line contains `needle`.
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Pids that have `var=value` in their environment (tasks carry a marker).
+pub fn pids_with_env(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// A REST call to the cluster's head node over its socket.
+pub fn rest(c: &Cluster) -> (reqwest::blocking::Client, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder().unix_socket(c.socket()).build().expect("client");
+    (client, "http://localhost".to_string())
+}

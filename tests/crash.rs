@@ -1,0 +1,74 @@
+//! `kill -9` of the head node while jobs run and are being submitted: after
+//! the restart every acknowledged job is there and reaches a final state,
+//! and no task ran twice.
+
+use crate::common::{Cluster, parse_submitted, wait_until};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn acknowledged_jobs_survive_kill_9() {
+    let c = Arc::new(Cluster::new());
+    let log = c.dir.path().join("runs.log");
+    let cmd = format!("echo $CCP_JOBID.$CCP_TASKID >> {}; sleep 0.3", log.display());
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitters: Vec<_> = (0..3)
+        .map(|_| {
+            let (c, acked, stop, cmd) = (c.clone(), acked.clone(), stop.clone(), cmd.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let out = c.run("job", &["submit", "/numcores:1", &cmd]);
+                    // Only a submission the head node acknowledged counts;
+                    // one cut off by the kill may or may not exist.
+                    if out.status.success() {
+                        acked.lock().unwrap().push(parse_submitted(&String::from_utf8_lossy(&out.stdout)));
+                    }
+                }
+            })
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(20), || acked.lock().unwrap().len() >= 10));
+    for _ in 0..2 {
+        c.kill9();
+        // The next CLI call starts a new head node by itself; make sure one runs.
+        std::thread::sleep(Duration::from_millis(300));
+        c.start();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for s in submitters {
+        s.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 10);
+    for id in &acked {
+        assert_eq!(c.wait(*id), "Finished", "job {id} after the crashes");
+    }
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        *runs.entry(line.to_string()).or_default() += 1;
+    }
+    for id in &acked {
+        assert_eq!(runs.get(&format!("{id}.1")).copied(), Some(1), "task {id}.1 ran {:?} times", runs.get(&format!("{id}.1")));
+    }
+    assert!(runs.values().all(|n| *n == 1), "a task ran twice: {runs:?}");
+}
+
+#[test]
+fn running_tasks_are_found_again_after_a_restart() {
+    let c = Cluster::new();
+    let log = c.dir.path().join("once.log");
+    let cmd = format!("echo ran >> {}; sleep 2; echo done", log.display());
+    let id = c.submit(&[&cmd]);
+    assert!(wait_until(Duration::from_secs(10), || c.prop("job", &["view", &id.to_string()], "State") == "Running"));
+    c.kill9();
+    std::thread::sleep(Duration::from_millis(200));
+    c.start();
+    assert_eq!(c.wait(id), "Finished");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
+    let view = c.ok("task", &["view", &format!("{id}.1")]);
+    assert!(view.contains("done"), "the output of the run is kept: {view}");
+}

@@ -1,0 +1,13 @@
+//! Integration tests: real `hpcd` processes and the real CLIs.
+
+mod common;
+
+mod bad_input;
+mod cancel;
+mod concurrency;
+mod crash;
+mod docs;
+mod job_loop;
+mod layouts;
+mod nodes;
+mod rest;

@@ -1,0 +1,60 @@
+//! The embedded cluster split into virtual nodes with node groups, and
+//! node online/offline/listcores.
+
+use crate::common::{Cluster, output_of, wait_until};
+use std::time::Duration;
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
+}
+
+#[test]
+fn four_virtual_nodes_of_a_group() {
+    let c = Cluster::with_layout(&["--nodes", "4", "--cores-per-node", "1", "--node-group", "azurenodes"]);
+    let list = c.ok("node", &["list", "/group:azurenodes"]);
+    let names: Vec<&str> = list.lines().skip(2).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let h = host();
+    assert_eq!(names, [format!("{h}-1"), format!("{h}-2"), format!("{h}-3"), format!("{h}-4")]);
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", "echo $CCP_NODES"]);
+    assert_eq!(c.wait(id), "Finished");
+    let out = output_of(&c.ok("task", &["view", &format!("{id}.1")]));
+    assert_eq!(out.trim(), format!("4 {h}-1 1 {h}-2 1 {h}-3 1 {h}-4 1"));
+    // Five nodes do not exist: refused at submission.
+    let (code, err) = c.fails("job", &["submit", "/nodegroup:azurenodes", "/numnodes:5", "hostname"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn offline_drains_then_online() {
+    let c = Cluster::with_layout(&["--nodes", "2", "--cores-per-node", "1"]);
+    let h = host();
+    let n1 = format!("{h}-1");
+    let id = c.submit(&[&format!("/askednodes:{n1}"), "sleep 1"]);
+    assert!(wait_until(Duration::from_secs(10), || c.prop("job", &["view", &id.to_string()], "State") == "Running"));
+    let cores = c.ok("node", &["listcores", &format!("/jobid:{id}")]);
+    assert!(cores.lines().nth(2).unwrap().contains("TaskRunning"), "{cores}");
+    assert_eq!(c.ok("node", &["offline", &n1]), format!("Node {n1} is Draining.\n"));
+    // A new job may not use a draining node.
+    let other = c.submit(&["/numnodes:1", "hostname"]);
+    assert_eq!(c.wait(other), "Finished");
+    assert_eq!(c.prop("job", &["view", &other.to_string()], "Allocated Nodes"), format!("{h}-2"));
+    assert_eq!(c.wait(id), "Finished", "a draining node lets its job finish");
+    assert!(wait_until(Duration::from_secs(5), || c.prop("node", &["view", &n1], "State") == "Offline"));
+    let waiting = c.submit(&[&format!("/askednodes:{n1}"), "true"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.prop("job", &["view", &waiting.to_string()], "State"), "Queued");
+    assert_eq!(c.ok("node", &["online", &n1]), format!("Node {n1} is Online.\n"));
+    assert_eq!(c.wait(waiting), "Finished");
+}
+
+#[test]
+fn forced_offline_cancels_the_jobs_on_the_node() {
+    let c = Cluster::with_layout(&["--nodes", "2", "--cores-per-node", "1"]);
+    let n1 = format!("{}-1", host());
+    let id = c.submit(&[&format!("/askednodes:{n1}"), "sleep 300"]);
+    assert!(wait_until(Duration::from_secs(10), || c.prop("job", &["view", &id.to_string()], "State") == "Running"));
+    assert_eq!(c.ok("node", &["offline", "/force", &n1]), format!("Node {n1} is Offline.\n"));
+    assert_eq!(c.wait(id), "Canceled");
+    c.ok("node", &["online", "/all"]);
+    assert_eq!(c.prop("node", &["view", &n1], "State"), "Online");
+}
