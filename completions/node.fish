@@ -38,7 +38,7 @@ complete -c node -n "__fish_node_using_subcommand list" -l activeheadnode -d 'Sh
 complete -c node -n "__fish_node_using_subcommand list" -s h -l help -d 'Print help'
 complete -c node -n "__fish_node_using_subcommand listcores" -l format -d 'Output format: table (default), list, or json ([extension])' -r
 complete -c node -n "__fish_node_using_subcommand listcores" -l jobid -d 'Only the cores allocated to this job' -r
-complete -c node -n "__fish_node_using_subcommand listcores" -l state -d 'Only cores in these states: all, offline, idle, jobscheduled, taskrunning (comma-separated; * means all)' -r
+complete -c node -n "__fish_node_using_subcommand listcores" -l state -d 'Only cores in these states: all, offline, idle, jobscheduled, taskrunning, readyfortask, taskscheduled (comma-separated; * means all)' -r
 complete -c node -n "__fish_node_using_subcommand listcores" -l scheduler -d 'Head node to use: this machine\'s embedded head node (`local`, the default), or a head node\'s Unix socket (`unix:/path`). Default: the CCP_SCHEDULER environment variable, then the config file' -r
 complete -c node -n "__fish_node_using_subcommand listcores" -s h -l help -d 'Print help'
 complete -c node -n "__fish_node_using_subcommand offline" -l scheduler -d 'Head node to use: this machine\'s embedded head node (`local`, the default), or a head node\'s Unix socket (`unix:/path`). Default: the CCP_SCHEDULER environment variable, then the config file' -r

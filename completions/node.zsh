@@ -41,7 +41,7 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--format=[Output format\: table (default), list, or json (\[extension\])]:list|table|json:_default' \
 '--jobid=[Only the cores allocated to this job]:jobID:_default' \
-'--state=[Only cores in these states\: all, offline, idle, jobscheduled, taskrunning (comma-separated; * means all)]:state_list:_default' \
+'--state=[Only cores in these states\: all, offline, idle, jobscheduled, taskrunning, readyfortask, taskscheduled (comma-separated; * means all)]:state_list:_default' \
 '--scheduler=[Head node to use\: this machine'\''s embedded head node (\`local\`, the default), or a head node'\''s Unix socket (\`unix\:/path\`). Default\: the CCP_SCHEDULER environment variable, then the config file]:name:_default' \
 '-h[Print help]' \
 '--help[Print help]' \

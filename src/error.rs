@@ -107,7 +107,7 @@ pub enum Error {
     TaskNotFound(u64, u32),
     #[error("node {0} does not exist")]
     NodeNotFound(String),
-    #[error("node group {0} does not exist")]
+    #[error("node group '{0}' does not exist")]
     GroupNotFound(String),
     /// The state forbids it; the message says which state and what is allowed.
     #[error("{0}")]

@@ -27,10 +27,10 @@ die() { echo "start.sh: $*" >&2; exit 1; }
 
 missing() {
   local b
-  for b in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/sbin/slurmrestd /usr/bin/sbatch \
-           /usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so; do
+  for b in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/sbin/slurmrestd /usr/bin/sbatch; do
     [ -e "$b" ] || { echo "$b"; return 0; }
   done
+  compgen -G '/usr/lib/*/slurm-wlm/auth_jwt.so' >/dev/null || { echo "slurm-wlm/auth_jwt.so"; return 0; }
   return 1
 }
 if m=$(missing); then

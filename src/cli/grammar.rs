@@ -119,9 +119,19 @@ pub fn normalize(args: &[String], shape: &Shape<'_>) -> Result<Vec<String>, Unkn
     Ok(out)
 }
 
+/// [`hpc_style`] for help screens: an option that becomes one character
+/// shorter gets a space in front, so wrapped descriptions stay aligned.
+pub fn hpc_help(text: &str) -> String {
+    convert(&text.replace("-h, --help", " /?, /help"), true)
+}
+
 /// Rewrites clap's `--name`, `--name=<X>`, `--name <X>` and `[=<X>]` forms in
 /// help and error text into HPC Pack's `/name:<X>`.
 pub fn hpc_style(text: &str) -> String {
+    convert(text, false).replace("-h, /help", "/?, /help").replace("-V, /version", "/version")
+}
+
+fn convert(text: &str, keep_width: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let b = text.as_bytes();
     let mut i = 0;
@@ -132,6 +142,9 @@ pub fn hpc_style(text: &str) -> String {
             let mut j = start;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'-' || b[j] == b'_') {
                 j += 1;
+            }
+            if keep_width && i > 0 && b[i - 1] == b' ' {
+                out.push(' ');
             }
             out.push('/');
             out.push_str(&text[start..j]);
@@ -153,7 +166,7 @@ pub fn hpc_style(text: &str) -> String {
         out.push(ch);
         i += ch.len_utf8();
     }
-    out.replace("-h, /help", "/?, /help").replace("-V, /version", "/version")
+    out
 }
 
 #[cfg(test)]
@@ -225,5 +238,10 @@ mod tests {
         assert_eq!(hpc_style("a value is required for '--numnodes=<min[-max]>'"), "a value is required for '/numnodes:<min[-max]>'");
         assert_eq!(hpc_style("  -h, --help  Print help"), "  /?, /help  Print help");
         assert_eq!(hpc_style("use-case --x"), "use-case /x");
+        let help = "  -h, --help          Print\n      --scheduler <name>  Head\n                          node";
+        let got = hpc_help(help);
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines[0], "   /?, /help          Print");
+        assert_eq!(lines[1].find("Head"), lines[2].find("node"), "{got}");
     }
 }

@@ -123,12 +123,18 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
         Ok(t) => Parsed::Run(t),
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                print!("{}", grammar::hpc_style(&e.render().to_string()));
+                print!("{}", grammar::hpc_help(&e.render().to_string()));
                 Parsed::Exit(ExitCode::SUCCESS)
             }
             _ => {
                 let text = grammar::hpc_style(&e.render().to_string());
-                let line = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+                let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+                let mut line = lines.next().unwrap_or("").trim_start_matches("error: ").to_string();
+                if line.ends_with(':') {
+                    // "the following required arguments were not provided:" names them below.
+                    let names: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
+                    line = format!("{line} {}", names.join(" "));
+                }
                 usage_error(&format!("{} {sub}", spec.name), &line)
             }
         },
@@ -136,7 +142,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
 }
 
 fn print_help(cmd: &mut clap::Command) {
-    print!("{}", grammar::hpc_style(&cmd.render_help().to_string()));
+    print!("{}", grammar::hpc_help(&cmd.render_help().to_string()));
 }
 
 fn usage_error<T>(who: &str, msg: &str) -> Parsed<T> {

@@ -102,7 +102,7 @@ pub struct CoresArgs {
     #[arg(long, value_name = "jobID", value_parser = opts::job_id)]
     pub jobid: Option<u64>,
     /// Only cores in these states: all, offline, idle, jobscheduled,
-    /// taskrunning (comma-separated; * means all).
+    /// taskrunning, readyfortask, taskscheduled (comma-separated; * means all).
     #[arg(long, value_name = "state_list")]
     pub state: Option<String>,
     #[command(flatten)]
@@ -174,6 +174,8 @@ fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
                         let s = match v {
                             serde_json::Value::String(s) => s.clone(),
                             serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","),
+                            serde_json::Value::Bool(b) => crate::model::values::format_bool(*b).to_string(),
+                            serde_json::Value::Null => String::new(),
                             other => other.to_string(),
                         };
                         crate::wire::RestProperty::new(k, s)

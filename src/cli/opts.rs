@@ -33,6 +33,9 @@ pub fn runtime(s: &str) -> Result<Runtime, String> {
 pub fn format(s: &str) -> Result<Format, String> {
     Format::parse(s)
 }
+pub fn view_format(s: &str) -> Result<Format, String> {
+    Format::parse_view(s)
+}
 
 /// `name=value;…`
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -22,6 +22,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// Parses `/format:` of a view: list, or the extension json.
+    pub fn parse_view(s: &str) -> Result<Format, String> {
+        match Format::parse(s) {
+            Ok(Format::Table) | Err(_) => Err(format!("'{s}' is not an output format of a view; use list or json")),
+            ok => ok,
+        }
+    }
+
     /// Parses `/format:` (list, table, and the extension json).
     pub fn parse(s: &str) -> Result<Format, String> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -84,7 +92,7 @@ pub trait Printer {
 /// Writes `Property : Value` lines.
 pub fn write_properties(w: &mut dyn Write, rows: &[(String, String)]) -> io::Result<()> {
     for (k, v) in rows {
-        let mut lines = v.split('\n');
+        let mut lines = v.trim_end_matches('\n').split('\n');
         let first = lines.next().unwrap_or("");
         let line = format!("{k:<KEY_WIDTH$}: {first}");
         writeln!(w, "{}", line.trim_end())?;

@@ -22,10 +22,18 @@ pub struct RestBackend {
 impl RestBackend {
     /// A head node listening on the Unix socket `path`.
     pub fn unix(path: &Path) -> Result<RestBackend> {
-        // Plain HTTP over the socket needs no TLS, but the builder wants a
-        // crypto provider installed; ring is the one this build carries.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Plain HTTP over the socket needs no TLS. A preconfigured rustls
+        // config with no roots keeps reqwest from loading the system's CA
+        // certificates, which costs more than the whole request.
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Unreachable(format!("cannot set up TLS: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
         let client = Client::builder()
+            .tls_backend_preconfigured(tls)
+            .no_proxy()
             .unix_socket(path.to_path_buf())
             .timeout(Duration::from_secs(120))
             .build()

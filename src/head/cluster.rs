@@ -85,6 +85,41 @@ impl Cluster {
         })
     }
 
+    /// Runs `f` with all its commits in one transaction. If anything fails,
+    /// the transaction is dropped and the memory is read back from the
+    /// store, so the two never disagree.
+    pub fn batch<T>(&mut self, f: impl FnOnce(&mut Cluster) -> Result<T>) -> Result<T> {
+        self.store.begin()?;
+        let r = f(self);
+        let r = match r {
+            Ok(v) => self.store.end().map(|_| v).map_err(Error::from),
+            Err(e) => {
+                self.store.rollback();
+                Err(e)
+            }
+        };
+        if r.is_err() {
+            self.reload()?;
+        }
+        r
+    }
+
+    /// Reads the whole state back from the store.
+    fn reload(&mut self) -> Result<()> {
+        let snap = self.store.load()?;
+        let mut tasks: BTreeMap<u64, Vec<Task>> = BTreeMap::new();
+        for t in snap.tasks {
+            tasks.entry(t.job_id).or_default().push(t);
+        }
+        self.jobs = snap.jobs.into_iter().map(|j| (j.id, j)).collect();
+        self.tasks = tasks;
+        self.nodes = snap.nodes;
+        self.groups = snap.groups;
+        self.env = snap.env.into_iter().collect();
+        self.next_job_id = snap.next_job_id;
+        Ok(())
+    }
+
     // ----- reading -----
 
     pub fn job(&self, id: u64) -> Result<&Job> {
@@ -366,6 +401,14 @@ impl Cluster {
     }
 
     fn mark_submitted(job: &mut Job, tasks: &mut [Task], now: Millis) {
+        // HPC Pack computes an automatic minimum and maximum at submission;
+        // from then on the job shows and keeps that request.
+        if job.count.is_none() {
+            let refs: Vec<&Task> = tasks.iter().collect();
+            let (unit, count) = scheduler::effective_request(job, &refs);
+            job.unit = unit;
+            job.count = Some(count);
+        }
         job.set_state(JobState::Queued, now);
         job.submit_time = Some(now);
         job.pending_reason.clear();
@@ -971,9 +1014,16 @@ impl Cluster {
             return Ok(Effects::default());
         }
         let failed = tasks.iter().find(|t| t.state == TaskState::Failed);
+        let all_canceled = !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Canceled);
         let mut job = job.clone();
         let state = match job.target_state {
             Some(s) => s,
+            None if all_canceled => {
+                if job.error_message.is_empty() {
+                    job.error_message = "every task of the job was canceled".into();
+                }
+                JobState::Canceled
+            }
             None if failed.is_some() => {
                 if job.error_message.is_empty() {
                     let f = failed.unwrap_or(&tasks[0]);
@@ -1042,7 +1092,21 @@ impl Cluster {
         }
         let new_groups: Vec<NodeGroup> =
             groups.into_iter().filter(|g| !self.groups.iter().any(|x| x.name.eq_ignore_ascii_case(&g.name))).collect();
-        self.store.commit(&Changes { nodes: out.iter().collect(), groups: new_groups.iter().collect(), ..Default::default() })?;
+        // Nodes of an earlier layout go, unless a job still holds them.
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !out.iter().any(|o| o.name == n.name))
+            .filter(|n| !self.jobs.values().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
+            .map(|n| n.name.clone())
+            .collect();
+        self.store.commit(&Changes {
+            nodes: out.iter().collect(),
+            groups: new_groups.iter().collect(),
+            deleted_nodes: gone.clone(),
+            ..Default::default()
+        })?;
+        self.nodes.retain(|n| !gone.contains(&n.name));
         for n in out {
             match self.nodes.iter_mut().find(|x| x.name == n.name) {
                 Some(x) => *x = n,

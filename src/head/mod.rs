@@ -112,17 +112,21 @@ impl Head {
             while let Ok(ev) = rx.try_recv() {
                 batch.push(ev);
             }
-            let mut effects = Effects::default();
-            {
-                let mut c = self.lock();
+            let result = self.lock().batch(|c| {
+                let mut effects = Effects::default();
                 for ev in &batch {
-                    match c.agent_event(ev, now_millis()) {
-                        Ok(e) => effects.merge(e),
-                        Err(e) => eprintln!("hpcd: cannot record {ev:?}: {e}"),
-                    }
+                    effects.merge(c.agent_event(ev, now_millis())?);
+                }
+                Ok(effects)
+            });
+            match result {
+                Ok(effects) => self.apply(effects),
+                Err(e) => {
+                    // Nothing of the batch was recorded; the runs' outcomes
+                    // stay in their directories and are read again on restart.
+                    eprintln!("hpcd: cannot record {} agent report(s): {e}", batch.len());
                 }
             }
-            self.apply(effects);
         }
     }
 
@@ -131,16 +135,14 @@ impl Head {
         loop {
             let _ = tokio::time::timeout(TICK, self.wake.notified()).await;
             let now = now_millis();
-            let result = {
-                let mut c = self.lock();
-                c.enforce_runtimes(now).and_then(|mut e| {
-                    let s = c.schedule(now)?;
-                    e.launches.extend(s.launches);
-                    e.kills.extend(s.kills);
-                    c.settle_draining(now)?;
-                    Ok(e)
-                })
-            };
+            let result = self.lock().batch(|c| {
+                let mut e = c.enforce_runtimes(now)?;
+                let s = c.schedule(now)?;
+                e.launches.extend(s.launches);
+                e.kills.extend(s.kills);
+                c.settle_draining(now)?;
+                Ok(e)
+            });
             match result {
                 Ok(e) => {
                     let busy = !e.launches.is_empty() || !e.kills.is_empty();

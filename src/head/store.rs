@@ -42,6 +42,7 @@ pub struct Changes<'a> {
     pub tasks: Vec<&'a Task>,
     pub nodes: Vec<&'a Node>,
     pub groups: Vec<&'a NodeGroup>,
+    pub deleted_nodes: Vec<String>,
     pub deleted_groups: Vec<String>,
     /// `(name, None)` deletes the variable.
     pub env: Vec<(String, Option<String>)>,
@@ -54,6 +55,7 @@ impl Changes<'_> {
             && self.tasks.is_empty()
             && self.nodes.is_empty()
             && self.groups.is_empty()
+            && self.deleted_nodes.is_empty()
             && self.deleted_groups.is_empty()
             && self.env.is_empty()
             && self.next_job_id.is_none()
@@ -63,6 +65,7 @@ impl Changes<'_> {
 pub struct Store {
     conn: Connection,
     path: String,
+    in_batch: bool,
 }
 
 impl Store {
@@ -96,7 +99,7 @@ impl Store {
             Some(SCHEMA_VERSION) => {}
             Some(v) => return Err(StoreError::Version { path: p, found: v }),
         }
-        Ok(Store { conn, path: p })
+        Ok(Store { conn, path: p, in_batch: false })
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
@@ -136,47 +139,73 @@ impl Store {
             .collect()
     }
 
-    /// Writes `changes` in one durable transaction.
+    /// Writes `changes` in one durable transaction, or as part of the
+    /// batch that [`Store::begin`] opened.
     pub fn commit(&mut self, changes: &Changes<'_>) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        let json = |v: &dyn erased::Body| v.body();
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut put_job = tx.prepare_cached("INSERT OR REPLACE INTO jobs VALUES (?1, ?2)").map_err(err)?;
-            for j in &changes.jobs {
-                put_job.execute(params![j.id as i64, json(*j)]).map_err(err)?;
-            }
-            let mut put_task = tx.prepare_cached("INSERT OR REPLACE INTO tasks VALUES (?1, ?2, ?3)").map_err(err)?;
-            for t in &changes.tasks {
-                put_task.execute(params![t.job_id as i64, t.id, json(*t)]).map_err(err)?;
-            }
-            for n in &changes.nodes {
-                tx.execute("INSERT OR REPLACE INTO nodes VALUES (?1, ?2)", params![n.name, json(*n)]).map_err(err)?;
-            }
-            for g in &changes.groups {
-                tx.execute("INSERT OR REPLACE INTO node_groups VALUES (?1, ?2)", params![g.name, json(*g)])
-                    .map_err(err)?;
-            }
-            for g in &changes.deleted_groups {
-                tx.execute("DELETE FROM node_groups WHERE name = ?1", [g]).map_err(err)?;
-            }
-            for (k, v) in &changes.env {
-                match v {
-                    Some(v) => tx.execute("INSERT OR REPLACE INTO cluster_env VALUES (?1, ?2)", [k, v]),
-                    None => tx.execute("DELETE FROM cluster_env WHERE name = ?1", [k]),
-                }
-                .map_err(err)?;
-            }
-            if let Some(n) = changes.next_job_id {
-                tx.execute("INSERT OR REPLACE INTO meta VALUES ('next_job_id', ?1)", [n.to_string()]).map_err(err)?;
-            }
+        if self.in_batch {
+            return write(&self.conn, changes).map_err(|e| self.sql(e));
         }
-        tx.commit().map_err(err)
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+        write(&tx, changes).map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })
     }
+
+    /// Opens a batch: the commits until [`Store::end`] become one
+    /// transaction (one disk flush).
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.sql(e))?;
+        self.in_batch = true;
+        Ok(())
+    }
+
+    /// Makes the batch durable.
+    pub fn end(&mut self) -> Result<(), StoreError> {
+        self.in_batch = false;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))
+    }
+
+    /// Drops the batch.
+    pub fn rollback(&mut self) {
+        self.in_batch = false;
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn write(conn: &Connection, changes: &Changes<'_>) -> rusqlite::Result<()> {
+    let json = |v: &dyn erased::Body| v.body();
+    let mut put_job = conn.prepare_cached("INSERT OR REPLACE INTO jobs VALUES (?1, ?2)")?;
+    for j in &changes.jobs {
+        put_job.execute(params![j.id as i64, json(*j)])?;
+    }
+    let mut put_task = conn.prepare_cached("INSERT OR REPLACE INTO tasks VALUES (?1, ?2, ?3)")?;
+    for t in &changes.tasks {
+        put_task.execute(params![t.job_id as i64, t.id, json(*t)])?;
+    }
+    for n in &changes.nodes {
+        conn.execute("INSERT OR REPLACE INTO nodes VALUES (?1, ?2)", params![n.name, json(*n)])?;
+    }
+    for n in &changes.deleted_nodes {
+        conn.execute("DELETE FROM nodes WHERE name = ?1", [n])?;
+    }
+    for g in &changes.groups {
+        conn.execute("INSERT OR REPLACE INTO node_groups VALUES (?1, ?2)", params![g.name, json(*g)])?;
+    }
+    for g in &changes.deleted_groups {
+        conn.execute("DELETE FROM node_groups WHERE name = ?1", [g])?;
+    }
+    for (k, v) in &changes.env {
+        match v {
+            Some(v) => conn.execute("INSERT OR REPLACE INTO cluster_env VALUES (?1, ?2)", [k, v])?,
+            None => conn.execute("DELETE FROM cluster_env WHERE name = ?1", [k])?,
+        };
+    }
+    if let Some(n) = changes.next_job_id {
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('next_job_id', ?1)", [n.to_string()])?;
+    }
+    Ok(())
 }
 
 /// Serialising any stored record through one function.

@@ -66,14 +66,16 @@ impl LocalAgent {
             .map_err(|e| format!("cannot write the task spec in {}: {e}", dir.display()))?;
         let log = std::fs::File::create(dir.join(supervisor::LOG)).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let child = tokio::process::Command::new(&self.inner.hpcd)
-            .arg("run-task")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .kill_on_drop(false)
+        let mut cmd = tokio::process::Command::new(&self.inner.hpcd);
+        cmd.arg("run-task").arg(&dir).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(false);
+        // SAFETY: between fork and exec the child only changes its signal
+        // mask (async-signal-safe). Blocked signals stay blocked across exec,
+        // so a cancel that arrives before the supervisor reads its signal
+        // descriptor waits for it instead of killing it.
+        unsafe {
+            cmd.pre_exec(sys::block_cancel_signals);
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the task supervisor {}: {e}", self.inner.hpcd.display()))?;
         if let Some(pid) = child.id() {

@@ -61,17 +61,33 @@ pub fn reset_signals() -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP and returns a descriptor that reads them.
-pub fn signal_fd() -> io::Result<OwnedFd> {
-    // SAFETY: the set is initialised before use; signalfd returns a new
-    // descriptor that we own.
+fn cancel_signal_set() -> libc::sigset_t {
+    // SAFETY: the set is initialised by sigemptyset before sigaddset.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::sigaddset(&mut set, s);
         }
-        check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        set
+    }
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling process (async-signal-safe,
+/// for use between fork and exec).
+pub fn block_cancel_signals() -> io::Result<()> {
+    let set = cancel_signal_set();
+    // SAFETY: set is a valid, initialised signal set.
+    check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) }).map(|_| ())
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP and returns a descriptor that reads them.
+pub fn signal_fd() -> io::Result<OwnedFd> {
+    block_cancel_signals()?;
+    let set = cancel_signal_set();
+    // SAFETY: signalfd reads the initialised set and returns a new
+    // descriptor that we own.
+    unsafe {
         let fd = check(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))?;
         Ok(OwnedFd::from_raw_fd(fd))
     }

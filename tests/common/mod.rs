@@ -141,9 +141,13 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.command("hpcd").args(["local", "stop"]).stdout(Stdio::null()).output();
-        // Any task still running in this cluster's run directories.
+        // Anything still running for this cluster: supervisors (named by
+        // their run directory) and tasks (which inherit HPCPACK_STATE_DIR).
         let runs = self.state_dir().join("runs");
         for pid in pids_matching(runs.to_str().unwrap_or("//")) {
+            unsafe_kill(pid, 9);
+        }
+        for pid in pids_with_env(&format!("HPCPACK_STATE_DIR={}", self.state_dir().display())) {
             unsafe_kill(pid, 9);
         }
     }

@@ -72,7 +72,7 @@ pub struct CancelArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ViewFormat {
     /// Output format: list, or json ([extension]).
-    #[arg(long, value_name = "list|json", value_parser = opts::format)]
+    #[arg(long, value_name = "list|json", value_parser = opts::view_format)]
     pub format: Option<Format>,
 }
 
