@@ -59,6 +59,9 @@ pub struct Cluster {
     groups: Vec<NodeGroup>,
     env: BTreeMap<String, String>,
     next_job_id: u64,
+    /// Jobs the scheduler looks at (submitted and not ended), so its passes
+    /// do not walk the whole history.
+    active: std::collections::BTreeSet<u64>,
     /// Where task runs keep their output.
     pub run_root: PathBuf,
     pub cluster_name: String,
@@ -72,8 +75,10 @@ impl Cluster {
         for t in snap.tasks {
             tasks.entry(t.job_id).or_default().push(t);
         }
+        let active = snap.jobs.iter().filter(|j| is_active(j)).map(|j| j.id).collect();
         Ok(Cluster {
             store,
+            active,
             jobs: snap.jobs.into_iter().map(|j| (j.id, j)).collect(),
             tasks,
             nodes: snap.nodes,
@@ -111,6 +116,7 @@ impl Cluster {
         for t in snap.tasks {
             tasks.entry(t.job_id).or_default().push(t);
         }
+        self.active = snap.jobs.iter().filter(|j| is_active(j)).map(|j| j.id).collect();
         self.jobs = snap.jobs.into_iter().map(|j| (j.id, j)).collect();
         self.tasks = tasks;
         self.nodes = snap.nodes;
@@ -207,7 +213,11 @@ impl Cluster {
     }
 
     fn running_tasks(&self) -> impl Iterator<Item = &Task> {
-        self.tasks.values().flatten().filter(|t| t.state.is_started())
+        self.active.iter().filter_map(|id| self.tasks.get(id)).flatten().filter(|t| t.state.is_started())
+    }
+
+    fn active_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.active.iter().filter_map(|id| self.jobs.get(id))
     }
 
     /// Every core with what it is doing, for `node listcores`.
@@ -331,6 +341,11 @@ impl Cluster {
 
     fn install(&mut self, jobs: Vec<Job>, tasks: Vec<Task>) {
         for j in jobs {
+            if is_active(&j) {
+                self.active.insert(j.id);
+            } else {
+                self.active.remove(&j.id);
+            }
             self.jobs.insert(j.id, j);
         }
         for t in tasks {
@@ -783,21 +798,13 @@ impl Cluster {
     /// running jobs, fail what can never run. Returns the launches.
     pub fn schedule(&mut self, now: Millis) -> Result<Effects> {
         let mut effects = Effects::default();
-        let usage = scheduler::usage_of(self.jobs.values().filter(|j| j.holds_resources()));
-        let mut probes: Vec<Job> = Vec::new();
-        for j in self.jobs.values().filter(|j| j.state == JobState::Queued) {
-            if j.hold_until.is_some_and(|h| h > now) {
-                continue;
-            }
-            let tasks: Vec<&Task> = self.tasks.get(&j.id).map(|v| v.iter().collect()).unwrap_or_default();
-            let (unit, count) = scheduler::effective_request(j, &tasks);
-            let mut p = j.clone();
-            p.unit = unit;
-            p.count = Some(count);
-            probes.push(p);
-        }
-        let refs: Vec<&Job> = probes.iter().collect();
-        let decisions = scheduler::schedule_jobs(&self.nodes, &usage, &refs);
+        let usage = scheduler::usage_of(self.active_jobs().filter(|j| j.holds_resources()));
+        // Submitted jobs carry their resolved request (see mark_submitted).
+        let queued: Vec<&Job> = self
+            .active_jobs()
+            .filter(|j| j.state == JobState::Queued && j.hold_until.is_none_or(|h| h <= now))
+            .collect();
+        let decisions = scheduler::schedule_jobs(&self.nodes, &usage, &queued);
         let mut changed_jobs = Vec::new();
         for (id, d) in decisions {
             let mut j = self.jobs[&id].clone();
@@ -830,8 +837,7 @@ impl Cluster {
             }
         }
         self.commit(changed_jobs, vec![])?;
-        let running: Vec<u64> =
-            self.jobs.values().filter(|j| j.state == JobState::Running).map(|j| j.id).collect();
+        let running: Vec<u64> = self.active_jobs().filter(|j| j.state == JobState::Running).map(|j| j.id).collect();
         for id in running {
             effects.merge(self.dispatch_tasks(id, now)?);
         }
@@ -1042,8 +1048,7 @@ impl Cluster {
     pub fn enforce_runtimes(&mut self, now: Millis) -> Result<Effects> {
         let mut effects = Effects::default();
         let over_jobs: Vec<(u64, u64)> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|j| j.state == JobState::Running)
             .filter_map(|j| Some((j.id, j.runtime?)).filter(|(_, r)| j.start_time.is_some_and(|s| now - s >= *r as i64 * 1000)))
             .collect();
@@ -1052,9 +1057,7 @@ impl Cluster {
             effects.merge(self.end_job(id, JobState::Failed, &msg, now)?);
         }
         let over_tasks: Vec<(u64, u32, u64)> = self
-            .tasks
-            .values()
-            .flatten()
+            .running_tasks()
             .filter(|t| t.state == TaskState::Running)
             .filter_map(|t| Some((t.job_id, t.id, t.runtime?)).filter(|(_, _, r)| t.start_time.is_some_and(|s| now - s >= *r as i64 * 1000)))
             .collect();
@@ -1142,8 +1145,7 @@ impl Cluster {
         }
         let mut n = n.clone();
         let busy_jobs: Vec<u64> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name))
             .map(|j| j.id)
             .collect();
@@ -1167,7 +1169,7 @@ impl Cluster {
             .nodes
             .iter()
             .filter(|n| n.state == NodeState::Draining)
-            .filter(|n| !self.jobs.values().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
+            .filter(|n| !self.active_jobs().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
             .cloned()
             .collect();
         for mut n in done {
@@ -1279,6 +1281,12 @@ impl Cluster {
         Self::require_admin(caller, what)
     }
 
+}
+
+/// The job is submitted and has not ended: the scheduler and the run-time
+/// checks look at it.
+fn is_active(j: &Job) -> bool {
+    !matches!(j.state, JobState::Configuring) && !j.state.is_final()
 }
 
 /// Marks a task the user asked to finish while it ran.

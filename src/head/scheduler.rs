@@ -61,7 +61,15 @@ pub fn schedule_jobs(
     let mut usage = usage.clone();
     let mut reserved: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(order.len());
+    let any_online = nodes.iter().any(|n| n.state == NodeState::Online);
     for job in order {
+        // With nodes online but no free core left on any that is not
+        // reserved, no later job can start: stop, so a long queue costs
+        // nothing while the cluster is full. Those jobs keep their earlier
+        // pending reason.
+        if any_online && !has_free_core(nodes, &usage, &reserved) {
+            break;
+        }
         let all = candidates(nodes, job, None, &reserved);
         if all.is_empty() {
             out.push((job.id, never_or_wait(nodes, job)));
@@ -88,6 +96,12 @@ pub fn schedule_jobs(
         }
     }
     out
+}
+
+fn has_free_core(nodes: &[Node], usage: &BTreeMap<String, NodeUsage>, reserved: &HashSet<String>) -> bool {
+    nodes.iter().filter(|n| n.state == NodeState::Online && !reserved.contains(&n.name)).any(|n| {
+        usage.get(&n.name).is_none_or(|u| !u.exclusive && (u.used.len() as u32) < n.cores)
+    })
 }
 
 /// A job that fits no set of online nodes waits if offline nodes could serve
@@ -462,7 +476,7 @@ mod tests {
         let d = schedule_jobs(&nodes, &BTreeMap::new(), &[&a, &b, &c]);
         assert_eq!(d[0].0, 2);
         assert!(matches!(d[0].1, Decision::Start(_)));
-        assert_eq!(d[1], (1, Decision::Wait("waiting for resources".into())));
+        assert_eq!(d.len(), 1, "the node is full: the rest wait unexamined");
     }
 
     #[test]
@@ -474,7 +488,7 @@ mod tests {
         let small = job(2, UnitType::Core, "1");
         let d = schedule_jobs(&nodes, &usage, &[&big, &small]);
         assert!(matches!(d[0].1, Decision::Wait(_)));
-        assert!(matches!(d[1].1, Decision::Wait(_)), "the small job must not overtake the big one");
+        assert!(d.iter().all(|(id, d)| *id != 2 || !matches!(d, Decision::Start(_))), "the small job must not overtake the big one");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct LocalAgent {
 struct Inner {
     root: PathBuf,
     hpcd: PathBuf,
+    /// `hpcd-task` beside `hpcd`: the same supervisor in a binary that starts
+    /// faster; without it, `hpcd run-task`.
+    task_bin: Option<PathBuf>,
     events: UnboundedSender<AgentEvent>,
     /// Supervisor pid of each live run.
     pids: Mutex<HashMap<RunId, u32>>,
@@ -36,7 +39,8 @@ struct Inner {
 impl LocalAgent {
     /// `hpcd` is the binary that provides `run-task`; `root` holds run directories.
     pub fn new(root: PathBuf, hpcd: PathBuf, events: UnboundedSender<AgentEvent>) -> LocalAgent {
-        LocalAgent { inner: Arc::new(Inner { root, hpcd, events, pids: Mutex::new(HashMap::new()) }) }
+        let task_bin = hpcd.parent().map(|d| d.join("hpcd-task")).filter(|p| p.is_file());
+        LocalAgent { inner: Arc::new(Inner { root, hpcd, task_bin, events, pids: Mutex::new(HashMap::new()) }) }
     }
 
     fn send(&self, ev: AgentEvent) {
@@ -62,19 +66,27 @@ impl LocalAgent {
         let dir = run_dir(&self.inner.root, l.run);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let spec = serde_json::to_vec(l).map_err(|e| e.to_string())?;
-        supervisor::write_atomic(&dir.join(supervisor::SPEC), &spec)
+        supervisor::write_atomic(&dir.join(supervisor::SPEC), &spec, false)
             .map_err(|e| format!("cannot write the task spec in {}: {e}", dir.display()))?;
         let log = std::fs::File::create(dir.join(supervisor::LOG)).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = tokio::process::Command::new(&self.inner.hpcd);
-        cmd.arg("run-task").arg(&dir).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(false);
-        // SAFETY: between fork and exec the child only changes its signal
-        // mask (async-signal-safe). Blocked signals stay blocked across exec,
-        // so a cancel that arrives before the supervisor reads its signal
-        // descriptor waits for it instead of killing it.
-        unsafe {
-            cmd.pre_exec(sys::block_cancel_signals);
-        }
+        let mut cmd = match &self.inner.task_bin {
+            Some(bin) => tokio::process::Command::new(bin),
+            None => {
+                let mut c = tokio::process::Command::new(&self.inner.hpcd);
+                c.arg("run-task");
+                c
+            }
+        };
+        cmd.arg(&dir).stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0).kill_on_drop(false);
+        // The supervisor must start with the cancel signals blocked, so a
+        // cancel that arrives before it reads its signal descriptor waits for
+        // it instead of killing it. A child inherits the spawning thread's
+        // mask (blocked signals stay blocked across exec); doing it here
+        // rather than between fork and exec lets std use posix_spawn, which
+        // does not copy the head node's address space. Other threads keep
+        // receiving the head node's own signals.
+        let _blocked = sys::CancelSignalsBlocked::new();
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the task supervisor {}: {e}", self.inner.hpcd.display()))?;
@@ -163,7 +175,9 @@ fn supervisor_pid(dir: &Path) -> Option<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        if args.len() >= 3 && args[1] == b"run-task" && args[2] == want {
+        let named = (args.len() >= 3 && args[1] == b"run-task" && args[2] == want)
+            || (args.len() >= 2 && args[0].ends_with(b"hpcd-task") && args[1] == want);
+        if named {
             return Some(pid);
         }
     }

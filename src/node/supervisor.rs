@@ -10,8 +10,9 @@
 //! | `output`   | the task's stdout and stderr, unless redirected |
 //! | `exit.json`| the run is over; [`RunOutcome`] |
 //!
-//! The task runs as `/bin/sh -c <command line>` in its own session (so its
-//! process group is the task), bound to its CPUs. On SIGTERM the supervisor
+//! The task runs as `/bin/sh -c <command line>` (or, when the command line
+//! has no shell syntax, directly with the same words: one process less) in
+//! its own session (so its process group is the task), bound to its CPUs. On SIGTERM the supervisor
 //! sends SIGTERM to the group, then SIGKILL after the grace period, and kills
 //! any descendant that left the group (it is their subreaper), so no process
 //! of a canceled task survives. When the task's main process exits, what it
@@ -46,12 +47,16 @@ pub const LOG: &str = "supervisor.log";
 /// Default seconds between SIGTERM and SIGKILL on cancel.
 pub const DEFAULT_GRACE_SECS: u64 = 5;
 
-/// Writes `data` to `path` so that readers see all or nothing.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to `path` so that readers see all or nothing (also after a
+/// crash of the writer). With `durable`, the data is on disk before the
+/// rename, so it also survives a crash of the machine.
+pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     fs::rename(&tmp, path)
 }
 
@@ -60,13 +65,25 @@ pub fn read_outcome(dir: &Path) -> Option<RunOutcome> {
     serde_json::from_slice(&fs::read(dir.join(EXIT)).ok()?).ok()
 }
 
+/// Entry point of the `hpcd-task` binary: `hpcd-task <run directory>`.
+pub fn cli_main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.as_slice() {
+        [_, dir] => std::process::ExitCode::from(main(Path::new(dir)) as u8),
+        _ => {
+            eprintln!("usage: hpcd-task <run directory> (started by the node agent, one per task run)");
+            std::process::ExitCode::from(crate::error::exit::USAGE)
+        }
+    }
+}
+
 /// Entry point of `hpcd run-task <dir>`; returns the process exit code.
 pub fn main(dir: &Path) -> i32 {
     let outcome = match run(dir) {
         Ok(o) => o,
         Err(e) => RunOutcome { exit_code: -1, canceled: false, error: e },
     };
-    match serde_json::to_vec(&outcome).map_err(std::io::Error::other).and_then(|b| write_atomic(&dir.join(EXIT), &b)) {
+    match serde_json::to_vec(&outcome).map_err(std::io::Error::other).and_then(|b| write_atomic(&dir.join(EXIT), &b, true)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("hpcd run-task: cannot write {}: {e}", dir.join(EXIT).display());
@@ -95,8 +112,20 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
     if !work_dir.is_dir() {
         return Err(format!("the working directory {} does not exist", work_dir.display()));
     }
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(&spec.command_line).current_dir(&work_dir).env_clear();
+    let direct = simple_words(&spec.command_line);
+    let mut cmd = match &direct {
+        Some(words) => {
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]);
+            c
+        }
+        None => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(&spec.command_line);
+            c
+        }
+    };
+    cmd.current_dir(&work_dir).env_clear();
     let hostfile = dir.join(HOSTFILE);
     write_hostfile(&hostfile, &spec).map_err(|e| format!("cannot write {}: {e}", hostfile.display()))?;
     for (k, v) in base_env(user.as_ref()) {
@@ -116,6 +145,7 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
     };
     let out = open_out(&spec.stdout)?;
     let err = if spec.stderr.is_empty() && !spec.stdout.is_empty() { open_out("")? } else { open_out(&spec.stderr)? };
+    let err_copy = err.try_clone().ok();
     let stdin = if spec.stdin.is_empty() {
         Stdio::null()
     } else {
@@ -139,11 +169,25 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| format!("cannot start /bin/sh for the task: {e}"))?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        // Run directly, a command that cannot be found or executed ends as
+        // it would under the shell: a message on stderr, exit code 127 or 126.
+        Err(e) if direct.is_some() && matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {
+            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            let what = if code == 127 { "not found" } else { "Permission denied" };
+            let _ = write_atomic(&dir.join(STARTED), b"0", false);
+            if let Some(mut f) = err_copy {
+                let _ = writeln!(f, "{}: {what}", direct.as_ref().map(|w| w[0].as_str()).unwrap_or(""));
+            }
+            return Ok(RunOutcome { exit_code: code, canceled: false, error: String::new() });
+        }
+        Err(e) => return Err(format!("cannot start the task: {e}")),
+    };
     let pid = child.id();
     // The Child handle is not used to wait: the loop below reaps with waitpid.
     std::mem::forget(child);
-    let _ = write_atomic(&dir.join(STARTED), pid.to_string().as_bytes());
+    let _ = write_atomic(&dir.join(STARTED), pid.to_string().as_bytes(), false);
     supervise(pid, &signals, grace)
 }
 
@@ -197,8 +241,12 @@ fn kill_leftovers(pgid: u32) {
     }
 }
 
-/// Pids whose parent is `ppid`, from /proc.
+/// Pids whose parent is `ppid` (this single-threaded process): the
+/// kernel's list in /proc/<pid>/task/<pid>/children, else a scan of /proc.
 fn children_of(ppid: u32) -> Vec<u32> {
+    if let Ok(list) = fs::read_to_string(format!("/proc/{ppid}/task/{ppid}/children")) {
+        return list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    }
     let mut out = Vec::new();
     let Ok(rd) = fs::read_dir("/proc") else { return out };
     for e in rd.flatten() {
@@ -211,6 +259,26 @@ fn children_of(ppid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Shell builtins that are not programs, or that act on the shell itself:
+/// a command line starting with one goes through the shell.
+const BUILTINS: &[&str] = &[
+    ".", ":", "alias", "bg", "break", "cd", "command", "continue", "eval", "exec", "exit", "export", "fg", "getopts",
+    "hash", "jobs", "local", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type", "ulimit",
+    "umask", "unalias", "unset", "wait",
+];
+
+/// The words of a command line with no shell syntax at all (no quotes,
+/// variables, globs, redirections, separators or assignments): those run
+/// directly, as `/bin/sh -c` would run them, without starting a shell.
+/// `None`: the shell runs it.
+pub fn simple_words(line: &str) -> Option<Vec<String>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:,+@%".contains(c);
+    let words: Vec<String> = line.split(' ').filter(|w| !w.is_empty()).map(String::from).collect();
+    let first = words.first()?;
+    let ok = line.chars().all(|c| c == ' ' || plain(c)) && !BUILTINS.contains(&first.as_str()) && !line.contains("=");
+    ok.then_some(words)
 }
 
 /// The variables a task starts from before the cluster's and its own.
@@ -249,4 +317,18 @@ fn write_hostfile(path: &Path, spec: &Launch) -> std::io::Result<()> {
         };
     }
     fs::write(path, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::simple_words;
+
+    #[test]
+    fn only_plain_command_lines_skip_the_shell() {
+        assert_eq!(simple_words("mpiexec -c 1 -affinity mpipingpong -p 1:100000 -op -s nul").unwrap().len(), 10);
+        assert_eq!(simple_words("true").unwrap(), vec!["true"]);
+        for shell in ["exit 3", "echo $HOME", "a && b", "echo 'x'", "ls *", "A=1 env", "cd /tmp", "echo a > f", "sleep 1; true", "~/bin/x"] {
+            assert!(simple_words(shell).is_none(), "{shell}");
+        }
+    }
 }

@@ -73,12 +73,43 @@ fn cancel_signal_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in the calling process (async-signal-safe,
-/// for use between fork and exec).
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling process.
 pub fn block_cancel_signals() -> io::Result<()> {
     let set = cancel_signal_set();
     // SAFETY: set is a valid, initialised signal set.
     check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) }).map(|_| ())
+}
+
+/// Blocks the cancel signals in the calling thread until dropped.
+pub struct CancelSignalsBlocked {
+    old: libc::sigset_t,
+}
+
+impl CancelSignalsBlocked {
+    pub fn new() -> CancelSignalsBlocked {
+        let set = cancel_signal_set();
+        // SAFETY: both sets are valid; pthread_sigmask only affects this thread.
+        unsafe {
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            CancelSignalsBlocked { old }
+        }
+    }
+}
+
+impl Default for CancelSignalsBlocked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for CancelSignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` in the same thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP and returns a descriptor that reads them.
