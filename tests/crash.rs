@@ -15,11 +15,17 @@ fn acknowledged_jobs_survive_kill_9() {
     let cmd = format!("echo $CCP_JOBID.$CCP_TASKID >> {}; sleep 0.3", log.display());
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Three submitters, at most 25 jobs each, paced so that submissions go
+    // on across both kills.
     let submitters: Vec<_> = (0..3)
         .map(|_| {
             let (c, acked, stop, cmd) = (c.clone(), acked.clone(), stop.clone(), cmd.clone());
             std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
+                for _ in 0..25 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(40));
                     let out = c.run("job", &["submit", "/numcores:1", &cmd]);
                     // Only a submission the head node acknowledged counts;
                     // one cut off by the kill may or may not exist.

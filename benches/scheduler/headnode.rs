@@ -211,6 +211,19 @@ impl Side for HeadNode {
         Ok(id)
     }
 
+    fn rest_submit_one(&self) -> Result<u64> {
+        let spec = json!({
+            "Properties": [{"Name": "Name", "Value": "bench"}, {"Name": "MinCores", "Value": "1"}, {"Name": "MaxCores", "Value": "1"}],
+            "Tasks": [{"Properties": [{"Name": "CommandLine", "Value": "true"}]}],
+        });
+        let url = "http://localhost/hpcpack/v1/jobs";
+        let resp = self.client.post(url).json(&spec).send().with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        ensure!(status.is_success(), "POST {url}: {status}: {}", text.trim());
+        parse_id(&text)
+    }
+
     fn progress(&self, id: u64) -> Result<Progress> {
         let url = format!("{REST}/jobs/{id}?properties=State");
         let resp = self

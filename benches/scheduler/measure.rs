@@ -19,7 +19,11 @@ pub enum Metric {
     /// The same N jobs from several submitting processes at once.
     CliSubmitParallel,
     /// N trivial jobs through the REST API, one client, one job after the other.
+    /// Ours: HPC Pack's three calls per job (create, add task, submit).
     RestSubmit,
+    /// The same with one call per job. Ours: the `/hpcpack/v1/jobs` extension;
+    /// Slurm's submission is one call already.
+    RestSubmitOne,
     /// Median time from starting the CLI submission to the job's state being final.
     SubmitToFinish,
     /// M trivial jobs submitted at once (REST), until the last one has finished.
@@ -31,10 +35,11 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::CliSubmit,
         Metric::CliSubmitParallel,
         Metric::RestSubmit,
+        Metric::RestSubmitOne,
         Metric::SubmitToFinish,
         Metric::RunThrough,
         Metric::JobView,
@@ -47,6 +52,7 @@ impl Metric {
             Metric::CliSubmit
             | Metric::CliSubmitParallel
             | Metric::RestSubmit
+            | Metric::RestSubmitOne
             | Metric::SubmitToFinish => Some(10.0),
             Metric::RunThrough | Metric::JobView | Metric::TaskView => None,
         }
@@ -117,6 +123,10 @@ pub trait Side: Sync {
     fn cli_submit(&self) -> Result<u64>;
     /// Submits one trivial 1-core job through the REST API; returns its id.
     fn rest_submit(&self) -> Result<u64>;
+    /// Submits one trivial 1-core job with a single REST call.
+    fn rest_submit_one(&self) -> Result<u64> {
+        self.rest_submit()
+    }
     /// One REST query of the job's state.
     fn progress(&self, id: u64) -> Result<Progress>;
     /// Brings the cluster back to idle after `ids` were submitted, within `timeout`.
@@ -194,6 +204,11 @@ fn phases(name: &str, side: &dyn Side, plan: &Plan, r: &mut Results) -> Result<(
     say(&format!("REST submission: {} jobs", plan.jobs));
     let batch = submit_batch(plan.jobs, 1, plan.timeout, &|| side.rest_submit())?;
     record_batch(r, Metric::RestSubmit, &batch, plan.jobs);
+    settle(side, &batch.ids, plan, &say)?;
+
+    say(&format!("REST submission, one call per job: {} jobs", plan.jobs));
+    let batch = submit_batch(plan.jobs, 1, plan.timeout, &|| side.rest_submit_one())?;
+    record_batch(r, Metric::RestSubmitOne, &batch, plan.jobs);
     settle(side, &batch.ids, plan, &say)?;
 
     say(&format!(

@@ -14,7 +14,8 @@ fn label(metric: Metric, plan: &Plan) -> String {
         Metric::CliSubmitParallel => {
             format!("CLI submit, {} jobs, {} processes", plan.jobs, plan.procs)
         }
-        Metric::RestSubmit => format!("REST submit, {} jobs", plan.jobs),
+        Metric::RestSubmit => format!("REST submit, {} jobs (HPC Pack: 3 calls)", plan.jobs),
+        Metric::RestSubmitOne => format!("REST submit, {} jobs, 1 call each", plan.jobs),
         Metric::SubmitToFinish => format!("submit-to-finish, median of {}", plan.latency_runs),
         Metric::RunThrough => format!("run-through, {} jobs", plan.run_jobs),
         Metric::JobView => "job view / scontrol show job".to_string(),

@@ -86,7 +86,7 @@ pub fn normalize(args: &[String], shape: &Shape<'_>) -> Result<Vec<String>, Unkn
                 Some((n, v)) => (n.to_ascii_lowercase(), Some(v)),
                 None => (rest.to_ascii_lowercase(), None),
             };
-            if shape.options.iter().any(|o| *o == name) {
+            if shape.options.contains(&name) {
                 out.push(match value {
                     Some(v) => format!("--{name}={v}"),
                     None => format!("--{name}"),

@@ -215,7 +215,7 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     // SAFETY: setsid in the child between fork and exec is async-signal-safe;
     // it detaches the head node from this terminal's session.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || sys::setsid());
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, sys::setsid);
     }
     let mut child = cmd.spawn().map_err(|e| Error::io("cannot start hpcd head", e))?;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,0 +1,288 @@
+//! Scheduling passes, task launches, agents' reports and run-time limits.
+
+use super::*;
+
+impl Cluster {
+    /// One scheduling pass: start queued jobs that fit, start the tasks of
+    /// running jobs, fail what can never run. Returns the launches.
+    pub fn schedule(&mut self, now: Millis) -> Result<Effects> {
+        let mut effects = Effects::default();
+        let usage = scheduler::usage_of(self.active_jobs().filter(|j| j.holds_resources()));
+        // Submitted jobs carry their resolved request (see mark_submitted).
+        let queued: Vec<&Job> = self
+            .active_jobs()
+            .filter(|j| j.state == JobState::Queued && j.hold_until.is_none_or(|h| h <= now))
+            .collect();
+        let decisions = scheduler::schedule_jobs(&self.nodes, &usage, &queued);
+        let mut changed_jobs = Vec::new();
+        for (id, d) in decisions {
+            let mut j = self.jobs[&id].clone();
+            match d {
+                Decision::Start(alloc) => {
+                    j.allocation = alloc;
+                    j.set_state(JobState::Running, now);
+                    j.start_time = Some(now);
+                    j.pending_reason.clear();
+                    changed_jobs.push(j);
+                }
+                Decision::Wait(why) => {
+                    if j.pending_reason != why {
+                        j.pending_reason = why;
+                        changed_jobs.push(j);
+                    }
+                }
+                Decision::Never(why) => {
+                    j.error_message = why;
+                    Self::close_job(&mut j, JobState::Failed, now);
+                    let mut tasks = self.tasks.get(&id).cloned().unwrap_or_default();
+                    for t in tasks.iter_mut().filter(|t| !t.state.is_final()) {
+                        t.set_state(TaskState::Failed, now);
+                        t.error_message = "the job could not be scheduled".into();
+                        t.end_time = Some(now);
+                    }
+                    self.commit(vec![], tasks)?;
+                    changed_jobs.push(j);
+                }
+            }
+        }
+        self.commit(changed_jobs, vec![])?;
+        let running: Vec<u64> = self.active_jobs().filter(|j| j.state == JobState::Running).map(|j| j.id).collect();
+        for id in running {
+            effects.merge(self.dispatch_tasks(id, now)?);
+        }
+        Ok(effects)
+    }
+
+    pub(super) fn dispatch_tasks(&mut self, job_id: u64, now: Millis) -> Result<Effects> {
+        let job = self.jobs[&job_id].clone();
+        let tasks = self.tasks.get(&job_id).cloned().unwrap_or_default();
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let decisions = scheduler::place_tasks(&job, &refs);
+        if decisions.is_empty() {
+            return Ok(Effects::default());
+        }
+        let mut changed = Vec::new();
+        let mut launches = Vec::new();
+        for (tid, d) in decisions {
+            let mut t = tasks[tid as usize - 1].clone();
+            match d {
+                TaskDecision::Start(alloc) => {
+                    t.allocation = alloc;
+                    t.attempt += 1;
+                    t.set_state(TaskState::Dispatching, now);
+                    t.start_time = Some(now);
+                    launches.push(self.launch_for(&job, &t)?);
+                }
+                TaskDecision::DependencyFailed(why) | TaskDecision::TooLarge(why) => {
+                    t.set_state(TaskState::Failed, now);
+                    t.error_message = why;
+                    t.end_time = Some(now);
+                }
+            }
+            changed.push(t);
+        }
+        self.commit(vec![], changed)?;
+        let mut effects = self.settle_job(job_id, now)?;
+        effects.launches.extend(launches);
+        Ok(effects)
+    }
+
+    /// The process a task runs as: command, environment, CPUs.
+    pub(super) fn launch_for(&self, job: &Job, t: &Task) -> Result<Launch> {
+        let first = t.allocation.first().ok_or_else(|| Error::InvalidState(format!("task {} has no cores", t.display_id())))?;
+        let node = self.node(&first.node)?;
+        let cpus: Vec<u32> = first.cores.iter().filter_map(|c| node.cpus.get(*c as usize).copied()).collect();
+        let nodes: Vec<(String, u32)> = t.allocation.iter().map(|a| (a.node.clone(), a.cores.len() as u32)).collect();
+        let nodes_str = format!(
+            "{} {}",
+            nodes.len(),
+            nodes.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(" ")
+        );
+        use crate::env as e;
+        let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut set = |k: &str, v: String| {
+            env.retain(|(n, _)| n != k);
+            env.push((k.to_string(), v));
+        };
+        set(e::CCP_CLUSTER_NAME, self.cluster_name.clone());
+        for (k, v) in &job.env {
+            set(k, v.clone());
+        }
+        for (k, v) in &t.env {
+            set(k, v.clone());
+        }
+        set(e::CCP_JOBID, job.id.to_string());
+        set(e::CCP_TASKID, t.id.to_string());
+        set(e::CCP_TASKINSTANCEID, "0".into());
+        set(e::CCP_TASKSYSTEMID, format!("{}.{}.0", job.id, t.id));
+        set(e::CCP_NODES, nodes_str.clone());
+        set(e::CCP_NODES_CORES, nodes_str);
+        set(e::CCP_NUMCPUS, first.cores.len().to_string());
+        set(e::CCP_COREIDS, cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "));
+        set(e::CCP_AFFINITY, affinity_mask(&cpus));
+        set(e::CCP_EXCLUSIVE, crate::model::values::format_bool(job.exclusive || t.exclusive).into());
+        set(e::CCP_JOBNAME, job.name.clone());
+        set(e::CCP_TASKNAME, t.name.clone());
+        set(e::CCP_JOBTEMPLATE, job.template.clone());
+        set(e::CCP_RETRY_COUNT, t.requeue_count.to_string());
+        set(e::CCP_RERUNNABLE, crate::model::values::format_bool(t.rerunnable).into());
+        set(e::CCP_ISADMIN, crate::model::values::format_bool(job.owner_uid == 0).into());
+        set(e::CCP_SCHEDULER, self.cluster_name.clone());
+        if let Some(r) = t.runtime.or(job.runtime) {
+            set(e::CCP_RUNTIME, r.to_string());
+        }
+        if !t.work_dir.is_empty() {
+            set(e::CCP_WORKDIR, t.work_dir.clone());
+        }
+        Ok(Launch {
+            run: run_of(t),
+            node: node.name.clone(),
+            command_line: t.command_line.clone(),
+            work_dir: t.work_dir.clone(),
+            stdin: t.stdin.clone(),
+            stdout: t.stdout.clone(),
+            stderr: t.stderr.clone(),
+            env,
+            cpus,
+            owner_uid: job.owner_uid,
+            nodes,
+        })
+    }
+
+    /// Applies an agent's report.
+    pub fn agent_event(&mut self, ev: &AgentEvent, now: Millis) -> Result<Effects> {
+        let run = match ev {
+            AgentEvent::Started { run } | AgentEvent::Exited { run, .. } | AgentEvent::NeverStarted { run } => *run,
+        };
+        let Ok(t) = self.task(run.job, run.task) else { return Ok(Effects::default()) };
+        if t.attempt != run.attempt || !t.state.is_started() {
+            return Ok(Effects::default()); // a report about an earlier run
+        }
+        let mut t = t.clone();
+        match ev {
+            AgentEvent::Started { .. } => {
+                if t.state == TaskState::Dispatching {
+                    t.set_state(TaskState::Running, now);
+                    self.commit(vec![], vec![t])?;
+                }
+                Ok(Effects::default())
+            }
+            AgentEvent::NeverStarted { .. } => {
+                t.set_state(TaskState::Queued, now);
+                t.allocation.clear();
+                t.start_time = None;
+                self.commit(vec![], vec![t])?;
+                Ok(Effects { reschedule: true, ..Default::default() })
+            }
+            AgentEvent::Exited { exit_code, canceled, error, .. } => {
+                let job = self.job(run.job)?.clone();
+                t.exit_code = Some(*exit_code);
+                t.end_time = Some(now);
+                let finish_wish = t.error_message == FINISH_MARK;
+                let state = if finish_wish {
+                    t.error_message.clear();
+                    TaskState::Finished
+                } else if t.state == TaskState::Canceling || *canceled {
+                    if t.error_message.is_empty() {
+                        t.error_message = if error.is_empty() { "canceled".into() } else { error.clone() };
+                    }
+                    TaskState::Canceled
+                } else if !error.is_empty() {
+                    t.error_message = error.clone();
+                    TaskState::Failed
+                } else {
+                    let codes = t.valid_exit_codes.clone().or(job.valid_exit_codes.clone()).unwrap_or_default();
+                    if codes.accepts(*exit_code) {
+                        TaskState::Finished
+                    } else {
+                        t.error_message = format!("exit code {exit_code} is not a valid exit code ({codes})");
+                        TaskState::Failed
+                    }
+                };
+                // A task that ended by its run time limit was canceled by us,
+                // but it failed as far as the user is concerned.
+                let state = if state == TaskState::Canceled && t.error_message.starts_with(RUNTIME_MARK) {
+                    TaskState::Failed
+                } else {
+                    state
+                };
+                t.set_state(state, now);
+                self.commit(vec![], vec![t])?;
+                let mut effects = Effects { reschedule: true, ..Default::default() };
+                if state == TaskState::Failed && job.fail_on_task_failure && job.state == JobState::Running {
+                    effects.merge(self.end_job(run.job, JobState::Failed, &format!("task {}.{} failed and the job fails on task failure", run.job, run.task), now)?);
+                }
+                effects.merge(self.settle_job(run.job, now)?);
+                Ok(effects)
+            }
+        }
+    }
+
+    /// Ends a job whose tasks have all ended.
+    pub(super) fn settle_job(&mut self, id: u64, now: Millis) -> Result<Effects> {
+        let job = self.job(id)?;
+        if !matches!(job.state, JobState::Running | JobState::Canceling | JobState::Finishing) {
+            return Ok(Effects::default());
+        }
+        let tasks = self.tasks.get(&id).map(|v| v.as_slice()).unwrap_or(&[]);
+        if tasks.iter().any(|t| !t.state.is_final()) {
+            return Ok(Effects::default());
+        }
+        let failed = tasks.iter().find(|t| t.state == TaskState::Failed);
+        let all_canceled = !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Canceled);
+        let mut job = job.clone();
+        let state = match job.target_state {
+            Some(s) => s,
+            None if all_canceled => {
+                if job.error_message.is_empty() {
+                    job.error_message = "every task of the job was canceled".into();
+                }
+                JobState::Canceled
+            }
+            None if failed.is_some() => {
+                if job.error_message.is_empty() {
+                    let f = failed.unwrap_or(&tasks[0]);
+                    job.error_message = format!("task {} failed: {}", f.display_id(), f.error_message);
+                }
+                JobState::Failed
+            }
+            None => JobState::Finished,
+        };
+        Self::close_job(&mut job, state, now);
+        self.commit(vec![job], vec![])?;
+        Ok(Effects { reschedule: true, ..Default::default() })
+    }
+
+    /// Enforces run-time limits: jobs and tasks past their `/runtime` end.
+    pub fn enforce_runtimes(&mut self, now: Millis) -> Result<Effects> {
+        let mut effects = Effects::default();
+        let over_jobs: Vec<(u64, u64)> = self
+            .active_jobs()
+            .filter(|j| j.state == JobState::Running)
+            .filter_map(|j| Some((j.id, j.runtime?)).filter(|(_, r)| j.start_time.is_some_and(|s| now - s >= *r as i64 * 1000)))
+            .collect();
+        for (id, secs) in over_jobs {
+            let msg = format!("{RUNTIME_MARK} of {}", crate::model::values::format_runtime(Some(secs)));
+            effects.merge(self.end_job(id, JobState::Failed, &msg, now)?);
+        }
+        let over_tasks: Vec<(u64, u32, u64)> = self
+            .running_tasks()
+            .filter(|t| t.state == TaskState::Running)
+            .filter_map(|t| Some((t.job_id, t.id, t.runtime?)).filter(|(_, _, r)| t.start_time.is_some_and(|s| now - s >= *r as i64 * 1000)))
+            .collect();
+        for (j, tid, secs) in over_tasks {
+            let mut t = self.task(j, tid)?.clone();
+            effects.kills.push((first_node(&t.allocation), run_of(&t)));
+            t.set_state(TaskState::Canceling, now);
+            t.error_message = format!("{RUNTIME_MARK} of {}", crate::model::values::format_runtime(Some(secs)));
+            self.commit(vec![], vec![t])?;
+        }
+        Ok(effects)
+    }
+
+    /// Runs that a restarted head node must find again: every task whose
+    /// process may exist.
+    pub fn started_runs(&self) -> Vec<(String, RunId)> {
+        self.running_tasks().map(|t| (first_node(&t.allocation), run_of(t))).collect()
+    }
+}

@@ -1,0 +1,207 @@
+//! Nodes, node groups and cluster-wide variables.
+
+use super::*;
+
+impl Cluster {
+    /// Registers or updates the nodes this head node runs (the embedded
+    /// cluster's virtual nodes). Existing nodes keep their Online/Offline state.
+    pub fn register_nodes(&mut self, nodes: Vec<Node>, groups: Vec<NodeGroup>, now: Millis) -> Result<()> {
+        let mut out = Vec::new();
+        for mut n in nodes {
+            if let Ok(old) = self.node(&n.name) {
+                n.state = old.state;
+                n.online_time = old.online_time;
+                n.offline_time = old.offline_time;
+            } else {
+                n.online_time = Some(now);
+            }
+            out.push(n);
+        }
+        let new_groups: Vec<NodeGroup> =
+            groups.into_iter().filter(|g| !self.groups.iter().any(|x| x.name.eq_ignore_ascii_case(&g.name))).collect();
+        // Nodes of an earlier layout go, unless a job still holds them.
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !out.iter().any(|o| o.name == n.name))
+            .filter(|n| !self.jobs.values().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
+            .map(|n| n.name.clone())
+            .collect();
+        self.store.commit(&Changes {
+            nodes: out.iter().collect(),
+            groups: new_groups.iter().collect(),
+            deleted_nodes: gone.clone(),
+            ..Default::default()
+        })?;
+        self.nodes.retain(|n| !gone.contains(&n.name));
+        for n in out {
+            match self.nodes.iter_mut().find(|x| x.name == n.name) {
+                Some(x) => *x = n,
+                None => self.nodes.push(n),
+            }
+        }
+        self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.groups.extend(new_groups);
+        Ok(())
+    }
+
+    /// `bringOnline`: an Offline or Draining node takes work again.
+    pub fn node_online(&mut self, caller: &Caller, name: &str, now: Millis) -> Result<Effects> {
+        Self::require_admin_or_local(caller, &format!("bring node {name} online"))?;
+        let n = self.node(name)?;
+        if n.state == NodeState::Online {
+            return Err(Error::InvalidState(format!("node {} is already Online; only an Offline or Draining node can be brought online", n.name)));
+        }
+        let mut n = n.clone();
+        n.state = NodeState::Online;
+        n.online_time = Some(now);
+        self.commit_node(n)?;
+        Ok(Effects { reschedule: true, ..Default::default() })
+    }
+
+    /// `takeOffline`: the node drains (no new work; Offline once its jobs
+    /// end), or with `force` goes Offline at once and its tasks are canceled.
+    pub fn node_offline(&mut self, caller: &Caller, name: &str, force: bool, now: Millis) -> Result<Effects> {
+        Self::require_admin_or_local(caller, &format!("take node {name} offline"))?;
+        let n = self.node(name)?;
+        if n.state == NodeState::Offline || (n.state == NodeState::Draining && !force) {
+            return Err(Error::InvalidState(format!("node {} is already {}", n.name, n.state)));
+        }
+        let mut n = n.clone();
+        let busy_jobs: Vec<u64> = self
+            .active_jobs()
+            .filter(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name))
+            .map(|j| j.id)
+            .collect();
+        let mut effects = Effects { reschedule: true, ..Default::default() };
+        if busy_jobs.is_empty() || force {
+            n.state = NodeState::Offline;
+            n.offline_time = Some(now);
+            for id in busy_jobs {
+                effects.merge(self.end_job(id, JobState::Canceled, &format!("node {} was taken offline", n.name), now)?);
+            }
+        } else {
+            n.state = NodeState::Draining;
+        }
+        self.commit_node(n)?;
+        Ok(effects)
+    }
+
+    /// Draining nodes whose jobs have ended go Offline.
+    pub fn settle_draining(&mut self, now: Millis) -> Result<()> {
+        let done: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Draining)
+            .filter(|n| !self.active_jobs().any(|j| j.holds_resources() && j.allocation.iter().any(|a| a.node == n.name)))
+            .cloned()
+            .collect();
+        for mut n in done {
+            n.state = NodeState::Offline;
+            n.offline_time = Some(now);
+            self.commit_node(n)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_node(&mut self, n: Node) -> Result<()> {
+        self.store.commit(&Changes { nodes: vec![&n], ..Default::default() })?;
+        if let Some(x) = self.nodes.iter_mut().find(|x| x.name == n.name) {
+            *x = n;
+        }
+        Ok(())
+    }
+
+    /// `POST /cluster/nodeGroups`.
+    pub fn create_group(&mut self, caller: &Caller, g: NodeGroup) -> Result<()> {
+        Self::require_admin_or_local(caller, &format!("create node group {}", g.name))?;
+        if g.name.trim().is_empty() || g.name.contains([',', ' ']) {
+            return Err(Error::InvalidArgument(format!("'{}' is not a node group name (no spaces or commas)", g.name)));
+        }
+        if self.find_group(&g.name).is_ok() {
+            return Err(Error::InvalidState(format!("node group {} already exists", g.name)));
+        }
+        self.store.commit(&Changes { groups: vec![&g], ..Default::default() })?;
+        self.groups.push(g);
+        Ok(())
+    }
+
+    /// `DELETE /cluster/nodeGroups/{name}`.
+    pub fn delete_group(&mut self, caller: &Caller, name: &str) -> Result<()> {
+        Self::require_admin_or_local(caller, &format!("delete node group {name}"))?;
+        let g = self.find_group(name)?;
+        if g == COMPUTE_NODES {
+            return Err(Error::InvalidState(format!("node group {g} is built in and cannot be deleted")));
+        }
+        let nodes: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.in_group(&g))
+            .map(|n| Node { groups: n.groups.iter().filter(|x| **x != g).cloned().collect(), ..n.clone() })
+            .collect();
+        self.store.commit(&Changes { nodes: nodes.iter().collect(), deleted_groups: vec![g.clone()], ..Default::default() })?;
+        self.groups.retain(|x| x.name != g);
+        for n in nodes {
+            self.commit_node_memory(n);
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_node_memory(&mut self, n: Node) {
+        if let Some(x) = self.nodes.iter_mut().find(|x| x.name == n.name) {
+            *x = n;
+        }
+    }
+
+    /// `PATCH /cluster/nodeGroups/{name}/nodes`.
+    pub fn change_group_members(&mut self, caller: &Caller, group: &str, add: bool, names: &[String]) -> Result<Effects> {
+        Self::require_admin_or_local(caller, &format!("change node group {group}"))?;
+        let g = self.find_group(group)?;
+        if g == COMPUTE_NODES {
+            return Err(Error::InvalidState(format!("node group {g} always holds every compute node")));
+        }
+        let mut nodes = Vec::new();
+        for name in names {
+            let mut n = self.node(name)?.clone();
+            n.groups.retain(|x| !x.eq_ignore_ascii_case(&g));
+            if add {
+                n.groups.push(g.clone());
+            }
+            nodes.push(n);
+        }
+        self.store.commit(&Changes { nodes: nodes.iter().collect(), ..Default::default() })?;
+        for n in nodes {
+            self.commit_node_memory(n);
+        }
+        Ok(Effects { reschedule: true, ..Default::default() })
+    }
+
+    /// `cluscfg setenvs`: an empty value unsets the variable.
+    pub fn set_cluster_env(&mut self, caller: &Caller, vars: &[(String, String)]) -> Result<()> {
+        Self::require_admin_or_local(caller, "set cluster environment variables")?;
+        for (k, _) in vars {
+            if !crate::model::values::valid_env_name(k) {
+                return Err(Error::InvalidArgument(format!("'{k}' is not an environment variable name")));
+            }
+        }
+        let changes: Vec<(String, Option<String>)> =
+            vars.iter().map(|(k, v)| (k.clone(), if v.is_empty() { None } else { Some(v.clone()) })).collect();
+        self.store.commit(&Changes { env: changes.clone(), ..Default::default() })?;
+        for (k, v) in changes {
+            match v {
+                Some(v) => self.env.insert(k, v),
+                None => self.env.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    pub(super) fn require_admin_or_local(caller: &Caller, what: &str) -> Result<()> {
+        // On the embedded cluster the head node runs as its user, who is its
+        // administrator; `hpcd head` run by root needs root.
+        if caller.is_admin() || caller.uid == current_uid() {
+            return Ok(());
+        }
+        Self::require_admin(caller, what)
+    }
+}
