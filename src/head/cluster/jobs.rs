@@ -31,13 +31,20 @@ impl Cluster {
     /// The extension `POST /hpcpack/v1/jobs`: create, add tasks and submit in
     /// one durable step, so a bad task leaves no half-made job behind.
     pub fn submit_new(&mut self, caller: &Caller, spec: &JobSpec, now: Millis) -> Result<(u64, Effects)> {
+        if spec.tasks.is_empty() {
+            return Err(Error::InvalidArgument("a job needs at least one task".into()));
+        }
+        let id = self.create_with_tasks(caller, spec, true, now)?;
+        Ok((id, Effects { reschedule: true, ..Default::default() }))
+    }
+
+    /// A job with the spec's tasks in one durable step: Configuring, or
+    /// Queued with `submit`.
+    fn create_with_tasks(&mut self, caller: &Caller, spec: &JobSpec, submit: bool, now: Millis) -> Result<u64> {
         let id = self.next_job_id;
         let mut job = self.build_job(caller, id, &spec.properties, now)?;
         job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
         job.custom_properties = spec.custom_properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-        if spec.tasks.is_empty() {
-            return Err(Error::InvalidArgument("a job needs at least one task".into()));
-        }
         let mut tasks = Vec::with_capacity(spec.tasks.len());
         for (i, ts) in spec.tasks.iter().enumerate() {
             tasks.push(Self::build_task(&job, i as u32 + 1, ts, now)?);
@@ -45,7 +52,9 @@ impl Cluster {
         job.next_task_id = tasks.len() as u32 + 1;
         let refs: Vec<&Task> = tasks.iter().collect();
         self.validate_job(&job, &refs)?;
-        Self::mark_submitted(&mut job, &mut tasks, now);
+        if submit {
+            Self::mark_submitted(&mut job, &mut tasks, now);
+        }
         self.store.commit(&Changes {
             jobs: vec![&job],
             tasks: tasks.iter().collect(),
@@ -54,7 +63,7 @@ impl Cluster {
         })?;
         self.next_job_id = id + 1;
         self.install(vec![job], tasks);
-        Ok((id, Effects { reschedule: true, ..Default::default() }))
+        Ok(id)
     }
 
     pub(super) fn mark_submitted(job: &mut Job, tasks: &mut [Task], now: Millis) {
@@ -78,25 +87,7 @@ impl Cluster {
 
     /// `POST /jobs/jobFile`: a Configuring job with the file's tasks.
     pub fn create_from_spec(&mut self, caller: &Caller, spec: &JobSpec, now: Millis) -> Result<u64> {
-        let id = self.next_job_id;
-        let mut job = self.build_job(caller, id, &spec.properties, now)?;
-        job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
-        let mut tasks = Vec::with_capacity(spec.tasks.len());
-        for (i, ts) in spec.tasks.iter().enumerate() {
-            tasks.push(Self::build_task(&job, i as u32 + 1, ts, now)?);
-        }
-        job.next_task_id = tasks.len() as u32 + 1;
-        let refs: Vec<&Task> = tasks.iter().collect();
-        self.validate_job(&job, &refs)?;
-        self.store.commit(&Changes {
-            jobs: vec![&job],
-            tasks: tasks.iter().collect(),
-            next_job_id: Some(id + 1),
-            ..Default::default()
-        })?;
-        self.next_job_id = id + 1;
-        self.install(vec![job], tasks);
-        Ok(id)
+        self.create_with_tasks(caller, spec, false, now)
     }
 
     /// `POST /jobs/{id}/customProperties`.
