@@ -231,9 +231,12 @@ pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Re
         pb
     });
     loop {
+        // A progress bar is redrawn four times a second; without one, the
+        // head node answers as soon as the job ends anyway.
+        let step = if bar.is_some() { 0.25 } else { 1.0 };
         let slice = match timeout {
-            Some(t) => (t - start.elapsed().as_secs_f64()).clamp(0.0, 1.0),
-            None => 1.0,
+            Some(t) => (t - start.elapsed().as_secs_f64()).clamp(0.0, step),
+            None => step,
         };
         let p = b.wait_job(id, slice, &props)?;
         let num = |n: &str| prop(&p, n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
