@@ -6,7 +6,7 @@
 
 use super::{Backend, JobQuery};
 use crate::error::{Error, Kind, Result};
-use crate::wire::{ErrorBody, JobSpec, RestObject, RestProperty, TaskSpec, WireCore, WireNode, WireNodeGroup, WireStatus};
+use crate::wire::{ErrorBody, JobSpec, RestObject, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -309,9 +309,4 @@ impl Backend for RestBackend {
     fn shutdown(&self) -> Result<()> {
         self.post(self.ext("/shutdown"), &()).map(|_| ())
     }
-}
-
-/// A task spec from properties and environment (for [`Backend::submit`]).
-pub fn task_spec(properties: Vec<RestProperty>, env: Vec<RestProperty>) -> TaskSpec {
-    TaskSpec { properties, env }
 }

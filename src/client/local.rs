@@ -5,7 +5,6 @@
 use super::Backend;
 use super::hpcpack::RestBackend;
 use crate::error::{Error, Result};
-use crate::head::local::LocalLayout;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,8 +32,9 @@ pub fn hpcd_binary() -> PathBuf {
     PathBuf::from("hpcd")
 }
 
-/// Connects to the embedded head node, starting it if needed.
-pub fn connect_embedded(_layout: &LocalLayout) -> Result<Box<dyn Backend>> {
+/// Connects to the embedded head node, starting it if needed (`hpcd local
+/// start` reads the layout of virtual nodes from the same config file).
+pub fn connect_embedded() -> Result<Box<dyn Backend>> {
     let dir = crate::config::state_dir();
     let socket = socket_path(&dir);
     if !is_running(&socket) {

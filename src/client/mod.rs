@@ -66,8 +66,8 @@ pub trait Backend {
 /// or a head node's Unix socket (`unix:/path` or an absolute path).
 pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
     match settings.scheduler.as_deref().map(str::trim) {
-        None | Some("") => local::connect_embedded(&settings.local),
-        Some(s) if is_this_host(s) => local::connect_embedded(&settings.local),
+        None | Some("") => local::connect_embedded(),
+        Some(s) if is_this_host(s) => local::connect_embedded(),
         Some(s) if s.starts_with("unix:") || s.starts_with('/') => {
             let path = s.strip_prefix("unix:").unwrap_or(s);
             Ok(Box::new(hpcpack::RestBackend::unix(std::path::Path::new(path))?))

@@ -5,9 +5,7 @@
 //! go through these tables.
 
 use super::{RestProperty, format_time, parse_time};
-use crate::model::values::{
-    format_bool, format_env_list, parse_bool, parse_env_list, parse_name_list, parse_runtime,
-};
+use crate::model::values::{format_bool, parse_bool, parse_env_list, parse_name_list, parse_runtime};
 use crate::model::{ExitCodes, Job, NodeGroupOp, Priority, Range, Task, UnitType, alloc_names};
 
 /// Task counts of a job, for its counter properties.
@@ -425,16 +423,6 @@ pub fn read_job(job: &Job, counts: &TaskCounts, names: &[String]) -> Result<Vec<
 /// Reads task properties (all when `names` is empty).
 pub fn read_task(task: &Task, output: Option<&str>, names: &[String]) -> Result<Vec<RestProperty>, String> {
     read(task_props(), names, |g| g(task, output))
-}
-
-/// The `A=1;B=2` form of an environment, for displays.
-pub fn env_string(env: &[(String, String)]) -> String {
-    format_env_list(env)
-}
-
-/// Environment variables as REST properties.
-pub fn env_props(env: &[(String, String)]) -> Vec<RestProperty> {
-    env.iter().map(|(k, v)| RestProperty::new(k, v)).collect()
 }
 
 /// REST properties as environment variables, checking the names.
