@@ -53,6 +53,19 @@ pub const CCP_ISADMIN: &str = "CCP_ISADMIN";
 /// Task run-time limit in seconds, when there is one.
 pub const CCP_RUNTIME: &str = "CCP_RUNTIME";
 
+/// PMI-1 (MPICH's simple PMI): an already-connected socket fd inherited from
+/// the launcher; takes precedence over [`PMI_PORT`].
+pub const PMI_FD: &str = "PMI_FD";
+/// PMI-1: `<host>:<port>` of the launcher's PMI server, reached over TCP.
+pub const PMI_PORT: &str = "PMI_PORT";
+/// PMI-1: with [`PMI_PORT`], the id sent in the `cmd=initack pmiid=<id>`
+/// handshake, from which the server answers rank and size.
+pub const PMI_ID: &str = "PMI_ID";
+/// PMI-1: the rank of this process (default 0) when no handshake delivers it.
+pub const PMI_RANK: &str = "PMI_RANK";
+/// PMI-1: the number of ranks in the job (default 1) when no handshake delivers it.
+pub const PMI_SIZE: &str = "PMI_SIZE";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

@@ -9,6 +9,8 @@
 //! - [`head`]: the head node: REST server, SQLite store, the pure scheduler,
 //!   and the embedded cluster's layout.
 //! - [`node`]: the node agent and its per-task supervisor.
+//! - [`mpi`]: the MPI runtime; for now MPICH's PMI-1 protocol (server and
+//!   client) that `mpiexec` and our own ranks will speak.
 //! - [`client`]: the `Backend` trait the CLIs use, and the HPC Pack REST
 //!   backend that talks to our head node or a real one.
 //! - [`cli`]: HPC Pack's `/name:value` grammar, one module per tool, output.
@@ -23,6 +25,7 @@ pub mod env;
 pub mod error;
 pub mod head;
 pub mod model;
+pub mod mpi;
 pub mod node;
 pub mod wire;
 
