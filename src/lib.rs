@@ -27,6 +27,7 @@ pub mod head;
 pub mod model;
 pub mod mpi;
 pub mod node;
+pub mod pingpong;
 pub mod wire;
 
 /// This build's version, reported as the cluster version.
