@@ -66,6 +66,14 @@ pub const PMI_RANK: &str = "PMI_RANK";
 /// PMI-1: the number of ranks in the job (default 1) when no handshake delivers it.
 pub const PMI_SIZE: &str = "PMI_SIZE";
 
+/// MS-MPI: `MPIEXEC_TIMEOUT=seconds`, mpiexec's job timeout when `-timeout`
+/// is not given (ignored unless a positive number).
+pub const MPIEXEC_TIMEOUT: &str = "MPIEXEC_TIMEOUT";
+/// MS-MPI: `MPIEXEC_AFFINITY=<algo>[:<stride>][:<target>]`, the affinity
+/// layout when neither `-affinity` nor `-affinity_layout` is given (a bad
+/// value is ignored).
+pub const MPIEXEC_AFFINITY: &str = "MPIEXEC_AFFINITY";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

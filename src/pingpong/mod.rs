@@ -1,2 +1,19 @@
 //! `mpipingpong`: the cluster validation test's options, pairings,
 //! statistics and reports (work in progress for issue 3).
+//!
+//! Pure pieces, no MPI yet: [`options`] reads the command line (spec §8),
+//! [`pairing`] builds the serial, ring and tournament schedules, [`stats`]
+//! turns round-trip timings into latency, throughput and summaries, and
+//! [`report`], [`xml`], [`json`], [`thresholds`] produce the console text,
+//! the XML results file, the JSON report and the pass/fail verdict. The
+//! binary will glue them to an MPI transport: parse, build the schedule over
+//! the ranks, time each pair, then report.
+
+mod help;
+pub mod json;
+pub mod options;
+pub mod pairing;
+pub mod report;
+pub mod stats;
+pub mod thresholds;
+pub mod xml;
