@@ -74,6 +74,16 @@ pub const MPIEXEC_TIMEOUT: &str = "MPIEXEC_TIMEOUT";
 /// value is ignored).
 pub const MPIEXEC_AFFINITY: &str = "MPIEXEC_AFFINITY";
 
+/// What mpiexec passes `CCP_MPI_NETMASK` on to the ranks as (MS-MPI's
+/// `read_ccp_mpi_netmask`); limits MPI traffic to that network.
+pub const MPICH_NETMASK: &str = "MPICH_NETMASK";
+/// MS-MPI: mpiexec's working directory when no `-wdir`/`-gwdir` is given.
+pub const CCP_MPI_WORKDIR: &str = "CCP_MPI_WORKDIR";
+/// Hydra's per-node rank count, set in each rank (some libraries read it).
+pub const MPI_LOCALNRANKS: &str = "MPI_LOCALNRANKS";
+/// Hydra's rank index on its node, set in each rank.
+pub const MPI_LOCALRANKID: &str = "MPI_LOCALRANKID";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

@@ -9,5 +9,6 @@ mod crash;
 mod docs;
 mod job_loop;
 mod layouts;
+mod mpiexec;
 mod nodes;
 mod rest;

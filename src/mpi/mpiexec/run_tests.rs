@@ -1,0 +1,175 @@
+use super::*;
+use crate::mpi::mpiexec::plan::{Global, Section};
+
+fn local(dir: &Path) -> Local {
+    Local {
+        host: "node1.example.com".into(),
+        cpus: vec![0, 1, 2, 3],
+        dir: dir.to_path_buf(),
+        path: Some("/usr/bin:/bin".into()),
+        netmask: Some("10.0.0.0/255.255.255.0".into()),
+        workdir: None,
+    }
+}
+
+fn plan(exe: &str, n: u32) -> Plan {
+    Plan {
+        global: Global {
+            env: vec![("A".into(), "1".into())],
+            ..Global::default()
+        },
+        sections: vec![Section {
+            processes: Some(n),
+            env: vec![("A".into(), "2".into()), ("B".into(), "3".into())],
+            exe: exe.into(),
+            args: vec!["x".into()],
+            ..Section::default()
+        }],
+    }
+}
+
+fn placed(host: &str, ranks: &[u32]) -> Vec<Vec<HostRanks>> {
+    vec![vec![HostRanks {
+        host: host.into(),
+        ranks: ranks.to_vec(),
+    }]]
+}
+
+#[test]
+fn local_names() {
+    let l = local(Path::new("/"));
+    assert!(l.is_local("node1.example.com"));
+    assert!(l.is_local("NODE1"));
+    assert!(l.is_local("localhost"));
+    assert!(!l.is_local("node2"));
+}
+
+#[test]
+fn ranks_get_env_in_order_then_pmi() {
+    let l = local(Path::new("/"));
+    let launches = prepare(&plan("sh", 2), &placed("node1", &[0, 1]), &l).unwrap();
+    assert_eq!(launches.len(), 2);
+    let env = &launches[1].env;
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            MPICH_NETMASK,
+            "A",
+            "A",
+            "B",
+            "PMI_RANK",
+            "PMI_SIZE",
+            MPI_LOCALNRANKS,
+            MPI_LOCALRANKID
+        ]
+    );
+    assert_eq!(env[0].1, "10.0.0.0/255.255.255.0");
+    assert_eq!(env[4].1, "1");
+    assert_eq!(env[5].1, "2");
+    assert!(launches[0].program.ends_with("sh"));
+    assert_eq!(launches[0].args, ["x"]);
+    assert_eq!(launches[0].cpu, None);
+}
+
+#[test]
+fn remote_host_is_refused_with_a_hint() {
+    let l = local(Path::new("/"));
+    let e = prepare(&plan("sh", 1), &placed("node2", &[0]), &l).unwrap_err();
+    assert!(e.to_string().contains("node agents' launch service"), "{e}");
+}
+
+#[test]
+fn missing_exe_is_named() {
+    let l = local(Path::new("/"));
+    let e = prepare(&plan("no-such-program-xyz", 1), &placed("node1", &[0]), &l).unwrap_err();
+    assert!(e.to_string().contains("'no-such-program-xyz'"), "{e}");
+}
+
+#[test]
+fn exe_search_order() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = d.path().join("prog");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Bare name: found in the working directory after PATH.
+    assert_eq!(
+        resolve_exe("prog", None, d.path(), Some("/nonexistent")),
+        Some(exe.clone())
+    );
+    // Relative with a slash: from the working directory.
+    assert_eq!(
+        resolve_exe("./prog", None, d.path(), None),
+        Some(d.path().join("./prog"))
+    );
+    // -path, `;`-separated.
+    let p = format!("/nonexistent;{}", d.path().display());
+    assert_eq!(
+        resolve_exe("prog", Some(&p), Path::new("/"), None),
+        Some(exe.clone())
+    );
+    // Not executable: not found.
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(resolve_exe("prog", None, d.path(), None), None);
+}
+
+#[test]
+fn affinity_spreads_and_wraps() {
+    let cpus = [0, 1, 2, 3];
+    let spread = |n, i| cpu_for(&cpus, n, i, Algorithm::Spread);
+    assert_eq!(
+        (0..2).map(|i| spread(2, i)).collect::<Vec<_>>(),
+        [Some(0), Some(2)]
+    );
+    assert_eq!(
+        (0..4).map(|i| spread(4, i)).collect::<Vec<_>>(),
+        [Some(0), Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(spread(6, 5), Some(1));
+    assert_eq!(cpu_for(&cpus, 2, 1, Algorithm::Sequential), Some(1));
+    assert_eq!(cpu_for(&cpus, 2, 1, Algorithm::Disabled), None);
+}
+
+#[test]
+fn ranges_as_ms_mpi_prints_them() {
+    assert_eq!(rank_ranges(&[0, 1, 2, 3]), "[0-3]");
+    assert_eq!(rank_ranges(&[3, 0, 2]), "[0,2-3]");
+    assert_eq!(rank_ranges(&[5]), "[5]");
+}
+
+#[test]
+fn abort_report_blocks() {
+    let l = local(Path::new("/"));
+    let launches = prepare(&plan("sh", 3), &placed("node1", &[0, 1, 2]), &l).unwrap();
+    let cause = Cause::Exited {
+        rank: 1,
+        code: 3,
+        initialized: true,
+    };
+    assert_eq!(cause.exit_code(), 3);
+    assert_eq!(
+        abort_report(&cause, &launches),
+        "\njob aborted:\n[ranks] message\n\n[0,2] terminated\n\n[1] process exited without calling finalize\n\n\
+         ---- error analysis -----\n\n[1] on node1\nsh ended prematurely and may have crashed. exit code 3\n\n\
+         ---- error analysis -----\n"
+    );
+    let r = abort_report(&Cause::Aborted { rank: 0, code: 7 }, &launches);
+    assert!(
+        r.contains("\n[0] application aborted\n\n[1-2] terminated\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("[0] on node1\nsh aborted the job. abort code 7\n"),
+        "{r}"
+    );
+}
+
+#[test]
+fn exit_codes_block() {
+    let l = local(Path::new("/"));
+    let launches = prepare(&plan("sh", 2), &placed("node1", &[0, 1]), &l).unwrap();
+    assert_eq!(
+        exit_codes_report(&launches, &[Some(0), Some(3)]),
+        "\n---- exit code ----\n\n[0] on node1: 0\n[1] on node1: 3\n\n---- exit code ----\n"
+    );
+}

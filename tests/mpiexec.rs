@@ -1,0 +1,229 @@
+//! `mpiexec` on this host with real MPICH programs (`tests/mpi/*.c`, built
+//! with Debian's `mpicc.mpich`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const MPICC: &str = "/usr/bin/mpicc.mpich";
+
+fn mpiexec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mpiexec"));
+    // The host's own settings must not leak into the tests.
+    for v in [
+        "CCP_NODES",
+        "MPIEXEC_TIMEOUT",
+        "MPIEXEC_AFFINITY",
+        "CCP_MPI_NETMASK",
+        "CCP_MPI_WORKDIR",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// The directory holding the compiled test programs (built once).
+fn programs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Another job may still be installing MPICH; wait for it a while.
+        let start = Instant::now();
+        while !Path::new(MPICC).exists() && start.elapsed() < Duration::from_secs(300) {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        assert!(
+            Path::new(MPICC).exists(),
+            "{MPICC} not found: install Debian's MPICH (apt-get install mpich libmpich-dev)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mpi");
+        for name in ["ring", "allreduce", "fail", "sleep", "abort"] {
+            let out = Command::new(MPICC)
+                .arg("-O1")
+                .arg("-o")
+                .arg(dir.join(name))
+                .arg(src.join(format!("{name}.c")))
+                .output()
+                .expect("run mpicc.mpich");
+            assert!(
+                out.status.success(),
+                "mpicc {name}.c: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dir
+    })
+}
+
+fn prog(name: &str) -> String {
+    programs().join(name).display().to_string()
+}
+
+fn run(args: &[&str]) -> (Output, String, Duration) {
+    let start = Instant::now();
+    let out = mpiexec().args(args).output().expect("run mpiexec");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout, start.elapsed())
+}
+
+#[test]
+fn ring_on_2_and_4_ranks() {
+    let ring = prog("ring");
+    for (n, token) in [("2", 3), ("4", 10)] {
+        let (out, stdout, took) = run(&["-n", n, &ring]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(stdout, format!("ring size={n} token={token}\n"));
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+}
+
+#[test]
+fn allreduce_barrier_lines_env_and_affinity() {
+    let (out, stdout, _) = run(&[
+        "-n",
+        "2",
+        "-lines",
+        "-env",
+        "FOO",
+        "bar",
+        &prog("allreduce"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("[0]rank 0 of 2 sum=3 foo=bar cpus="),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("[1]rank 1 of 2 sum=3 foo=bar cpus="),
+        "{stdout}"
+    );
+
+    // -genv and -affinity: each rank bound to one CPU.
+    let (out, stdout, _) = run(&[
+        "-affinity",
+        "-genv",
+        "FOO",
+        "g",
+        "-n",
+        "2",
+        &prog("allreduce"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout.matches("foo=g cpus=1\n").count(), 2, "{stdout}");
+}
+
+#[test]
+fn failing_rank_sets_exit_code_and_kills_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout, took) = run(&["-n", "3", &prog("fail"), dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        stdout.contains("\njob aborted:\n[ranks] message\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[1] process exited without calling finalize"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ended prematurely and may have crashed. exit code 3"),
+        "{stdout}"
+    );
+    for rank in [0, 2] {
+        let pid: i32 = std::fs::read_to_string(dir.path().join(format!("pid.{rank}")))
+            .expect("rank wrote its pid")
+            .trim()
+            .parse()
+            .unwrap();
+        // Reaped by mpiexec's waiter, so not even a zombie is left.
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "rank {rank} (pid {pid}) still there"
+        );
+    }
+}
+
+#[test]
+fn exitcodes_block() {
+    let (out, stdout, _) = run(&["-exitcodes", "-n", "2", &prog("ring")]);
+    assert!(out.status.success(), "{out:?}");
+    let block = stdout
+        .split_once("ring size=2 token=3\n")
+        .expect("ring output")
+        .1;
+    let host = block
+        .lines()
+        .nth(3)
+        .and_then(|l| l.strip_prefix("[0] on "))
+        .and_then(|l| l.strip_suffix(": 0"));
+    let host = host.unwrap_or_else(|| panic!("no [0] line: {stdout}"));
+    assert_eq!(
+        block,
+        format!(
+            "\n---- exit code ----\n\n[0] on {host}: 0\n[1] on {host}: 0\n\n---- exit code ----\n"
+        )
+    );
+}
+
+#[test]
+fn unknown_option() {
+    let (out, _, _) = run(&["-bogus", "-n", "2", "true"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Unknown option: -bogus\n"
+    );
+}
+
+#[test]
+fn timeout_ends_a_sleeping_job() {
+    let (out, stdout, took) = run(&["-timeout", "1", "-n", "2", &prog("sleep")]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(stdout.contains("timed out after 1 seconds"), "{stdout}");
+
+    let start = Instant::now();
+    let out = mpiexec()
+        .env("MPIEXEC_TIMEOUT", "1")
+        .args(["-n", "1", &prog("sleep")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn non_mpi_programs_and_remote_hosts() {
+    let (out, stdout, _) = run(&["-n", "3", "-lines", "echo", "hi"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["[0]hi", "[1]hi", "[2]hi"]);
+
+    let (out, _, _) = run(&["-hosts", "1", "some-other-host", "2", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("launch service"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn mpi_abort_ends_the_job_with_its_code() {
+    let (out, stdout, took) = run(&["-n", "3", &prog("abort")]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        stdout.contains("\n[0] application aborted\n\n[1-2] terminated\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("aborted the job. abort code 7\n"),
+        "{stdout}"
+    );
+}
