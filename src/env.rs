@@ -84,6 +84,11 @@ pub const MPI_LOCALNRANKS: &str = "MPI_LOCALNRANKS";
 /// Hydra's rank index on its node, set in each rank.
 pub const MPI_LOCALRANKID: &str = "MPI_LOCALRANKID";
 
+/// Extension, set in each task: the task's nodes that run on this host, with
+/// their host CPUs, as `<node>=<cpu>,<cpu> <node>=<cpu>…` (the virtual nodes
+/// of the embedded cluster). mpiexec starts the ranks of these nodes here.
+pub const HPCPACK_LOCAL_NODES: &str = "HPCPACK_LOCAL_NODES";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

@@ -227,3 +227,31 @@ fn mpi_abort_ends_the_job_with_its_code() {
         "{stdout}"
     );
 }
+
+/// The seed scenario's shape through the real job loop: a job on 4 virtual
+/// nodes of group azurenodes runs `mpiexec -c 1 -affinity`, one rank per node,
+/// each bound to its node's CPU; `task view` shows the program's output.
+#[test]
+fn mpiexec_in_a_job_on_four_virtual_nodes() {
+    let c = crate::common::Cluster::with_layout(&["--nodes", "4", "--cores-per-node", "1", "--node-group", "azurenodes"]);
+    let cmd = format!(
+        "{} -c 1 -affinity -lines {}",
+        env!("CARGO_BIN_EXE_mpiexec"),
+        prog("ring")
+    );
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Finished", "{}", c.ok("task", &["view", &format!("{id}.1")]));
+    let out = crate::common::output_of(&c.ok("task", &["view", &format!("{id}.1")]));
+    assert!(out.contains("[0]ring size=4 token=10"), "{out}");
+    // Each rank runs inside its own node's one CPU.
+    let cmd = format!("{} -c 1 -affinity -lines grep Cpus_allowed_list /proc/self/status", env!("CARGO_BIN_EXE_mpiexec"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Finished");
+    let out = crate::common::output_of(&c.ok("task", &["view", &format!("{id}.1")]));
+    let lists: Vec<&str> = out.lines().filter(|l| l.contains("Cpus_allowed_list")).collect();
+    assert_eq!(lists.len(), 4, "{out}");
+    for l in lists {
+        let cpus = l.rsplit(':').next().unwrap().trim();
+        assert!(cpus.parse::<u32>().is_ok(), "one CPU per rank: {l}");
+    }
+}

@@ -92,6 +92,20 @@ impl Cluster {
         let first = t.allocation.first().ok_or_else(|| Error::InvalidState(format!("task {} has no cores", t.display_id())))?;
         let node = self.node(&first.node)?;
         let cpus: Vec<u32> = first.cores.iter().filter_map(|c| node.cpus.get(*c as usize).copied()).collect();
+        // The task's nodes that run on the same host as its first one (the
+        // virtual nodes of the embedded cluster), with their host CPUs: the
+        // task may use all of them, and mpiexec starts those nodes' ranks
+        // here, each within its node's CPUs.
+        let mut same_host: Vec<(String, Vec<u32>)> = Vec::new();
+        for a in &t.allocation {
+            let n = self.node(&a.node)?;
+            if n.host == node.host {
+                same_host.push((n.name.clone(), a.cores.iter().filter_map(|c| n.cpus.get(*c as usize).copied()).collect()));
+            }
+        }
+        let mut bind: Vec<u32> = same_host.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        bind.sort_unstable();
+        bind.dedup();
         let nodes: Vec<(String, u32)> = t.allocation.iter().map(|a| (a.node.clone(), a.cores.len() as u32)).collect();
         let nodes_str = format!(
             "{} {}",
@@ -128,6 +142,14 @@ impl Cluster {
         set(e::CCP_RERUNNABLE, crate::model::values::format_bool(t.rerunnable).into());
         set(e::CCP_ISADMIN, crate::model::values::format_bool(job.owner_uid == 0).into());
         set(e::CCP_SCHEDULER, self.cluster_name.clone());
+        set(
+            e::HPCPACK_LOCAL_NODES,
+            same_host
+                .iter()
+                .map(|(n, c)| format!("{n}={}", c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         if let Some(r) = t.runtime.or(job.runtime) {
             set(e::CCP_RUNTIME, r.to_string());
         }
@@ -143,7 +165,7 @@ impl Cluster {
             stdout: t.stdout.clone(),
             stderr: t.stderr.clone(),
             env,
-            cpus,
+            cpus: bind,
             owner_uid: job.owner_uid,
             nodes,
         })

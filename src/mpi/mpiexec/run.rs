@@ -101,6 +101,21 @@ pub struct Local {
     pub netmask: Option<String>,
     /// `CCP_MPI_WORKDIR`.
     pub workdir: Option<String>,
+    /// Nodes of the job that run on this host, with their CPUs
+    /// (`HPCPACK_LOCAL_NODES`: the embedded cluster's virtual nodes).
+    pub nodes: Vec<(String, Vec<u32>)>,
+}
+
+/// Parses `HPCPACK_LOCAL_NODES` (`<node>=<cpu>,<cpu> …`); malformed items are
+/// skipped (the variable is set by the head node, not typed by users).
+pub fn parse_local_nodes(v: &str) -> Vec<(String, Vec<u32>)> {
+    v.split_whitespace()
+        .filter_map(|item| {
+            let (name, cpus) = item.split_once('=')?;
+            let cpus: Vec<u32> = cpus.split(',').filter_map(|c| c.trim().parse().ok()).collect();
+            (!name.is_empty()).then(|| (name.to_string(), cpus))
+        })
+        .collect()
 }
 
 impl Local {
@@ -117,7 +132,13 @@ impl Local {
             path: std::env::var(env::PATH).ok(),
             netmask: std::env::var(env::CCP_MPI_NETMASK).ok(),
             workdir: std::env::var(CCP_MPI_WORKDIR).ok(),
+            nodes: std::env::var(env::HPCPACK_LOCAL_NODES).map(|v| parse_local_nodes(&v)).unwrap_or_default(),
         }
+    }
+
+    /// The CPUs of a node of this host, if the head node named it.
+    fn node_cpus(&self, name: &str) -> Option<&[u32]> {
+        self.nodes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, c)| c.as_slice()).filter(|c| !c.is_empty())
     }
 
     /// Whether `name` means this host.
@@ -125,6 +146,7 @@ impl Local {
         let short = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
         name.eq_ignore_ascii_case(&self.host)
             || short(name) == short(&self.host)
+            || self.nodes.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
             || ["localhost", "127.0.0.1", "::1", "."]
                 .iter()
                 .any(|l| name.eq_ignore_ascii_case(l))
@@ -214,9 +236,31 @@ pub fn prepare(
     }
     out.sort_by_key(|l| l.rank);
     if plan.global.affinity.algorithm != Algorithm::Disabled {
-        let n = out.len();
-        for (i, l) in out.iter_mut().enumerate() {
-            l.cpu = cpu_for(&local.cpus, n, i, plan.global.affinity.algorithm);
+        // Ranks are spread over the CPUs of the node they were placed on: a
+        // virtual node's own CPUs when the head node named them, else all of
+        // this host's, counting the ranks on that node only.
+        let mut per_node: Vec<(String, usize)> = Vec::new();
+        for l in &out {
+            match per_node.iter_mut().find(|(h, _)| *h == l.host) {
+                Some((_, n)) => *n += 1,
+                None => per_node.push((l.host.clone(), 1)),
+            }
+        }
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for l in out.iter_mut() {
+            let count = per_node.iter().find(|(h, _)| *h == l.host).map(|(_, n)| *n).unwrap_or(1);
+            let index = match seen.iter_mut().find(|(h, _)| *h == l.host) {
+                Some((_, i)) => {
+                    *i += 1;
+                    *i - 1
+                }
+                None => {
+                    seen.push((l.host.clone(), 1));
+                    0
+                }
+            };
+            let cpus = local.node_cpus(&l.host).unwrap_or(&local.cpus);
+            l.cpu = cpu_for(cpus, count, index, plan.global.affinity.algorithm);
         }
     }
     Ok(out)

@@ -9,6 +9,7 @@ fn local(dir: &Path) -> Local {
         path: Some("/usr/bin:/bin".into()),
         netmask: Some("10.0.0.0/255.255.255.0".into()),
         workdir: None,
+        nodes: Vec::new(),
     }
 }
 
@@ -172,4 +173,24 @@ fn exit_codes_block() {
         exit_codes_report(&launches, &[Some(0), Some(3)]),
         "\n---- exit code ----\n\n[0] on node1: 0\n[1] on node1: 3\n\n---- exit code ----\n"
     );
+}
+
+#[test]
+fn virtual_nodes_of_this_host_are_local_and_bind_to_their_cpus() {
+    let dir = std::env::temp_dir();
+    let mut l = local(&dir);
+    l.nodes = parse_local_nodes("vm-1=0 vm-2=1 vm-3=0 vm-4=1 bad");
+    assert_eq!(l.nodes.len(), 4);
+    assert!(l.is_local("VM-3"));
+    assert!(!l.is_local("vm-5"));
+    let mut p = plan("sh", 4);
+    p.global.affinity.algorithm = Algorithm::Spread;
+    let placement = vec![
+        (0..4)
+            .map(|i| HostRanks { host: format!("vm-{}", i + 1), ranks: vec![i] })
+            .collect::<Vec<_>>(),
+    ];
+    let launches = prepare(&p, &placement, &l).unwrap();
+    let cpus: Vec<Option<u32>> = launches.iter().map(|x| x.cpu).collect();
+    assert_eq!(cpus, vec![Some(0), Some(1), Some(0), Some(1)]);
 }
