@@ -11,4 +11,5 @@ mod job_loop;
 mod layouts;
 mod mpiexec;
 mod nodes;
+mod pingpong;
 mod rest;

@@ -6,5 +6,6 @@
 //! program: a launcher that speaks it can run Debian's MPICH binaries without
 //! hydra. Communication layers and transports will sit beside it.
 
+pub mod comm;
 pub mod mpiexec;
 pub mod pmi;

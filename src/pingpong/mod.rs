@@ -14,6 +14,7 @@ pub mod json;
 pub mod options;
 pub mod pairing;
 pub mod report;
+pub mod run;
 pub mod stats;
 pub mod thresholds;
 pub mod xml;

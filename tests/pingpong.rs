@@ -1,0 +1,196 @@
+//! `mpipingpong` under our `mpiexec`: directly on this host, and as the
+//! HPC Pack validation job on the embedded cluster's virtual nodes.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::common::{Cluster, output_of};
+
+const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
+const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
+
+/// `mpiexec args…` on this host, with the host's own settings removed.
+fn mpiexec(args: &[&str]) -> (Output, String, Duration) {
+    let start = Instant::now();
+    let mut c = Command::new(MPIEXEC);
+    for v in [
+        "CCP_NODES",
+        "HPCPACK_LOCAL_NODES",
+        "MPIEXEC_TIMEOUT",
+        "MPIEXEC_AFFINITY",
+        "CCP_MPI_NETMASK",
+    ] {
+        c.env_remove(v);
+    }
+    let out = c.args(args).output().expect("run mpiexec");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout, start.elapsed())
+}
+
+/// Lines of a result table: `  A <-> B  value`.
+fn pair_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" <-> "))
+        .collect()
+}
+
+#[test]
+fn seed_command_on_four_virtual_nodes() {
+    let c = Cluster::with_layout(&[
+        "--nodes",
+        "4",
+        "--cores-per-node",
+        "1",
+        "--node-group",
+        "azurenodes",
+    ]);
+    let id = c.submit(&[
+        "/nodegroup:azurenodes",
+        "/numnodes:4",
+        MPIEXEC,
+        "-c",
+        "1",
+        "-affinity",
+        PINGPONG,
+        "-p",
+        "1:2000",
+        "-op",
+        "-s",
+        "nul",
+    ]);
+    let state = c.wait(id);
+    let view = c.ok("task", &["view", &format!("{id}.1")]);
+    assert_eq!(state, "Finished", "{view}");
+    let output = output_of(&view);
+    let pairs = pair_lines(&output);
+    assert_eq!(pairs.len(), 6, "{output}");
+    // Participants are the virtual nodes, one rank each, all distinct.
+    let host = hpcpack::node::sys::hostname();
+    assert!(
+        pairs.iter().all(|l| l.contains(&host) && !l.contains('[')),
+        "{output}"
+    );
+    assert_eq!(
+        output.matches("pair ").count(),
+        6,
+        "one progress line per pair:\n{output}"
+    );
+    assert!(output.contains("pair 6 of 6 done"), "{output}");
+    assert!(
+        output.contains("Latency (usec) for packet size 1 byte, 2000 iterations:"),
+        "{output}"
+    );
+    assert!(output.contains("Summary: min "), "{output}");
+}
+
+#[test]
+fn throughput_table_with_two_ranks_on_one_host() {
+    let (out, stdout, took) = mpiexec(&["-n", "2", PINGPONG, "-m", "-p", "4000000:20"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.starts_with("Throughput (MB/s) for packet size 4000000 bytes, 20 iterations:\n"),
+        "{stdout}"
+    );
+    let pairs = pair_lines(&stdout);
+    assert_eq!(pairs.len(), 1, "{stdout}");
+    assert!(pairs[0].contains("[0] <-> ") && pairs[0].ends_with(|c: char| c.is_ascii_digit()));
+    assert!(
+        stdout.contains("Summary: min ") && stdout.contains("(MB/s)"),
+        "{stdout}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn ring_and_tournament_pairings_over_four_ranks() {
+    for (mode, expected) in [("-r", 4), ("-t", 6)] {
+        let (out, stdout, took) = mpiexec(&["-n", "4", PINGPONG, "-m", mode, "-p", "1:500"]);
+        assert!(out.status.success(), "{mode}: {out:?}");
+        assert_eq!(pair_lines(&stdout).len(), expected, "{mode}:\n{stdout}");
+        assert!(took < Duration::from_secs(5), "{mode}: {took:?}");
+    }
+}
+
+#[test]
+fn ranks_sharing_a_node_need_m() {
+    let (out, stdout, _) = mpiexec(&["-n", "2", PINGPONG, "-p", "1:10"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(stdout, "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ranks 0 and 1 both run on node") && stderr.contains("add -m"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_option_is_one_line_and_exit_2() {
+    let out = Command::new(PINGPONG)
+        .arg("-bogus")
+        .output()
+        .expect("run mpipingpong");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mpipingpong: unknown option '-bogus'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn thresholds_fail_naming_the_pair() {
+    let (out, stdout, _) = mpiexec(&[
+        "-n",
+        "2",
+        PINGPONG,
+        "-m",
+        "-p",
+        "1:100",
+        "--max-latency",
+        "0.000001",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout.contains("Summary: min "), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 pair failed the thresholds") && stderr.contains(" <-> "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn xml_and_json_files_are_written_quietly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let xml = dir.path().join("out.xml");
+    let json = dir.path().join("out.json");
+    let (out, stdout, _) = mpiexec(&[
+        "-n",
+        "2",
+        PINGPONG,
+        "-m",
+        "-p",
+        "1:50",
+        "-oq",
+        "-s",
+        xml.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout, "");
+    let xml = std::fs::read_to_string(&xml).expect("xml file written");
+    assert!(
+        xml.contains("<MpiPingPong mode=\"serial\"") && xml.contains("participants=\"2\""),
+        "{xml}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json file written"))
+            .expect("valid json");
+    assert_eq!(
+        json["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+}
