@@ -2,7 +2,7 @@
 
 use crate::cli::opts::Common;
 use crate::cli::output::{Format, Record};
-use crate::cli::{Ctx, Parsed, ToolSpec, finish, parse};
+use crate::cli::{Ctx, ToolSpec, run_tool};
 use crate::error::{Error, exit};
 use crate::model::{JobState, values::valid_env_name};
 use crate::wire::{RestProperty, prop};
@@ -53,19 +53,16 @@ pub struct ViewArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli: Cli = match parse(&SPEC, std::env::args().collect()) {
-        Parsed::Run(c) => c,
-        Parsed::Exit(code) => return code,
-    };
-    let (who, r) = match cli.command {
-        Cmd::Listenvs(a) => ("cluscfg listenvs", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| listenvs(&c))),
-        Cmd::Setenvs(a) => ("cluscfg setenvs", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| setenvs(&c, &a))),
-        Cmd::View(a) => {
-            let f = crate::cli::job::pick_format(a.format.format, Format::List);
-            ("cluscfg view", Ctx::new(a.common.scheduler.clone(), f).and_then(|c| view(&c)))
+    run_tool(&SPEC, |cli: Cli| {
+        match cli.command {
+            Cmd::Listenvs(a) => ("cluscfg listenvs", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| listenvs(&c))),
+            Cmd::Setenvs(a) => ("cluscfg setenvs", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| setenvs(&c, &a))),
+            Cmd::View(a) => {
+                let f = crate::cli::job::pick_format(a.format.format, Format::List);
+                ("cluscfg view", Ctx::new(a.common.scheduler.clone(), f).and_then(|c| view(&c)))
+            }
         }
-    };
-    finish(who, r)
+    })
 }
 
 fn listenvs(ctx: &Ctx) -> anyhow::Result<u8> {

@@ -150,6 +150,18 @@ fn usage_error<T>(who: &str, msg: &str) -> Parsed<T> {
     Parsed::Exit(ExitCode::from(exit::USAGE))
 }
 
+/// A tool's whole run: [`parse`], then `dispatch` (which returns the
+/// subcommand's name for messages and its outcome), then the exit code.
+pub fn run_tool<T: clap::Parser>(spec: &ToolSpec, dispatch: impl FnOnce(T) -> (&'static str, anyhow::Result<u8>)) -> ExitCode {
+    match parse::<T>(spec, std::env::args().collect()) {
+        Parsed::Run(cli) => {
+            let (who, r) = dispatch(cli);
+            finish(who, r)
+        }
+        Parsed::Exit(code) => code,
+    }
+}
+
 /// Runs a command function and turns its error into one line and an exit code.
 pub fn finish(who: &str, r: anyhow::Result<u8>) -> ExitCode {
     match r {

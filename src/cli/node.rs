@@ -3,7 +3,7 @@
 use crate::cli::job::view::all_fields;
 use crate::cli::opts::{self, Common};
 use crate::cli::output::{Column, Format, Record};
-use crate::cli::{Ctx, Parsed, ToolSpec, finish, parse};
+use crate::cli::{Ctx, ToolSpec, run_tool};
 use crate::error::{Error, exit};
 use crate::wire::WireNode;
 use clap::{Args, Parser, Subcommand};
@@ -110,19 +110,16 @@ pub struct CoresArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli: Cli = match parse(&SPEC, std::env::args().collect()) {
-        Parsed::Run(c) => c,
-        Parsed::Exit(code) => return code,
-    };
-    let pick = crate::cli::job::pick_format;
-    let (who, r) = match cli.command {
-        Cmd::List(a) => ("node list", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| list(&c, &a))),
-        Cmd::View(a) => ("node view", Ctx::new(a.common.scheduler.clone(), pick(a.format.format, Format::List)).and_then(|c| view(&c, &a))),
-        Cmd::Online(a) => ("node online", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| online(&c, &a))),
-        Cmd::Offline(a) => ("node offline", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| offline(&c, &a))),
-        Cmd::Listcores(a) => ("node listcores", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| cores(&c, &a))),
-    };
-    finish(who, r)
+    run_tool(&SPEC, |cli: Cli| {
+        let pick = crate::cli::job::pick_format;
+        match cli.command {
+            Cmd::List(a) => ("node list", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| list(&c, &a))),
+            Cmd::View(a) => ("node view", Ctx::new(a.common.scheduler.clone(), pick(a.format.format, Format::List)).and_then(|c| view(&c, &a))),
+            Cmd::Online(a) => ("node online", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| online(&c, &a))),
+            Cmd::Offline(a) => ("node offline", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| offline(&c, &a))),
+            Cmd::Listcores(a) => ("node listcores", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| cores(&c, &a))),
+        }
+    })
 }
 
 fn node_record(n: &WireNode) -> Record {

@@ -3,7 +3,7 @@
 use crate::cli::job::view::{TASK_VIEW, all_fields, record};
 use crate::cli::opts::{self, Common, TaskRef, task_ref};
 use crate::cli::output::Format;
-use crate::cli::{Ctx, Parsed, ToolSpec, finish, parse};
+use crate::cli::{Ctx, ToolSpec, run_tool};
 use crate::error::exit;
 use crate::wire::RestProperty;
 use clap::{Args, Parser, Subcommand};
@@ -67,29 +67,26 @@ pub struct ViewArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli: Cli = match parse(&SPEC, std::env::args().collect()) {
-        Parsed::Run(c) => c,
-        Parsed::Exit(code) => return code,
-    };
-    let (who, r) = match cli.command {
-        Cmd::View(a) => {
-            let f = crate::cli::job::pick_format(a.format.format, Format::List);
-            ("task view", Ctx::new(a.common.scheduler.clone(), f).and_then(|c| view(&c, &a)))
+    run_tool(&SPEC, |cli: Cli| {
+        match cli.command {
+            Cmd::View(a) => {
+                let f = crate::cli::job::pick_format(a.format.format, Format::List);
+                ("task view", Ctx::new(a.common.scheduler.clone(), f).and_then(|c| view(&c, &a)))
+            }
+            Cmd::Cancel(a) => ("task cancel", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
+                c.backend()?.cancel_task(a.id.job, a.id.task, a.message.as_deref().unwrap_or(""))?;
+                c.message(&format!("Task {}.{} canceled.", a.id.job, a.id.task))
+            })),
+            Cmd::Finish(a) => ("task finish", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
+                c.backend()?.finish_task(a.id.job, a.id.task, a.message.as_deref().unwrap_or(""))?;
+                c.message(&format!("Task {}.{} finished.", a.id.job, a.id.task))
+            })),
+            Cmd::Requeue(a) => ("task requeue", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
+                c.backend()?.requeue_task(a.id.job, a.id.task)?;
+                c.message(&format!("Task {}.{} requeued.", a.id.job, a.id.task))
+            })),
         }
-        Cmd::Cancel(a) => ("task cancel", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
-            c.backend()?.cancel_task(a.id.job, a.id.task, a.message.as_deref().unwrap_or(""))?;
-            c.message(&format!("Task {}.{} canceled.", a.id.job, a.id.task))
-        })),
-        Cmd::Finish(a) => ("task finish", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
-            c.backend()?.finish_task(a.id.job, a.id.task, a.message.as_deref().unwrap_or(""))?;
-            c.message(&format!("Task {}.{} finished.", a.id.job, a.id.task))
-        })),
-        Cmd::Requeue(a) => ("task requeue", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| {
-            c.backend()?.requeue_task(a.id.job, a.id.task)?;
-            c.message(&format!("Task {}.{} requeued.", a.id.job, a.id.task))
-        })),
-    };
-    finish(who, r)
+    })
 }
 
 /// `task view`: the task's properties, with its whole output where the

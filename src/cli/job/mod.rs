@@ -6,7 +6,7 @@ pub mod view;
 
 use crate::cli::opts::{self, Common, JobOpts, TaskIo, Units, job_id};
 use crate::cli::output::Format;
-use crate::cli::{Ctx, Parsed, ToolSpec, finish, parse};
+use crate::cli::{Ctx, ToolSpec, run_tool};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -250,36 +250,31 @@ pub fn pick_format(given: Option<Format>, default: Format) -> Format {
 }
 
 pub fn main() -> ExitCode {
-    let cli: Cli = match parse(&SPEC, std::env::args().collect()) {
-        Parsed::Run(c) => c,
-        Parsed::Exit(code) => return code,
-    };
-    let (who, r) = run(cli.command);
-    finish(&who, r)
+    run_tool(&SPEC, |cli: Cli| run(cli.command))
 }
 
-fn run(cmd: Cmd) -> (String, anyhow::Result<u8>) {
+fn run(cmd: Cmd) -> (&'static str, anyhow::Result<u8>) {
     let ctx = |s: &Common, f: Format| Ctx::new(s.scheduler.clone(), f);
     match cmd {
-        Cmd::Add(a) => ("job add".into(), ctx(&a.common, Format::List).and_then(|c| submit::add(&c, &a))),
-        Cmd::Cancel(a) => ("job cancel".into(), ctx(&a.common, Format::List).and_then(|c| control::cancel(&c, &a))),
-        Cmd::Finish(a) => ("job finish".into(), ctx(&a.common, Format::List).and_then(|c| control::finish(&c, &a))),
+        Cmd::Add(a) => ("job add", ctx(&a.common, Format::List).and_then(|c| submit::add(&c, &a))),
+        Cmd::Cancel(a) => ("job cancel", ctx(&a.common, Format::List).and_then(|c| control::cancel(&c, &a))),
+        Cmd::Finish(a) => ("job finish", ctx(&a.common, Format::List).and_then(|c| control::finish(&c, &a))),
         Cmd::List(a) => {
             let f = pick_format(a.format, Format::Table);
-            ("job list".into(), ctx(&a.common, f).and_then(|c| view::list(&c, &a)))
+            ("job list", ctx(&a.common, f).and_then(|c| view::list(&c, &a)))
         }
         Cmd::Listtasks(a) => {
             let f = pick_format(a.format, Format::List);
-            ("job listtasks".into(), ctx(&a.common, f).and_then(|c| view::listtasks(&c, &a)))
+            ("job listtasks", ctx(&a.common, f).and_then(|c| view::listtasks(&c, &a)))
         }
-        Cmd::Modify(a) => ("job modify".into(), ctx(&a.common, Format::List).and_then(|c| control::modify(&c, &a))),
-        Cmd::New(a) => ("job new".into(), ctx(&a.common, Format::List).and_then(|c| submit::new(&c, &a))),
-        Cmd::Requeue(a) => ("job requeue".into(), ctx(&a.common, Format::List).and_then(|c| control::requeue(&c, &a))),
-        Cmd::Submit(a) => ("job submit".into(), ctx(&a.common, Format::List).and_then(|c| submit::submit(&c, &a))),
+        Cmd::Modify(a) => ("job modify", ctx(&a.common, Format::List).and_then(|c| control::modify(&c, &a))),
+        Cmd::New(a) => ("job new", ctx(&a.common, Format::List).and_then(|c| submit::new(&c, &a))),
+        Cmd::Requeue(a) => ("job requeue", ctx(&a.common, Format::List).and_then(|c| control::requeue(&c, &a))),
+        Cmd::Submit(a) => ("job submit", ctx(&a.common, Format::List).and_then(|c| submit::submit(&c, &a))),
         Cmd::View(a) => {
             let f = pick_format(a.format.format, Format::List);
-            ("job view".into(), ctx(&a.common, f).and_then(|c| view::view(&c, &a)))
+            ("job view", ctx(&a.common, f).and_then(|c| view::view(&c, &a)))
         }
-        Cmd::Wait(a) => ("job wait".into(), ctx(&a.common, Format::List).and_then(|c| view::wait(&c, a.id, a.timeout, a.quiet))),
+        Cmd::Wait(a) => ("job wait", ctx(&a.common, Format::List).and_then(|c| view::wait(&c, a.id, a.timeout, a.quiet))),
     }
 }
