@@ -135,7 +135,7 @@ async fn active_head_node(State(h): State<Arc<Head>>) -> Json<String> {
 }
 
 async fn user_roles(Extension(c): Extension<Caller>) -> Json<Vec<&'static str>> {
-    let admin = c.is_admin() || c.uid == crate::node::sys::uid();
+    let admin = c.administers_this_head();
     Json(if admin { vec!["User", "Administrator", "JobAdministrator"] } else { vec!["User"] })
 }
 
@@ -649,7 +649,7 @@ async fn status(State(h): State<Arc<Head>>) -> Json<WireStatus> {
 }
 
 async fn shutdown(State(h): State<Arc<Head>>, Extension(caller): Extension<Caller>) -> ApiResult<StatusCode> {
-    if !caller.is_admin() && caller.uid != crate::node::sys::uid() {
+    if !caller.administers_this_head() {
         return Err(ApiError(Error::AccessDenied("only the user the head node runs as, or root, may stop it".into())));
     }
     h.shutdown.notify_one();

@@ -175,23 +175,22 @@ impl Store {
 }
 
 fn write(conn: &Connection, changes: &Changes<'_>) -> rusqlite::Result<()> {
-    let json = |v: &dyn erased::Body| v.body();
     let mut put_job = conn.prepare_cached("INSERT OR REPLACE INTO jobs VALUES (?1, ?2)")?;
     for j in &changes.jobs {
-        put_job.execute(params![j.id as i64, json(*j)])?;
+        put_job.execute(params![j.id as i64, body(*j)])?;
     }
     let mut put_task = conn.prepare_cached("INSERT OR REPLACE INTO tasks VALUES (?1, ?2, ?3)")?;
     for t in &changes.tasks {
-        put_task.execute(params![t.job_id as i64, t.id, json(*t)])?;
+        put_task.execute(params![t.job_id as i64, t.id, body(*t)])?;
     }
     for n in &changes.nodes {
-        conn.execute("INSERT OR REPLACE INTO nodes VALUES (?1, ?2)", params![n.name, json(*n)])?;
+        conn.execute("INSERT OR REPLACE INTO nodes VALUES (?1, ?2)", params![n.name, body(*n)])?;
     }
     for n in &changes.deleted_nodes {
         conn.execute("DELETE FROM nodes WHERE name = ?1", [n])?;
     }
     for g in &changes.groups {
-        conn.execute("INSERT OR REPLACE INTO node_groups VALUES (?1, ?2)", params![g.name, json(*g)])?;
+        conn.execute("INSERT OR REPLACE INTO node_groups VALUES (?1, ?2)", params![g.name, body(*g)])?;
     }
     for g in &changes.deleted_groups {
         conn.execute("DELETE FROM node_groups WHERE name = ?1", [g])?;
@@ -208,18 +207,11 @@ fn write(conn: &Connection, changes: &Changes<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Serialising any stored record through one function.
-mod erased {
-    pub trait Body {
-        fn body(&self) -> String;
-    }
-    impl<T: serde::Serialize> Body for T {
-        fn body(&self) -> String {
-            // Serialising these plain records cannot fail: no maps with
-            // non-string keys, no custom serialisers.
-            serde_json::to_string(self).expect("records serialise")
-        }
-    }
+/// A stored record as JSON.
+fn body<T: serde::Serialize>(v: &T) -> String {
+    // Serialising these plain records cannot fail: no maps with non-string
+    // keys, no custom serialisers.
+    serde_json::to_string(v).expect("records serialise")
 }
 
 #[cfg(test)]

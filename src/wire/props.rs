@@ -5,7 +5,7 @@
 //! go through these tables.
 
 use super::{RestProperty, format_time, parse_time};
-use crate::model::values::{format_bool, parse_bool, parse_env_list, parse_name_list, parse_runtime};
+use crate::model::values::{format_bool, parse_bool, parse_name_list, parse_runtime, valid_env_name};
 use crate::model::{ExitCodes, Job, NodeGroupOp, Priority, Range, Task, UnitType, alloc_names};
 
 /// Task counts of a job, for its counter properties.
@@ -427,17 +427,18 @@ pub fn read_task(task: &Task, output: Option<&str>, names: &[String]) -> Result<
 
 /// REST properties as environment variables, checking the names.
 pub fn props_env(props: &[RestProperty]) -> Result<Vec<(String, String)>, String> {
-    let text = props.iter().map(|p| format!("{}={}", p.name, p.value)).collect::<Vec<_>>().join(";");
-    if props.iter().any(|p| p.value.contains(';')) {
-        // Values may hold ';'; check names only.
-        for p in props {
-            if !crate::model::values::valid_env_name(&p.name) {
-                return Err(format!("'{}' is not an environment variable name", p.name));
+    props
+        .iter()
+        .map(|p| {
+            let name = p.name.trim();
+            if !valid_env_name(name) {
+                return Err(format!(
+                    "'{name}' is not an environment variable name (letters, digits and _, not starting with a digit)"
+                ));
             }
-        }
-        return Ok(props.iter().map(|p| (p.name.clone(), p.value.clone())).collect());
-    }
-    parse_env_list(&text)
+            Ok((name.to_string(), p.value.clone()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

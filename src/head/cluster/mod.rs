@@ -30,6 +30,12 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.uid == 0
     }
+
+    /// Root, or the user the head node runs as: on the embedded cluster its
+    /// owner administers it.
+    pub fn administers_this_head(&self) -> bool {
+        self.is_admin() || self.uid == crate::node::sys::uid()
+    }
 }
 
 /// Work for the server once a change is committed.
@@ -70,24 +76,20 @@ pub struct Cluster {
 impl Cluster {
     /// Loads the state from `store`.
     pub fn load(store: Store, run_root: PathBuf, cluster_name: String) -> Result<Cluster> {
-        let snap = store.load()?;
-        let mut tasks: BTreeMap<u64, Vec<Task>> = BTreeMap::new();
-        for t in snap.tasks {
-            tasks.entry(t.job_id).or_default().push(t);
-        }
-        let active = snap.jobs.iter().filter(|j| is_active(j)).map(|j| j.id).collect();
-        Ok(Cluster {
+        let mut c = Cluster {
             store,
-            active,
-            jobs: snap.jobs.into_iter().map(|j| (j.id, j)).collect(),
-            tasks,
-            nodes: snap.nodes,
-            groups: snap.groups,
-            env: snap.env.into_iter().collect(),
-            next_job_id: snap.next_job_id,
+            active: Default::default(),
+            jobs: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            nodes: Vec::new(),
+            groups: Vec::new(),
+            env: BTreeMap::new(),
+            next_job_id: 1,
             run_root,
             cluster_name,
-        })
+        };
+        c.reload()?;
+        Ok(c)
     }
 
     /// Runs `f` with all its commits in one transaction. If anything fails,
@@ -382,12 +384,6 @@ fn affinity_mask(cpus: &[u32]) -> String {
     }
     masks.iter().map(|m| format!("{m:x}")).collect::<Vec<_>>().join(",")
 }
-
-fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
-}
-
 
 mod dispatch;
 mod jobs;

@@ -199,7 +199,7 @@ impl Cluster {
     pub(super) fn require_admin_or_local(caller: &Caller, what: &str) -> Result<()> {
         // On the embedded cluster the head node runs as its user, who is its
         // administrator; `hpcd head` run by root needs root.
-        if caller.is_admin() || caller.uid == current_uid() {
+        if caller.administers_this_head() {
             return Ok(());
         }
         Self::require_admin(caller, what)
