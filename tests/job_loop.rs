@@ -1,11 +1,7 @@
 //! The job loop of issue 2 through the real binaries: submit, view, task
 //! output, node list; job new/add/submit; job files; the task environment.
 
-use crate::common::{Cluster, output_of, property};
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
-}
+use crate::common::{Cluster, host, output_of, property};
 
 #[test]
 fn issue_2_hello_on_a_fresh_cluster() {
@@ -19,12 +15,12 @@ fn issue_2_hello_on_a_fresh_cluster() {
     assert_eq!(property(&view, "Name").as_deref(), Some("hello"));
     assert!(view.contains("State                            : Finished\n"), "{view}");
     let task = c.ok("task", &["view", &format!("{id}.1")]);
-    assert_eq!(output_of(&task).trim(), hostname());
+    assert_eq!(output_of(&task).trim(), host());
     assert_eq!(property(&task, "Exit Code").as_deref(), Some("0"));
     let nodes = c.ok("node", &["list"]);
     let row = nodes.lines().nth(2).unwrap();
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cols[0], hostname());
+    assert_eq!(cols[0], host());
     assert_eq!(cols[1], "Online");
     assert_eq!(cols[2].parse::<usize>().unwrap(), std::thread::available_parallelism().unwrap().get());
 }
@@ -97,7 +93,7 @@ fn task_environment_affinity_and_files() {
     ]);
     assert_eq!(c.wait(id), "Finished");
     let out = output_of(&c.ok("task", &["view", &format!("{id}.1")]));
-    let host = hostname();
+    let host = host();
     assert!(out.contains(&format!("JOBID={id} TASKID=1 INST=0")), "{out}");
     assert!(out.contains(&format!("NODES=1 {host} 1")), "{out}");
     assert!(out.contains(&format!("CORES=1 {host} 1 NUM=1 IDS=")), "{out}");

@@ -16,7 +16,7 @@
 //! parse. To update the snapshots: `INSTA_UPDATE=always cargo test --test
 //! main layouts`, then read every changed `.snap` file.
 
-use crate::common::{Cluster, parse_submitted, pids_with_env, property, wait_until};
+use crate::common::{Cluster, host, parse_submitted, pids_with_env, property, wait_until};
 use std::time::Duration;
 
 /// Four virtual nodes of two cores each (fixed, so the tables do not depend
@@ -32,11 +32,6 @@ const COLUMNS: &str = "100";
 
 // ---------------------------------------------------------------------------
 // Running commands and making their output comparable
-
-/// The host name, as the head node names its nodes.
-fn host() -> String {
-    hpcpack::node::sys::hostname()
-}
 
 /// The user name, as the head node shows owners.
 fn user() -> String {

@@ -1,12 +1,8 @@
 //! The embedded cluster split into virtual nodes with node groups, and
 //! node online/offline/listcores.
 
-use crate::common::{Cluster, output_of, wait_until};
+use crate::common::{Cluster, host, output_of, wait_until};
 use std::time::Duration;
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
-}
 
 #[test]
 fn four_virtual_nodes_of_a_group() {

@@ -64,7 +64,7 @@ fn errors_have_one_shape() {
 /// the callers' credentials, with a second user run through setpriv.
 #[test]
 fn only_the_owner_may_change_a_job() {
-    if unsafe_uid() != 0 || std::process::Command::new("setpriv").arg("--version").output().is_err() {
+    if hpcpack::node::sys::uid() != 0 || std::process::Command::new("setpriv").arg("--version").output().is_err() {
         eprintln!("skipped: needs root and setpriv to act as a second user");
         return;
     }
@@ -107,11 +107,4 @@ fn only_the_owner_may_change_a_job() {
     let _ = std::process::Command::new(crate::common::bin("job")).args(["cancel", &mine.to_string(), &sched]).output();
     crate::common::unsafe_kill(head.id(), 15);
     let _ = head.wait();
-}
-
-fn unsafe_uid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(1)
 }

@@ -20,6 +20,11 @@ pub fn bin(name: &str) -> PathBuf {
     }
 }
 
+/// This machine's host name, as the head node names its nodes.
+pub fn host() -> String {
+    hpcpack::node::sys::hostname()
+}
+
 /// One embedded cluster with its own state directory.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
