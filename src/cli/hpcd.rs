@@ -137,7 +137,7 @@ fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
 fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     let dir = a.state_dir.clone().unwrap_or_else(crate::config::state_dir);
     create_private_dir(&dir)?;
-    let lock_path = dir.join("hpcd.lock");
+    let lock_path = lock_file(&dir);
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -186,6 +186,21 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The lock file of a state directory: held by the hpcd head that uses it.
+fn lock_file(dir: &Path) -> PathBuf {
+    dir.join("hpcd.lock")
+}
+
+/// True if some hpcd holds the state directory's lock.
+fn lock_held(dir: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(lock_file(dir))
+        .ok()
+        .and_then(|f| sys::try_lock(&f).ok())
+        .is_some_and(|got| !got)
+}
+
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     Ok(())
@@ -227,10 +242,12 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
             return Ok(exit::OK);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // Lost a race with another start: fine if someone serves now.
-            std::thread::sleep(Duration::from_millis(50));
-            if is_running(&socket) {
-                return Ok(exit::OK);
+            // Lost the race with another start: that head node holds the
+            // state directory's lock and will answer on the socket; wait for
+            // it until the deadline.
+            if !status.success() && lock_held(&dir) {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
             if !status.success() {
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
