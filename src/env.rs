@@ -89,6 +89,10 @@ pub const MPI_LOCALRANKID: &str = "MPI_LOCALRANKID";
 /// of the embedded cluster). mpiexec starts the ranks of these nodes here.
 pub const HPCPACK_LOCAL_NODES: &str = "HPCPACK_LOCAL_NODES";
 
+/// Extension, set by mpiexec in each rank: the node it placed the rank on
+/// (a virtual node's name on the embedded cluster).
+pub const HPCPACK_NODE_NAME: &str = "HPCPACK_NODE_NAME";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

@@ -13,8 +13,8 @@
 //! The embedded cluster's virtual nodes all share this host, so ranks count
 //! as being on different nodes when `HPCPACK_LOCAL_NODES` lists at least as
 //! many nodes as there are ranks (`mpiexec -c 1` over them puts one rank on
-//! each); otherwise the node names the ranks published are compared
-//! (see [`crate::mpi::comm::own_node_name`]).
+//! each); otherwise the node names the ranks published are compared (the
+//! node mpiexec placed each rank on, see [`crate::mpi::comm::own_node_name`]).
 //!
 //! Exit codes: 0 success, 1 a failed run or failed thresholds, 2 a bad
 //! command line.

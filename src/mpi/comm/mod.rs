@@ -111,7 +111,7 @@ impl Comm {
         pmi.init()?;
         let rank = pmi.rank() as usize;
         let size = pmi.size() as usize;
-        let node = own_node_name(rank, size);
+        let node = own_node_name();
         let (transport, endpoint) = TcpTransport::listen(rank, size)?;
         pmi.put(&format!("addr-{rank}"), &endpoint)?;
         pmi.put(&format!("node-{rank}"), &node)?;
@@ -145,8 +145,8 @@ impl Comm {
         self.size
     }
 
-    /// The node `rank` runs on, as that rank worked it out (see
-    /// [`own_node_name`]); `rank N` past the end.
+    /// The node `rank` runs on, as that rank published it (see
+    /// [`own_node_name`]); `?` past the end.
     pub fn host_of(&self, rank: usize) -> &str {
         self.nodes.get(rank).map(String::as_str).unwrap_or("?")
     }
@@ -194,62 +194,8 @@ impl Comm {
     }
 }
 
-/// The node this rank runs on, as best a rank can tell: ranks are not told
-/// their node by the launcher, so it is inferred from the job's
-/// environment the way mpiexec places ranks (in `CCP_NODES` order, filling
-/// each node's cores):
-///
-/// - `CCP_NODES` whose cores add up to `size`: the node holding this rank;
-/// - `CCP_NODES` listing exactly `size` nodes (`mpiexec -c 1`): the
-///   `rank`-th node;
-/// - otherwise the host name.
-pub fn own_node_name(rank: usize, size: usize) -> String {
-    std::env::var(env::CCP_NODES)
-        .ok()
-        .and_then(|v| node_from_ccp_nodes(&v, rank, size))
-        .unwrap_or_else(crate::node::sys::hostname)
-}
-
-/// The rule of [`own_node_name`] over a `CCP_NODES` value
-/// (`<n> <node1> <cores1> …`).
-pub fn node_from_ccp_nodes(value: &str, rank: usize, size: usize) -> Option<String> {
-    let mut words = value.split_whitespace();
-    let n: usize = words.next()?.parse().ok()?;
-    let mut nodes = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = words.next()?;
-        let cores: usize = words.next()?.parse().ok()?;
-        nodes.push((name, cores));
-    }
-    if nodes.iter().map(|(_, c)| c).sum::<usize>() == size {
-        let mut first = 0;
-        for (name, cores) in &nodes {
-            if rank < first + cores {
-                return Some((*name).to_string());
-            }
-            first += cores;
-        }
-        None
-    } else if nodes.len() == size {
-        nodes.get(rank).map(|(name, _)| (*name).to_string())
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::node_from_ccp_nodes;
-
-    #[test]
-    fn node_names_follow_ccp_nodes() {
-        let v = "2 A 2 B 1";
-        assert_eq!(node_from_ccp_nodes(v, 0, 3).as_deref(), Some("A"));
-        assert_eq!(node_from_ccp_nodes(v, 1, 3).as_deref(), Some("A"));
-        assert_eq!(node_from_ccp_nodes(v, 2, 3).as_deref(), Some("B"));
-        // `-c 1`: one rank per node.
-        assert_eq!(node_from_ccp_nodes(v, 1, 2).as_deref(), Some("B"));
-        assert_eq!(node_from_ccp_nodes(v, 0, 5), None);
-        assert_eq!(node_from_ccp_nodes("x", 0, 1), None);
-    }
+/// The node this rank runs on: the name mpiexec placed it on
+/// (`HPCPACK_NODE_NAME`), else this host's name (another launcher).
+pub fn own_node_name() -> String {
+    crate::env::var(env::HPCPACK_NODE_NAME).unwrap_or_else(crate::node::sys::hostname)
 }

@@ -217,6 +217,7 @@ pub fn prepare(
             env.extend(section.env.iter().cloned());
             for &rank in &h.ranks {
                 let mut env = env.clone();
+                env.push((crate::env::HPCPACK_NODE_NAME.into(), h.host.clone()));
                 env.push((pmi::PMI_RANK.into(), rank.to_string()));
                 env.push((pmi::PMI_SIZE.into(), size.to_string()));
                 env.push((MPI_LOCALNRANKS.into(), size.to_string()));

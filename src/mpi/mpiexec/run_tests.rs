@@ -59,6 +59,7 @@ fn ranks_get_env_in_order_then_pmi() {
             "A",
             "A",
             "B",
+            "HPCPACK_NODE_NAME",
             "PMI_RANK",
             "PMI_SIZE",
             MPI_LOCALNRANKS,
@@ -66,8 +67,9 @@ fn ranks_get_env_in_order_then_pmi() {
         ]
     );
     assert_eq!(env[0].1, "10.0.0.0/255.255.255.0");
-    assert_eq!(env[4].1, "1");
-    assert_eq!(env[5].1, "2");
+    assert_eq!(env[4].1, "node1");
+    assert_eq!(env[5].1, "1");
+    assert_eq!(env[6].1, "2");
     assert!(launches[0].program.ends_with("sh"));
     assert_eq!(launches[0].args, ["x"]);
     assert_eq!(launches[0].cpu, None);
