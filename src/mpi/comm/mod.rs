@@ -73,6 +73,14 @@ pub enum CommError {
     BadHello { addr: String, got: u64, size: usize },
     #[error("comm: rank {rank} is not in this job of {size} ranks")]
     NoSuchRank { rank: usize, size: usize },
+    #[error("comm: shared memory with rank {rank}: {what}: {source}")]
+    Shm {
+        rank: usize,
+        what: String,
+        source: io::Error,
+    },
+    #[error("comm: rank {rank} (pid {pid}) exited while this rank was waiting for it")]
+    PeerGone { rank: usize, pid: u32 },
 }
 
 /// How bytes move between two ranks: a few required methods, so shared
@@ -83,6 +91,11 @@ pub trait Transport {
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError>;
     /// Receives exactly `buf.len()` bytes sent by `src` under `tag`.
     fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError>;
+    /// Opens the way to `peer` now rather than on first use
+    /// (`MSMPI_PRECONNECT`). Both ends call it for their pair.
+    fn connect(&mut self, peer: usize) -> Result<(), CommError>;
+    /// Whether the way to `peer` is open (for the connectivity table).
+    fn is_connected(&self, peer: usize) -> bool;
 }
 
 /// One rank's view of the job.

@@ -135,6 +135,14 @@ impl TcpTransport {
 }
 
 impl Transport for TcpTransport {
+    fn connect(&mut self, peer: usize) -> Result<(), CommError> {
+        self.peer(peer).map(|_| ())
+    }
+
+    fn is_connected(&self, peer: usize) -> bool {
+        self.peers.get(peer).is_some_and(Option::is_some)
+    }
+
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
         let mut header = [0u8; HEADER];
         header[..4].copy_from_slice(&tag.to_le_bytes());
