@@ -83,6 +83,10 @@ pub const CCP_MPI_WORKDIR: &str = "CCP_MPI_WORKDIR";
 pub const MPI_LOCALNRANKS: &str = "MPI_LOCALNRANKS";
 /// Hydra's rank index on its node, set in each rank.
 pub const MPI_LOCALRANKID: &str = "MPI_LOCALRANKID";
+/// MS-MPI: `MSMPI_SHM_EAGER_LIMIT=bytes`, the message size above which
+/// shared memory switches from copies through the ring to a single
+/// cross-process copy (rendezvous); default `shm::DEFAULT_EAGER_LIMIT`.
+pub const MSMPI_SHM_EAGER_LIMIT: &str = "MSMPI_SHM_EAGER_LIMIT";
 
 /// Extension, set in each task: the task's nodes that run on this host, with
 /// their host CPUs, as `<node>=<cpu>,<cpu> <node>=<cpu>…` (the virtual nodes

@@ -14,6 +14,8 @@
 //! order they were sent; a message whose tag or size differs from the one
 //! expected is an error ([`CommError::Mismatch`]), not queued.
 
+pub mod shm;
+mod sys;
 pub mod tcp;
 
 use std::io;

@@ -1,0 +1,960 @@
+//! The shared-memory transport between ranks on one host.
+//!
+//! # Segments and rings
+//!
+//! Each rank owns one inbound segment: a `memfd_create` file (so a crash
+//! leaves nothing in `/dev/shm`; the memory goes when the last process that
+//! maps it exits), mapped shared. It holds a small header and one
+//! single-producer/single-consumer ring per sender rank, indexed by rank.
+//! The endpoint published for the rank is `<pid>:<fd>:<probe-address-hex>`;
+//! a sender opens `/proc/<pid>/fd/<fd>` and maps the segment the first time
+//! it sends (or in [`Transport::connect`]). Receiving needs no mapping but
+//! our own. A peer keeps its mapping valid even after the owner drops its
+//! transport: the kernel frees the memory with the last mapping.
+//!
+//! A ring is a control block of four 64-byte lines (the producer's `head`;
+//! the consumer's `tail` and rendezvous `done`; the consumer's futex word and
+//! sleep flag; the producer's) followed by [`RING`] bytes. `head` and `tail`
+//! are monotonic byte counters (positions modulo the ring size), published
+//! with release stores and read with acquire loads, on separate cache lines
+//! so the two sides never write the same line on the fast path. Memory cost
+//! per rank: at most `(size - 1) ×` ([`RING`] + 256 B) of resident memory, and
+//! only for the senders that actually write to it (the file is sparse;
+//! untouched rings cost no pages).
+//!
+//! # Messages
+//!
+//! A frame is a 16-byte header (kind: u32, tag: u32, length: u64) and a
+//! body, unaligned (header and body may wrap; each copy is split in two at
+//! the end of the ring).
+//!
+//! - `DATA`: the payload follows the header. Up to the eager limit this is
+//!   one copy in, one copy out. A payload larger than the free space (or the
+//!   ring) is streamed: the producer writes pieces as the consumer frees
+//!   space, publishing `head` after each, and the consumer copies pieces out
+//!   as they arrive, publishing `tail` after each.
+//! - `RNDV` (above the eager limit, when cross-memory attach works): the body
+//!   is the sender's pid, buffer address and a sequence number; the receiver
+//!   copies straight from the sender's memory into the user buffer with
+//!   `process_vm_readv` (one copy, no ring traffic) and stores the sequence
+//!   number in `done`, which releases the blocked sender. If the read is
+//!   refused (`EPERM`), it stores the sequence with a "refused" bit instead
+//!   and the sender falls back to a streamed `DATA` frame for that message
+//!   and all later ones to that peer.
+//!
+//! Cross-memory attach is probed per pair when the sender attaches (it reads
+//! the receiver's probe word, the segment's magic, with `process_vm_readv`).
+//! `create` calls `prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)`, so machines
+//! with Yama's `ptrace_scope=1` allow it too.
+//!
+//! A receive peeks at the header: a frame whose tag or length differs from
+//! the one expected is [`CommError::Mismatch`] and stays in the ring.
+//!
+//! # Waiting
+//!
+//! Ranks are often oversubscribed (two ranks on one CPU), so waiting is
+//! spin → yield → sleep: [`SPIN`] polls with `spin_loop`, then
+//! `sched_yield` for up to [`YIELD_FOR`] (which lets a rank sharing the CPU
+//! run and answer), then a futex wait on the ring's sequence word with a
+//! "sleeping" flag, so the other side pays a `futex_wake` only when someone
+//! sleeps. Sleeps time out every [`SLEEP`] to check that the peer still
+//! exists (`kill(pid, 0)`), which turns a dead peer into
+//! [`CommError::PeerGone`] rather than a hang.
+//!
+//! # Eager limit
+//!
+//! [`DEFAULT_EAGER_LIMIT`] (overridden by `MSMPI_SHM_EAGER_LIMIT`) was
+//! chosen by measurement on a two-core machine: below it a copy through the
+//! ring is faster than the rendezvous round trip; above it the single copy
+//! of `process_vm_readv` wins.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use super::sys::{self, SharedMap};
+use super::{CommError, Transport};
+use crate::env;
+
+/// Bytes of each ring's data area (a power of two).
+pub const RING: usize = 64 * 1024;
+/// Messages larger than this go by rendezvous (`process_vm_readv`) when the
+/// pair allows it; `MSMPI_SHM_EAGER_LIMIT` overrides it.
+pub const DEFAULT_EAGER_LIMIT: usize = 16 * 1024;
+/// Polls before yielding.
+const SPIN: u32 = 200;
+/// How long to yield before sleeping.
+const YIELD_FOR: Duration = Duration::from_millis(2);
+/// Longest futex sleep between two liveness checks of the peer.
+const SLEEP: Duration = Duration::from_millis(100);
+
+const MAGIC: u64 = u64::from_le_bytes(*b"hpcshm01");
+const LINE: usize = 64;
+/// Segment header: magic (the probe word), ranks, ring size; one page so
+/// the rings start page-aligned.
+const SEG_HEADER: usize = 4096;
+const CONTROL: usize = 4 * LINE;
+const RING_STRIDE: usize = CONTROL + RING;
+
+// Control block, relative to the ring's base.
+const HEAD: usize = 0;
+const TAIL: usize = LINE;
+const DONE: usize = LINE + 8;
+const DATA_SEQ: usize = 2 * LINE;
+const DATA_SLEEPING: usize = 2 * LINE + 4;
+const SPACE_SEQ: usize = 3 * LINE;
+const SPACE_SLEEPING: usize = 3 * LINE + 4;
+
+const FRAME_HEADER: usize = 16;
+const KIND_DATA: u32 = 1;
+const KIND_RNDV: u32 = 2;
+const RNDV_FRAME: usize = FRAME_HEADER + 24;
+/// Bit of `done` saying the receiver could not read the sender's memory.
+const REFUSED: u64 = 1;
+
+/// A peer's published endpoint.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    pid: u32,
+    fd: i32,
+    probe: usize,
+}
+
+impl Endpoint {
+    fn parse(s: &str) -> Option<Endpoint> {
+        let mut it = s.split(':');
+        let pid = it.next()?.parse().ok()?;
+        let fd = it.next()?.parse().ok()?;
+        let probe = usize::from_str_radix(it.next()?, 16).ok()?;
+        it.next().is_none().then_some(Endpoint { pid, fd, probe })
+    }
+}
+
+/// One ring inside a mapped segment.
+#[derive(Clone, Copy)]
+struct Ring<'a> {
+    map: &'a SharedMap,
+    base: usize,
+}
+
+impl<'a> Ring<'a> {
+    fn of(map: &'a SharedMap, sender: usize) -> Ring<'a> {
+        Ring {
+            map,
+            base: SEG_HEADER + sender * RING_STRIDE,
+        }
+    }
+    fn head(&self) -> &'a AtomicU64 {
+        self.map.u64_at(self.base + HEAD)
+    }
+    fn tail(&self) -> &'a AtomicU64 {
+        self.map.u64_at(self.base + TAIL)
+    }
+    fn done(&self) -> &'a AtomicU64 {
+        self.map.u64_at(self.base + DONE)
+    }
+    fn data_seq(&self) -> &'a AtomicU32 {
+        self.map.u32_at(self.base + DATA_SEQ)
+    }
+    fn data_sleeping(&self) -> &'a AtomicU32 {
+        self.map.u32_at(self.base + DATA_SLEEPING)
+    }
+    fn space_seq(&self) -> &'a AtomicU32 {
+        self.map.u32_at(self.base + SPACE_SEQ)
+    }
+    fn space_sleeping(&self) -> &'a AtomicU32 {
+        self.map.u32_at(self.base + SPACE_SLEEPING)
+    }
+
+    /// Copies `src` to ring position `pos`, split at the end of the ring.
+    fn write(&self, pos: u64, src: &[u8]) {
+        let i = pos as usize & (RING - 1);
+        let first = src.len().min(RING - i);
+        let data = self.base + CONTROL;
+        self.map.write(data + i, &src[..first]);
+        self.map.write(data, &src[first..]);
+    }
+
+    /// Copies from ring position `pos` into `dst`, split at the end of the ring.
+    fn read(&self, pos: u64, dst: &mut [u8]) {
+        let i = pos as usize & (RING - 1);
+        let first = dst.len().min(RING - i);
+        let data = self.base + CONTROL;
+        let (a, b) = dst.split_at_mut(first);
+        self.map.read(data + i, a);
+        self.map.read(data, b);
+    }
+}
+
+/// Wakes the side sleeping on `seq` if its flag says it sleeps. The fence
+/// pairs with the one in [`wait_for`]: either the sleeper sees our update
+/// before sleeping, or we see its flag.
+fn notify(seq: &AtomicU32, sleeping: &AtomicU32) {
+    fence(Ordering::SeqCst);
+    if sleeping.load(Ordering::Relaxed) != 0 {
+        seq.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake(seq);
+    }
+}
+
+/// Who we wait for, to name in errors and to check for liveness.
+#[derive(Clone, Copy)]
+struct Peer {
+    rank: usize,
+    pid: u32,
+}
+
+/// Polls `ready` until it yields a value: spin, then yield, then futex
+/// sleeps on `seq` with `sleeping` raised (see the module doc).
+fn wait_for<T>(
+    peer: Peer,
+    seq: &AtomicU32,
+    sleeping: &AtomicU32,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Result<T, CommError> {
+    for _ in 0..SPIN {
+        if let Some(v) = ready() {
+            return Ok(v);
+        }
+        std::hint::spin_loop();
+    }
+    let start = Instant::now();
+    while start.elapsed() < YIELD_FOR {
+        for _ in 0..16 {
+            if let Some(v) = ready() {
+                return Ok(v);
+            }
+            std::thread::yield_now();
+        }
+    }
+    loop {
+        sleeping.store(1, Ordering::Relaxed);
+        let s = seq.load(Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if let Some(v) = ready() {
+            sleeping.store(0, Ordering::Relaxed);
+            return Ok(v);
+        }
+        let timed_out = sys::futex_wait(seq, s, SLEEP).map_err(|source| CommError::Shm {
+            rank: peer.rank,
+            what: "waiting on a futex".to_string(),
+            source,
+        })?;
+        if timed_out && !sys::alive(peer.pid) {
+            sleeping.store(0, Ordering::Relaxed);
+            return ready().ok_or(CommError::PeerGone {
+                rank: peer.rank,
+                pid: peer.pid,
+            });
+        }
+    }
+}
+
+/// Our ring in a peer's segment.
+struct Outbound {
+    map: SharedMap,
+    sender: usize,
+    /// Our copy of `head` (we are its only writer).
+    head: u64,
+    /// Last rendezvous sequence number used.
+    seq: u64,
+    /// Whether the peer can read our memory (probed at attach).
+    cma: bool,
+}
+
+/// [`Transport`] over shared memory between ranks of one host (see the module doc).
+pub struct ShmTransport {
+    rank: usize,
+    size: usize,
+    /// Kept open: peers open it through `/proc/<pid>/fd`.
+    file: File,
+    inbound: SharedMap,
+    endpoints: Vec<Option<String>>,
+    outbound: Vec<Option<Outbound>>,
+    eager_limit: usize,
+    /// Off in tests to force the streamed path.
+    cma_allowed: bool,
+}
+
+impl std::fmt::Debug for ShmTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmTransport")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .field("fd", &self.file.as_raw_fd())
+            .field("eager_limit", &self.eager_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShmTransport {
+    /// Creates this rank's inbound segment; returns the transport and the
+    /// endpoint string to publish in the PMI key-value space.
+    pub fn create(rank: usize, size: usize) -> Result<(ShmTransport, String), CommError> {
+        let err = |what: &str| {
+            let what = what.to_string();
+            move |source| CommError::Shm { rank, what, source }
+        };
+        sys::allow_any_ptracer().map_err(err("allowing peers to read this rank's memory"))?;
+        let len = SEG_HEADER + size * RING_STRIDE;
+        let file = sys::memfd(&format!("hpcpack-shm-{rank}"), len)
+            .map_err(err("creating the inbound segment"))?;
+        let inbound = SharedMap::new(&file, len).map_err(err("mapping the inbound segment"))?;
+        inbound.u64_at(8).store(size as u64, Ordering::Relaxed);
+        inbound.u64_at(16).store(RING as u64, Ordering::Relaxed);
+        inbound.u64_at(0).store(MAGIC, Ordering::Release);
+        let endpoint = format!(
+            "{}:{}:{:x}",
+            std::process::id(),
+            file.as_raw_fd(),
+            inbound.addr(0)
+        );
+        let eager_limit = env::var(env::MSMPI_SHM_EAGER_LIMIT)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_EAGER_LIMIT);
+        let t = ShmTransport {
+            rank,
+            size,
+            file,
+            inbound,
+            endpoints: vec![None; size],
+            outbound: (0..size).map(|_| None).collect(),
+            eager_limit,
+            cma_allowed: true,
+        };
+        Ok((t, endpoint))
+    }
+
+    /// Every rank's endpoint, indexed by rank; `None` for ranks that will
+    /// not be reached over shared memory (other host, or shm disabled).
+    pub fn with_peers(mut self, endpoints: Vec<Option<String>>) -> ShmTransport {
+        self.endpoints = endpoints;
+        self.endpoints.resize(self.size, None);
+        self
+    }
+
+    fn endpoint(&self, rank: usize) -> Result<Endpoint, CommError> {
+        let shm_err = |what: &str, msg: String| CommError::Shm {
+            rank,
+            what: what.to_string(),
+            source: io::Error::other(msg),
+        };
+        if rank >= self.size {
+            return Err(CommError::NoSuchRank {
+                rank,
+                size: self.size,
+            });
+        }
+        let text = self.endpoints[rank].as_deref().ok_or_else(|| {
+            shm_err(
+                "no endpoint",
+                format!("rank {rank} is not reachable over shared memory (another host, or shared memory disabled)"),
+            )
+        })?;
+        Endpoint::parse(text).ok_or_else(|| {
+            shm_err(
+                "bad endpoint",
+                format!("{text:?} is not <pid>:<fd>:<probe-address-hex>"),
+            )
+        })
+    }
+
+    fn addr(&self, rank: usize) -> String {
+        match self.endpoints.get(rank).and_then(Option::as_deref) {
+            Some(e) => format!("shm {e}"),
+            None => "shm".to_string(),
+        }
+    }
+
+    /// Maps `dest`'s segment and probes cross-memory attach, once.
+    fn attach(&mut self, dest: usize) -> Result<(Peer, &mut Outbound), CommError> {
+        let ep = self.endpoint(dest)?;
+        let peer = Peer {
+            rank: dest,
+            pid: ep.pid,
+        };
+        if self.outbound[dest].is_none() {
+            let path = format!("/proc/{}/fd/{}", ep.pid, ep.fd);
+            let err = |what: String| {
+                move |source| {
+                    if sys::alive(ep.pid) {
+                        CommError::Shm {
+                            rank: dest,
+                            what,
+                            source,
+                        }
+                    } else {
+                        CommError::PeerGone {
+                            rank: dest,
+                            pid: ep.pid,
+                        }
+                    }
+                }
+            };
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(err(format!("opening its segment {path}")))?;
+            let len = file
+                .metadata()
+                .map_err(err(format!("reading the size of {path}")))?
+                .len() as usize;
+            let want = SEG_HEADER + self.size * RING_STRIDE;
+            if len != want {
+                return Err(CommError::Shm {
+                    rank: dest,
+                    what: format!("checking its segment {path}"),
+                    source: io::Error::other(format!(
+                        "{len} bytes, expected {want} (a job of {} ranks with {RING}-byte rings)",
+                        self.size
+                    )),
+                });
+            }
+            let map = SharedMap::new(&file, len).map_err(err(format!("mapping {path}")))?;
+            if map.u64_at(0).load(Ordering::Acquire) != MAGIC {
+                return Err(CommError::Shm {
+                    rank: dest,
+                    what: format!("checking its segment {path}"),
+                    source: io::Error::other("not an hpcpack shared-memory segment"),
+                });
+            }
+            let mut probe = [0u8; 8];
+            let cma = self.cma_allowed
+                && sys::vm_read(ep.pid, ep.probe, &mut probe).is_ok_and(|n| n == 8)
+                && u64::from_ne_bytes(probe) == MAGIC;
+            let ring = Ring::of(&map, self.rank);
+            let head = ring.head().load(Ordering::Acquire);
+            let seq = ring.done().load(Ordering::Acquire) >> 1;
+            self.outbound[dest] = Some(Outbound {
+                map,
+                sender: self.rank,
+                head,
+                seq,
+                cma,
+            });
+        }
+        let out = self.outbound[dest].as_mut().expect("attached just above");
+        Ok((peer, out))
+    }
+}
+
+impl Outbound {
+    fn ring(&self) -> Ring<'_> {
+        Ring::of(&self.map, self.sender)
+    }
+
+    /// Waits until `need` bytes are free; returns the free bytes.
+    fn wait_space(&self, peer: Peer, need: usize) -> Result<usize, CommError> {
+        let ring = self.ring();
+        let head = self.head;
+        wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
+            let used = head.wrapping_sub(ring.tail().load(Ordering::Acquire)) as usize;
+            let free = RING.saturating_sub(used);
+            (free >= need).then_some(free)
+        })
+    }
+
+    fn publish(&mut self, head: u64) {
+        self.head = head;
+        let ring = self.ring();
+        ring.head().store(head, Ordering::Release);
+        notify(ring.data_seq(), ring.data_sleeping());
+    }
+
+    /// A `DATA` frame, streamed in pieces when it does not fit at once.
+    fn send_data(&mut self, peer: Peer, tag: u32, data: &[u8]) -> Result<(), CommError> {
+        let header = frame_header(KIND_DATA, tag, data.len());
+        let total = FRAME_HEADER + data.len();
+        let start = self.head;
+        let mut written = 0;
+        while written < total {
+            let remaining = total - written;
+            // A frame that fits goes in one piece; a larger one in pieces of
+            // at least a quarter ring, so neither side wakes for crumbs.
+            let need = if total <= RING {
+                remaining
+            } else {
+                remaining
+                    .min(RING / 4)
+                    .max(FRAME_HEADER - written.min(FRAME_HEADER))
+            };
+            let free = self.wait_space(peer, need)?;
+            let chunk = free.min(remaining);
+            let pos = start + written as u64;
+            let ring = self.ring();
+            let (mut at, end) = (written, written + chunk);
+            if at < FRAME_HEADER {
+                let h = end.min(FRAME_HEADER);
+                ring.write(pos, &header[at..h]);
+                at = h;
+            }
+            if at < end {
+                ring.write(
+                    start + at as u64,
+                    &data[at - FRAME_HEADER..end - FRAME_HEADER],
+                );
+            }
+            written = end;
+            self.publish(start + written as u64);
+        }
+        Ok(())
+    }
+
+    /// A `RNDV` frame, then the wait for the receiver's copy; `Ok(false)`
+    /// if the receiver could not read our memory.
+    fn send_rndv(&mut self, peer: Peer, tag: u32, data: &[u8]) -> Result<bool, CommError> {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut frame = [0u8; RNDV_FRAME];
+        frame[..FRAME_HEADER].copy_from_slice(&frame_header(KIND_RNDV, tag, data.len()));
+        frame[16..24].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
+        frame[24..32].copy_from_slice(&(data.as_ptr() as u64).to_le_bytes());
+        frame[32..40].copy_from_slice(&seq.to_le_bytes());
+        self.wait_space(peer, RNDV_FRAME)?;
+        self.ring().write(self.head, &frame);
+        self.publish(self.head + RNDV_FRAME as u64);
+        let ring = self.ring();
+        let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
+            let d = ring.done().load(Ordering::Acquire);
+            (d >> 1 == seq).then_some(d)
+        })?;
+        Ok(done & REFUSED == 0)
+    }
+}
+
+fn frame_header(kind: u32, tag: u32, len: usize) -> [u8; FRAME_HEADER] {
+    let mut h = [0u8; FRAME_HEADER];
+    h[..4].copy_from_slice(&kind.to_le_bytes());
+    h[4..8].copy_from_slice(&tag.to_le_bytes());
+    h[8..].copy_from_slice(&(len as u64).to_le_bytes());
+    h
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+impl ShmTransport {
+    /// Receives one frame from `src` into `buf`; `Ok(false)` when it was a
+    /// rendezvous we could not read (the sender then streams it).
+    fn recv_frame(&self, peer: Peer, tag: u32, buf: &mut [u8]) -> Result<bool, CommError> {
+        let src = peer.rank;
+        let ring = Ring::of(&self.inbound, src);
+        let start = ring.tail().load(Ordering::Relaxed);
+        wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
+            let avail = ring.head().load(Ordering::Acquire).wrapping_sub(start);
+            (avail >= FRAME_HEADER as u64).then_some(())
+        })?;
+        let mut header = [0u8; FRAME_HEADER];
+        ring.read(start, &mut header);
+        let kind = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let got_tag = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let got_len = le_u64(&header[8..]);
+        if got_tag != tag || got_len != buf.len() as u64 {
+            return Err(CommError::Mismatch {
+                rank: src,
+                addr: self.addr(src),
+                tag,
+                len: buf.len(),
+                got_tag,
+                got_len,
+            });
+        }
+        let release = |pos: u64| {
+            ring.tail().store(pos, Ordering::Release);
+            notify(ring.space_seq(), ring.space_sleeping());
+        };
+        match kind {
+            KIND_DATA => {
+                let body = start + FRAME_HEADER as u64;
+                let mut copied = 0;
+                while copied < buf.len() {
+                    let at = body + copied as u64;
+                    let avail = wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
+                        let a = ring.head().load(Ordering::Acquire).wrapping_sub(at);
+                        (a > 0).then_some(a as usize)
+                    })?;
+                    let n = avail.min(buf.len() - copied);
+                    ring.read(at, &mut buf[copied..copied + n]);
+                    copied += n;
+                    if copied < buf.len() {
+                        release(body + copied as u64);
+                    }
+                }
+                release(body + buf.len() as u64);
+                Ok(true)
+            }
+            KIND_RNDV => {
+                let mut body = [0u8; RNDV_FRAME - FRAME_HEADER];
+                ring.read(start + FRAME_HEADER as u64, &mut body);
+                let pid = le_u64(&body[..8]) as u32;
+                let addr = le_u64(&body[8..16]) as usize;
+                let seq = le_u64(&body[16..24]);
+                release(start + RNDV_FRAME as u64);
+                let mut copied = 0;
+                let result = loop {
+                    if copied == buf.len() {
+                        break Ok(());
+                    }
+                    match sys::vm_read(pid, addr + copied, &mut buf[copied..]) {
+                        Ok(0) => break Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                        Ok(n) => copied += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                let refused = match &result {
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => true,
+                    Err(_) if !sys::alive(pid) => {
+                        return Err(CommError::PeerGone { rank: src, pid });
+                    }
+                    Err(_) => false,
+                    Ok(()) => false,
+                };
+                ring.done()
+                    .store(seq << 1 | u64::from(refused), Ordering::Release);
+                notify(ring.space_seq(), ring.space_sleeping());
+                match result {
+                    Ok(()) => Ok(true),
+                    Err(_) if refused => Ok(false),
+                    Err(source) => Err(CommError::Shm {
+                        rank: src,
+                        what: format!("reading {} bytes from pid {pid}", buf.len()),
+                        source,
+                    }),
+                }
+            }
+            other => Err(CommError::Shm {
+                rank: src,
+                what: "reading a frame".to_string(),
+                source: io::Error::other(format!("unknown frame kind {other}")),
+            }),
+        }
+    }
+}
+
+impl Transport for ShmTransport {
+    fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
+        let use_cma = data.len() > self.eager_limit && self.cma_allowed;
+        let (peer, out) = self.attach(dest)?;
+        if use_cma && out.cma {
+            if out.send_rndv(peer, tag, data)? {
+                return Ok(());
+            }
+            out.cma = false;
+        }
+        out.send_data(peer, tag, data)
+    }
+
+    fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
+        let ep = self.endpoint(src)?;
+        let peer = Peer {
+            rank: src,
+            pid: ep.pid,
+        };
+        if !self.recv_frame(peer, tag, buf)? {
+            // Refused rendezvous: the same message follows as a stream.
+            self.recv_frame(peer, tag, buf)?;
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, peer: usize) -> Result<(), CommError> {
+        self.attach(peer).map(|_| ())
+    }
+
+    fn is_connected(&self, peer: usize) -> bool {
+        self.outbound.get(peer).is_some_and(Option::is_some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::thread;
+
+    use super::*;
+
+    /// `n` ranks of one job in this process, endpoints exchanged directly
+    /// (`/proc/<our pid>/fd/<fd>` works for our own pid).
+    fn job(n: usize) -> Vec<ShmTransport> {
+        let (ts, eps): (Vec<_>, Vec<_>) = (0..n)
+            .map(|r| ShmTransport::create(r, n).expect("create"))
+            .unzip();
+        let eps: Vec<Option<String>> = eps.into_iter().map(Some).collect();
+        ts.into_iter().map(|t| t.with_peers(eps.clone())).collect()
+    }
+
+    fn pair() -> (ShmTransport, ShmTransport) {
+        let mut j = job(2);
+        let b = j.pop().expect("rank 1");
+        (j.pop().expect("rank 0"), b)
+    }
+
+    /// Bytes that differ at every offset modulo 251, so a shifted or
+    /// truncated copy shows.
+    fn pattern(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+    }
+
+    /// Rank 0 sends each size to rank 1, which echoes it back.
+    fn echo(mut a: ShmTransport, mut b: ShmTransport, sizes: &[usize]) {
+        let sizes = sizes.to_vec();
+        let sizes_b = sizes.clone();
+        let t = thread::spawn(move || {
+            for (i, &n) in sizes_b.iter().enumerate() {
+                let mut buf = vec![0u8; n];
+                b.recv(0, i as u32, &mut buf).expect("rank 1 recv");
+                assert!(buf == pattern(n, i), "rank 1 got wrong bytes for {n}");
+                b.send(0, i as u32 + 1000, &buf).expect("rank 1 send");
+            }
+            b
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            a.send(1, i as u32, &pattern(n, i)).expect("rank 0 send");
+            let mut buf = vec![0u8; n];
+            a.recv(1, i as u32 + 1000, &mut buf).expect("rank 0 recv");
+            assert!(buf == pattern(n, i), "rank 0 got wrong bytes back for {n}");
+        }
+        let b = t.join().expect("rank 1 thread");
+        assert!(a.is_connected(1) && b.is_connected(0));
+    }
+
+    const SIZES: &[usize] = &[
+        0,
+        1,
+        100,
+        4095,
+        DEFAULT_EAGER_LIMIT,
+        DEFAULT_EAGER_LIMIT + 1,
+        RING - 1,
+        RING + 17,
+        1 << 20,
+        (3 << 20) + 5,
+    ];
+
+    #[test]
+    fn small_and_large_messages_both_ways_through_cma() {
+        let (a, b) = pair();
+        echo(a, b, SIZES);
+    }
+
+    #[test]
+    fn streamed_path_when_cma_is_off() {
+        let (mut a, mut b) = pair();
+        a.cma_allowed = false;
+        b.cma_allowed = false;
+        a.connect(1).expect("connect");
+        assert!(!a.outbound[1].as_ref().expect("attached").cma);
+        echo(a, b, SIZES);
+    }
+
+    #[test]
+    fn cma_is_probed_at_connect() {
+        let (mut a, _b) = pair();
+        assert!(!a.is_connected(1));
+        a.connect(1).expect("connect");
+        assert!(a.is_connected(1));
+        assert!(a.outbound[1].as_ref().expect("attached").cma);
+    }
+
+    #[test]
+    fn eager_message_larger_than_the_ring_is_streamed() {
+        let (mut a, b) = pair();
+        a.eager_limit = usize::MAX;
+        echo(a, b, &[5 * RING + 3, 1]);
+    }
+
+    #[test]
+    fn many_odd_sizes_keep_order_across_wrap_around() {
+        let (mut a, mut b) = pair();
+        let count = 3000;
+        let size = |i: usize| (i * 37) % 1500 + 1;
+        let t = thread::spawn(move || {
+            for i in 0..count {
+                a.send(1, i as u32, &pattern(size(i), i)).expect("send");
+            }
+        });
+        for i in 0..count {
+            let mut buf = vec![0u8; size(i)];
+            b.recv(0, i as u32, &mut buf).expect("recv");
+            assert!(buf == pattern(size(i), i), "message {i} corrupted");
+        }
+        t.join().expect("sender");
+        // Wrapped several times around the ring.
+        let tail = Ring::of(&b.inbound, 0).tail().load(Ordering::Relaxed);
+        assert!(tail > 10 * RING as u64, "only {tail} bytes went through");
+    }
+
+    #[test]
+    fn mismatched_tag_or_size_is_an_error_and_keeps_the_message() {
+        let (mut a, mut b) = pair();
+        a.send(1, 5, b"0123456789").expect("send");
+        let mut buf = [0u8; 10];
+        let err = b.recv(0, 6, &mut buf).expect_err("wrong tag");
+        assert!(matches!(
+            err,
+            CommError::Mismatch {
+                rank: 0,
+                tag: 6,
+                len: 10,
+                got_tag: 5,
+                got_len: 10,
+                ..
+            }
+        ));
+        let mut short = [0u8; 9];
+        let err = b.recv(0, 5, &mut short).expect_err("wrong size");
+        assert!(matches!(err, CommError::Mismatch { got_len: 10, .. }));
+        b.recv(0, 5, &mut buf)
+            .expect("the right receive still gets it");
+        assert_eq!(&buf, b"0123456789");
+    }
+
+    #[test]
+    fn a_rank_without_endpoint_is_an_error_naming_it() {
+        let (t0, ep0) = ShmTransport::create(0, 2).expect("create");
+        let mut t0 = t0.with_peers(vec![Some(ep0), None]);
+        let err = t0.send(1, 0, b"x").expect_err("send to a rank without shm");
+        assert!(matches!(err, CommError::Shm { rank: 1, .. }));
+        assert!(err.to_string().contains("rank 1"), "{err}");
+        let err = t0.recv(1, 0, &mut [0u8; 1]).expect_err("recv");
+        assert!(matches!(err, CommError::Shm { rank: 1, .. }));
+        assert!(!t0.is_connected(1));
+        assert!(matches!(
+            t0.send(7, 0, b"x"),
+            Err(CommError::NoSuchRank { rank: 7, .. })
+        ));
+    }
+
+    const CHILD_TEST: &str = "mpi::comm::shm::tests::child_rank";
+    const BIG: usize = 1 << 20;
+
+    /// Rank 1 of `peer_gone_when_a_child_rank_exits`, run in a child
+    /// process: reads rank 0's endpoint on stdin, prints its own, sends a
+    /// large and a small message and exits. Does nothing without input.
+    #[test]
+    #[ignore = "run by peer_gone_when_a_child_rank_exits in a child process"]
+    fn child_rank() {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let (t, ep) = ShmTransport::create(1, 2).expect("child create");
+        println!("\nendpoint={ep}");
+        std::io::stdout().flush().expect("flush");
+        let mut t = t.with_peers(vec![Some(line.trim().to_string()), Some(ep)]);
+        t.send(0, 1, &pattern(BIG, 1)).expect("child large send");
+        t.send(0, 2, b"bye").expect("child small send");
+    }
+
+    #[test]
+    fn peer_gone_when_a_child_rank_exits() {
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = Command::new(exe)
+            .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child rank");
+        let (t, ep) = ShmTransport::create(0, 2).expect("create");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{ep}").expect("endpoint to child");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let child_ep = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("endpoint=").map(|(_, e)| e.trim().to_string()))
+            .expect("child endpoint");
+        let child_pid = Endpoint::parse(&child_ep)
+            .expect("child endpoint parses")
+            .pid;
+        assert_eq!(child_pid, child.id());
+        let mut t = t.with_peers(vec![Some(ep), Some(child_ep)]);
+
+        // Both paths across two processes first.
+        let mut big = vec![0u8; BIG];
+        t.recv(1, 1, &mut big)
+            .expect("large message from the child");
+        assert!(big == pattern(BIG, 1));
+        let mut small = [0u8; 3];
+        t.recv(1, 2, &mut small)
+            .expect("small message from the child");
+        assert_eq!(&small, b"bye");
+
+        // The child exits now; reap it while we wait, as a launcher would.
+        let reaper = thread::spawn(move || {
+            drop(lines);
+            child.wait().expect("wait for the child")
+        });
+        let started = Instant::now();
+        let err = t.recv(1, 3, &mut small).expect_err("the child is gone");
+        assert!(
+            matches!(err, CommError::PeerGone { rank: 1, pid } if pid == child_pid),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(reaper.join().expect("reaper").success());
+        let err = t.send(1, 3, b"x").expect_err("send to the dead child");
+        assert!(matches!(err, CommError::PeerGone { rank: 1, .. }), "{err}");
+    }
+
+    /// Not a test: prints latency and throughput (`cargo test --release
+    /// --lib shm::tests::timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "timing report, run by hand"]
+    fn timing() {
+        use crate::node::sys::set_affinity;
+        fn pingpong(cpus: [u32; 2], size: usize, iters: usize, cma: bool, eager: usize) -> f64 {
+            let (mut a, mut b) = pair();
+            a.cma_allowed = cma;
+            b.cma_allowed = cma;
+            a.eager_limit = eager;
+            b.eager_limit = eager;
+            let t = thread::spawn(move || {
+                set_affinity(&[cpus[1]]).expect("pin");
+                let mut buf = vec![0u8; size];
+                for _ in 0..iters + 10 {
+                    b.recv(0, 0, &mut buf).expect("recv");
+                    b.send(0, 0, &buf).expect("send");
+                }
+            });
+            set_affinity(&[cpus[0]]).expect("pin");
+            let mut buf = vec![1u8; size];
+            let mut start = Instant::now();
+            for i in 0..iters + 10 {
+                if i == 10 {
+                    start = Instant::now();
+                }
+                a.send(1, 0, &buf).expect("send");
+                a.recv(1, 0, &mut buf).expect("recv");
+            }
+            let half = start.elapsed().as_secs_f64() / iters as f64 / 2.0;
+            t.join().expect("peer");
+            half
+        }
+        for (name, cpus) in [("different CPUs", [0, 1]), ("same CPU", [0, 0])] {
+            let us = pingpong(cpus, 1, 20_000, true, DEFAULT_EAGER_LIMIT) * 1e6;
+            println!("1-byte half round trip, {name}: {us:.2} µs");
+        }
+        for size in [4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10] {
+            let ring = pingpong([0, 1], size, 2000, false, usize::MAX);
+            let cma = pingpong([0, 1], size, 2000, true, 0);
+            let mb = |t: f64| size as f64 / t / 1e6;
+            println!(
+                "{size:>7} B pingpong: ring {:.0} MB/s, cma {:.0} MB/s",
+                mb(ring),
+                mb(cma)
+            );
+        }
+        for (name, cma) in [("cma", true), ("streamed", false)] {
+            let t = pingpong([0, 1], 4 << 20, 100, cma, DEFAULT_EAGER_LIMIT);
+            println!("4 MB {name}: {:.0} MB/s", (4 << 20) as f64 / t / 1e6);
+        }
+    }
+}
