@@ -77,6 +77,31 @@ pub const MPIEXEC_AFFINITY: &str = "MPIEXEC_AFFINITY";
 /// What mpiexec passes `CCP_MPI_NETMASK` on to the ranks as (MS-MPI's
 /// `read_ccp_mpi_netmask`); limits MPI traffic to that network.
 pub const MPICH_NETMASK: &str = "MPICH_NETMASK";
+/// MS-MPI, read by each rank: `1` turns the shared-memory channel off, so
+/// ranks of one host talk over another channel. Deprecated alias
+/// [`MPICH_DISABLE_SHM`].
+pub const MSMPI_DISABLE_SHM: &str = "MSMPI_DISABLE_SHM";
+/// MS-MPI: `1` turns the sockets (TCP) channel off; a pair of ranks with no
+/// other channel then fails to connect, saying so. Alias [`MPICH_DISABLE_SOCK`].
+pub const MSMPI_DISABLE_SOCK: &str = "MSMPI_DISABLE_SOCK";
+/// MS-MPI: `1` turns Network Direct (here: RDMA verbs) off. Alias
+/// [`MPICH_DISABLE_ND`].
+pub const MSMPI_DISABLE_ND: &str = "MSMPI_DISABLE_ND";
+/// MS-MPI: `all`, `*` or a rank range (`a,c-e`): those ranks connect to every
+/// other rank during init instead of on first use.
+pub const MSMPI_PRECONNECT: &str = "MSMPI_PRECONNECT";
+/// MS-MPI: `1` makes rank 0 print the "MPI Connectivity Table" (which
+/// channel each pair of ranks used) when the ranks finalize. Alias
+/// [`MPICH_CONNECTIVITY_TABLE`].
+pub const MSMPI_CONNECTIVITY_TABLE: &str = "MSMPI_CONNECTIVITY_TABLE";
+/// Deprecated MS-MPI alias of [`MSMPI_DISABLE_SHM`] (the MSMPI_ name wins).
+pub const MPICH_DISABLE_SHM: &str = "MPICH_DISABLE_SHM";
+/// Deprecated MS-MPI alias of [`MSMPI_DISABLE_SOCK`].
+pub const MPICH_DISABLE_SOCK: &str = "MPICH_DISABLE_SOCK";
+/// Deprecated MS-MPI alias of [`MSMPI_DISABLE_ND`].
+pub const MPICH_DISABLE_ND: &str = "MPICH_DISABLE_ND";
+/// Deprecated MS-MPI alias of [`MSMPI_CONNECTIVITY_TABLE`].
+pub const MPICH_CONNECTIVITY_TABLE: &str = "MPICH_CONNECTIVITY_TABLE";
 /// MS-MPI: mpiexec's working directory when no `-wdir`/`-gwdir` is given.
 pub const CCP_MPI_WORKDIR: &str = "CCP_MPI_WORKDIR";
 /// Hydra's per-node rank count, set in each rank (some libraries read it).

@@ -1,30 +1,39 @@
 //! A minimal communicator for our own ranks (`mpipingpong`): rank, size,
-//! blocking point-to-point messages and a barrier.
+//! blocking point-to-point messages and a barrier, over a channel chosen
+//! per pair of ranks.
 //!
 //! [`Comm::init`] connects to the launcher's PMI server
-//! ([`crate::mpi::pmi::Client::from_env`]), opens the rank's endpoint,
-//! publishes it and the rank's node name in the job's key-value space
-//! (`addr-<rank>`, `node-<rank>`) and waits at a PMI barrier, so every rank
-//! can reach every other afterwards. Messages go through a [`Transport`];
-//! [`tcp::TcpTransport`] is the only one for now (shared memory and verbs
-//! come later).
+//! ([`crate::mpi::pmi::Client::from_env`]), reads the channel settings
+//! ([`select::Settings`]: `MSMPI_DISABLE_SHM`, `MSMPI_DISABLE_SOCK`,
+//! `MSMPI_PRECONNECT`, `MPICH_NETMASK`, `MSMPI_CONNECTIVITY_TABLE`), opens an
+//! endpoint per enabled channel, publishes them with its node and host in
+//! the job's key-value space (`card-<rank>`, a [`select::Card`]) and waits
+//! at a PMI barrier. Then each pair's channel is fixed by
+//! [`select::choose`]: [`ShmTransport`] between ranks of one host,
+//! [`TcpTransport`] otherwise (the verbs transport takes its slot later). A
+//! pair with no channel fails on first use with a message naming each
+//! channel and why it was out; nothing falls back silently.
 //!
 //! Semantics are deliberately smaller than MPI's: a receive names its source,
 //! tag and exact size, and messages between two ranks are received in the
 //! order they were sent; a message whose tag or size differs from the one
 //! expected is an error ([`CommError::Mismatch`]), not queued.
 
+pub mod select;
 pub mod shm;
 mod sys;
 pub mod tcp;
 
-use std::io;
+use std::io::{self, Write};
 
 use thiserror::Error;
 
 use crate::env;
 use crate::mpi::pmi::{Client, ClientError, EnvStream};
 
+pub use select::Channel;
+use select::{Card, NoPath, Row, Settings};
+pub use shm::ShmTransport;
 pub use tcp::TcpTransport;
 
 /// Why a communicator call failed; messages name the peer rank and address.
@@ -36,7 +45,7 @@ pub enum CommError {
     Listen { addr: String, source: io::Error },
     #[error("comm: rank {rank} published no address (key {key}) in the pmi key-value space")]
     NoAddress { rank: usize, key: String },
-    #[error("comm: connecting to rank {rank} at {addr}: {source}")]
+    #[error("comm: connecting to rank {rank} over sockets (TCP) at {addr}: {source}")]
     Connect {
         rank: usize,
         addr: String,
@@ -81,6 +90,20 @@ pub enum CommError {
         what: String,
         source: io::Error,
     },
+    #[error(
+        "comm: MPICH_NETMASK {netmask} matches no interface of host {host} (its IPv4 addresses: {found}); set it to one of this host's networks"
+    )]
+    NoInterface {
+        netmask: String,
+        host: String,
+        found: String,
+    },
+    #[error("comm: {0}")]
+    Setting(#[from] select::SettingError),
+    #[error("comm: {0}")]
+    NoPath(#[from] select::NoPath),
+    #[error("comm: rank {rank} published an unreadable card {value:?} in the pmi key-value space")]
+    BadCard { rank: usize, value: String },
     #[error("comm: rank {rank} (pid {pid}) exited while this rank was waiting for it")]
     PeerGone { rank: usize, pid: u32 },
 }
@@ -105,8 +128,17 @@ pub struct Comm {
     pmi: Client<EnvStream>,
     rank: usize,
     size: usize,
-    nodes: Vec<String>,
-    transport: Box<dyn Transport>,
+    settings: Settings,
+    cards: Vec<Card>,
+    /// The channel to each rank (this rank's own entry is never used).
+    routes: Vec<Result<Channel, NoPath>>,
+    shm: Option<ShmTransport>,
+    tcp: Option<TcpTransport>,
+    /// Ranks a message went to or came from: their channel is open in both
+    /// directions as far as the connectivity table is concerned, even when
+    /// the transport opens a direction lazily (shared memory maps a peer's
+    /// segment only to send to it).
+    used: Vec<bool>,
 }
 
 impl std::fmt::Debug for Comm {
@@ -114,10 +146,13 @@ impl std::fmt::Debug for Comm {
         f.debug_struct("Comm")
             .field("rank", &self.rank)
             .field("size", &self.size)
-            .field("nodes", &self.nodes)
+            .field("cards", &self.cards)
             .finish_non_exhaustive()
     }
 }
+
+/// Why this build offers no Network Direct endpoint.
+const ND_MISSING: &str = "no RDMA verbs transport in this build";
 
 impl Comm {
     /// Joins the job started by the launcher (see the module doc).
@@ -126,30 +161,86 @@ impl Comm {
         pmi.init()?;
         let rank = pmi.rank() as usize;
         let size = pmi.size() as usize;
-        let node = own_node_name();
-        let (transport, endpoint) = TcpTransport::listen(rank, size)?;
-        pmi.put(&format!("addr-{rank}"), &endpoint)?;
-        pmi.put(&format!("node-{rank}"), &node)?;
+        let settings = Settings::from_env(&|k| crate::env::var(k), size)?;
+        let (shm, shm_ep) = match settings.shm {
+            true => {
+                let (t, ep) = ShmTransport::create(rank, size)?;
+                (Some(t), Some(ep))
+            }
+            false => (None, None),
+        };
+        let (tcp, sock_ep) = match settings.sock {
+            true => {
+                let (t, ep) = TcpTransport::listen(rank, size, settings.netmask.as_ref())?;
+                (Some(t), Some(ep))
+            }
+            false => (None, None),
+        };
+        let card = Card {
+            node: own_node_name(),
+            host: this_host(),
+            shm: shm_ep,
+            sock: sock_ep,
+            nd: None,
+            nd_missing: ND_MISSING.to_string(),
+        };
+        pmi.put(&format!("card-{rank}"), &card.encode())?;
         pmi.barrier()?;
-        let mut addrs = Vec::with_capacity(size);
-        let mut nodes = Vec::with_capacity(size);
+        let mut cards = Vec::with_capacity(size);
         for r in 0..size {
-            let key = format!("addr-{r}");
-            let addr = pmi
+            let key = format!("card-{r}");
+            let value = pmi
                 .get(&key)?
                 .ok_or(CommError::NoAddress { rank: r, key })?;
-            addrs.push(addr);
-            let key = format!("node-{r}");
-            nodes.push(pmi.get(&key)?.unwrap_or_else(|| format!("rank {r}")));
+            cards.push(Card::decode(&value).ok_or(CommError::BadCard { rank: r, value })?);
         }
-        let transport = transport.with_peers(addrs);
-        Ok(Comm {
+        let routes: Vec<Result<Channel, NoPath>> = (0..size)
+            .map(|p| select::choose(rank, &cards[rank], p, &cards[p]))
+            .collect();
+        let on = |c: Channel, p: usize| matches!(routes[p], Ok(x) if x == c) && p != rank;
+        let shm = shm.map(|t| {
+            t.with_peers(
+                (0..size)
+                    .map(|p| on(Channel::Shm, p).then(|| cards[p].shm.clone()).flatten())
+                    .collect(),
+            )
+        });
+        let tcp = tcp.map(|t| {
+            let peers: Vec<(Option<String>, bool)> = (0..size)
+                .map(|p| {
+                    let ep = on(Channel::Sock, p)
+                        .then(|| cards[p].sock.clone())
+                        .flatten();
+                    (ep, cards[p].host == cards[rank].host)
+                })
+                .collect();
+            t.with_peers(&peers)
+        });
+        let mut comm = Comm {
             pmi,
             rank,
             size,
-            nodes,
-            transport: Box::new(transport),
-        })
+            settings,
+            cards,
+            routes,
+            shm,
+            tcp,
+            used: vec![false; size],
+        };
+        comm.preconnect()?;
+        Ok(comm)
+    }
+
+    /// `MSMPI_PRECONNECT`: opens the way to every rank of a chosen pair, in
+    /// rank order (a rank accepts from lower ranks and connects to higher
+    /// ones, so no two ranks wait for each other).
+    fn preconnect(&mut self) -> Result<(), CommError> {
+        for p in 0..self.size {
+            if self.settings.preconnect.pair(self.rank, p) {
+                self.via(p)?.connect(p)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn rank(&self) -> usize {
@@ -163,11 +254,17 @@ impl Comm {
     /// The node `rank` runs on, as that rank published it (see
     /// [`own_node_name`]); `?` past the end.
     pub fn host_of(&self, rank: usize) -> &str {
-        self.nodes.get(rank).map(String::as_str).unwrap_or("?")
+        self.cards.get(rank).map_or("?", |c| c.node.as_str())
+    }
+
+    /// The channel this rank uses to reach `rank`.
+    pub fn channel_to(&self, rank: usize) -> Result<Channel, CommError> {
+        self.check(rank)?;
+        self.routes[rank].clone().map_err(CommError::from)
     }
 
     fn check(&self, rank: usize) -> Result<(), CommError> {
-        if rank < self.size {
+        if rank < self.size && rank != self.rank {
             Ok(())
         } else {
             Err(CommError::NoSuchRank {
@@ -177,16 +274,33 @@ impl Comm {
         }
     }
 
+    /// The transport of the channel to `peer`.
+    fn via(&mut self, peer: usize) -> Result<&mut dyn Transport, CommError> {
+        self.check(peer)?;
+        let t: Option<&mut dyn Transport> = match &self.routes[peer] {
+            Ok(Channel::Shm) => self.shm.as_mut().map(|t| t as &mut dyn Transport),
+            Ok(Channel::Sock) => self.tcp.as_mut().map(|t| t as &mut dyn Transport),
+            Ok(Channel::Nd) | Err(_) => None,
+        };
+        match (t, &self.routes[peer]) {
+            (Some(t), _) => Ok(t),
+            (None, Err(e)) => Err(e.clone().into()),
+            (None, Ok(c)) => unreachable!("channel {c:?} chosen without its transport"),
+        }
+    }
+
     /// Blocking send of `data` to `dest` under `tag`.
     pub fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
-        self.check(dest)?;
-        self.transport.send(dest, tag, data)
+        self.via(dest)?.send(dest, tag, data)?;
+        self.used[dest] = true;
+        Ok(())
     }
 
     /// Blocking receive of exactly `buf.len()` bytes from `src` under `tag`.
     pub fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
-        self.check(src)?;
-        self.transport.recv(src, tag, buf)
+        self.via(src)?.recv(src, tag, buf)?;
+        self.used[src] = true;
+        Ok(())
     }
 
     /// Waits for every rank (a PMI barrier).
@@ -194,11 +308,57 @@ impl Comm {
         Ok(self.pmi.barrier()?)
     }
 
-    /// Leaves the job: a last barrier, so no rank closes its sockets while
-    /// a peer still reads, then `PMI_Finalize`.
+    /// This rank's row of the connectivity table.
+    fn table_row(&self) -> Row {
+        let indicators = (0..self.size)
+            .map(|p| {
+                let open = match &self.routes[p] {
+                    _ if p == self.rank => None,
+                    Ok(Channel::Shm) => self.shm.as_ref().map(|t| t.is_connected(p)),
+                    Ok(Channel::Sock) => self.tcp.as_ref().map(|t| t.is_connected(p)),
+                    _ => None,
+                };
+                match (open.map(|o| o || self.used[p]), &self.routes[p]) {
+                    (Some(true), Ok(c)) => c.indicator(),
+                    _ => select::NOT_CONNECTED,
+                }
+            })
+            .collect();
+        Row {
+            node: self.cards[self.rank].node.clone(),
+            indicators,
+        }
+    }
+
+    /// Leaves the job: with `MSMPI_CONNECTIVITY_TABLE=1` rank 0 prints the
+    /// connectivity table; then a last barrier, so no rank closes its
+    /// connections while a peer still reads, then `PMI_Finalize`.
     pub fn finalize(mut self) -> Result<(), CommError> {
+        if self.settings.table {
+            let row: String = self.table_row().indicators.iter().collect();
+            self.pmi.put(&format!("conn-{}", self.rank), &row)?;
+        }
         self.pmi.barrier()?;
-        drop(self.transport);
+        if self.settings.table && self.rank == 0 {
+            let mut rows = Vec::with_capacity(self.size);
+            for r in 0..self.size {
+                let indicators = self
+                    .pmi
+                    .get(&format!("conn-{r}"))?
+                    .unwrap_or_default()
+                    .chars()
+                    .collect();
+                rows.push(Row {
+                    node: self.cards[r].node.clone(),
+                    indicators,
+                });
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(select::render_table(&rows).as_bytes());
+            let _ = out.flush();
+        }
+        drop(self.shm.take());
+        drop(self.tcp.take());
         Ok(self.pmi.finalize()?)
     }
 
@@ -207,6 +367,20 @@ impl Comm {
     pub fn abort(self, code: i32) -> Result<(), CommError> {
         Ok(self.pmi.abort(code)?)
     }
+}
+
+/// This host's identity for choosing shared memory
+/// ([`select::host_identity`]).
+fn this_host() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    select::host_identity(
+        &crate::node::sys::hostname(),
+        &read("/proc/sys/kernel/random/boot_id"),
+        &ns,
+    )
 }
 
 /// The node this rank runs on: the name mpiexec placed it on

@@ -1,21 +1,34 @@
-//! The TCP transport: one connection per pair of ranks, opened on first use.
+//! The TCP transport (MS-MPI's "sockets" channel): one connection per pair
+//! of ranks, opened on first use or at init (`MSMPI_PRECONNECT`).
 //!
-//! Each rank listens on `127.0.0.1` (every rank runs on this host for now:
-//! mpiexec starts no remote ranks, and `MPICH_NETMASK` is not applied yet;
-//! picking the interface inside the netmask comes with remote ranks). The
-//! lower rank of a pair connects to the higher one and introduces itself
+//! Where a rank listens: with `MPICH_NETMASK`, on the first IPv4 address of
+//! this host inside that network (no such interface is an error naming the
+//! host's addresses); without it, on every interface, publishing its
+//! non-loopback IPv4 addresses and then `127.0.0.1`. A peer on the same host
+//! connects over loopback when it is published; a peer on another host
+//! tries the published non-loopback addresses in order. Failures name every
+//! address tried.
+//!
+//! The lower rank of a pair connects to the higher one and introduces itself
 //! with its rank (8 bytes, little-endian); the higher one accepts until
 //! that rank arrives, keeping other early connections for later. Connecting
 //! never waits for the peer to accept (the kernel completes the handshake),
 //! so this order cannot deadlock. `TCP_NODELAY` is set on every connection.
 //!
 //! A message is a 12-byte header (tag: u32, length: u64, little-endian)
-//! followed by the bytes.
+//! followed by the bytes; small ones are copied behind the header and
+//! written in one call, large ones written with the header in one vectored
+//! write (no copy).
 
-use std::io::{self, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
+use super::select::Netmask;
 use super::{CommError, Transport};
+
+/// How long one connection attempt to one address may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const HEADER: usize = 12;
 /// Messages up to this size are copied behind their header and written with
@@ -31,28 +44,59 @@ pub struct TcpTransport {
     rank: usize,
     listener: TcpListener,
     endpoint: String,
-    addrs: Vec<String>,
+    /// Per rank, the addresses to try, in order (empty: not over TCP).
+    addrs: Vec<Vec<SocketAddr>>,
     peers: Vec<Option<Peer>>,
     scratch: Vec<u8>,
 }
 
 impl TcpTransport {
-    /// Opens this rank's listening socket; returns the transport and the
-    /// `host:port` to publish. Call [`TcpTransport::with_peers`] once every
-    /// rank's endpoint is known.
-    pub fn listen(rank: usize, size: usize) -> Result<(TcpTransport, String), CommError> {
-        let want = "127.0.0.1:0";
-        let listener = TcpListener::bind(want).map_err(|source| CommError::Listen {
+    /// Opens this rank's listening socket (see the module doc for where);
+    /// returns the transport and the endpoint to publish: `ip:port`
+    /// addresses separated by commas. Call [`TcpTransport::with_peers`]
+    /// once every rank's endpoint is known.
+    pub fn listen(
+        rank: usize,
+        size: usize,
+        netmask: Option<&Netmask>,
+    ) -> Result<(TcpTransport, String), CommError> {
+        let ips = interface_ips();
+        let (bind, published): (Ipv4Addr, Vec<Ipv4Addr>) = match netmask {
+            Some(m) => {
+                let ip = ips
+                    .iter()
+                    .copied()
+                    .find(|ip| m.contains(*ip))
+                    .ok_or_else(|| CommError::NoInterface {
+                        netmask: m.to_string(),
+                        host: crate::node::sys::hostname(),
+                        found: ips
+                            .iter()
+                            .map(Ipv4Addr::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                (ip, vec![ip])
+            }
+            None => {
+                let mut p: Vec<Ipv4Addr> =
+                    ips.iter().copied().filter(|ip| !ip.is_loopback()).collect();
+                p.push(Ipv4Addr::LOCALHOST);
+                (Ipv4Addr::UNSPECIFIED, p)
+            }
+        };
+        let want = SocketAddr::from((bind, 0));
+        let err = |source| CommError::Listen {
             addr: want.to_string(),
             source,
-        })?;
-        let endpoint = listener
-            .local_addr()
-            .map_err(|source| CommError::Listen {
-                addr: want.to_string(),
-                source,
-            })?
-            .to_string();
+        };
+        let listener = TcpListener::bind(want).map_err(err)?;
+        let port = listener.local_addr().map_err(err)?.port();
+        let endpoint = published
+            .iter()
+            .map(|ip| format!("{ip}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let t = TcpTransport {
             rank,
             listener,
@@ -64,14 +108,26 @@ impl TcpTransport {
         Ok((t, endpoint))
     }
 
-    /// Every rank's endpoint, indexed by rank.
-    pub fn with_peers(mut self, addrs: Vec<String>) -> TcpTransport {
-        self.addrs = addrs;
+    /// Every rank's endpoint, indexed by rank (None: not reached over TCP),
+    /// and whether it runs on this host.
+    pub fn with_peers(mut self, peers: &[(Option<String>, bool)]) -> TcpTransport {
+        self.addrs = peers
+            .iter()
+            .map(|(ep, same_host)| candidates(ep.as_deref().unwrap_or(""), *same_host))
+            .collect();
         self
     }
 
+    /// The addresses of `rank`, for messages.
     fn addr(&self, rank: usize) -> String {
-        self.addrs.get(rank).cloned().unwrap_or_default()
+        match self.addrs.get(rank) {
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "(no address)".to_string(),
+        }
     }
 
     /// The connection to `rank`, opened if need be.
@@ -89,20 +145,29 @@ impl TcpTransport {
     }
 
     fn connect(&mut self, rank: usize) -> Result<(), CommError> {
-        let addr = self.addr(rank);
-        let err = |source| CommError::Connect {
+        let addrs = self.addrs.get(rank).cloned().unwrap_or_default();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "rank published no TCP address");
+        for a in &addrs {
+            let attempt = TcpStream::connect_timeout(a, CONNECT_TIMEOUT).and_then(|mut s| {
+                s.set_nodelay(true)?;
+                s.write_all(&(self.rank as u64).to_le_bytes())?;
+                Ok(s)
+            });
+            match attempt {
+                Ok(s) => {
+                    self.peers[rank] = Some(Peer {
+                        reader: BufReader::with_capacity(64 * 1024, s),
+                    });
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(CommError::Connect {
             rank,
-            addr: addr.clone(),
-            source,
-        };
-        let mut s = TcpStream::connect(&addr).map_err(err)?;
-        s.set_nodelay(true).map_err(err)?;
-        s.write_all(&(self.rank as u64).to_le_bytes())
-            .map_err(err)?;
-        self.peers[rank] = Some(Peer {
-            reader: BufReader::with_capacity(64 * 1024, s),
-        });
-        Ok(())
+            addr: self.addr(rank),
+            source: last,
+        })
     }
 
     fn accept_until(&mut self, rank: usize) -> Result<(), CommError> {
@@ -134,6 +199,51 @@ impl TcpTransport {
     }
 }
 
+/// The IPv4 addresses of this host's interfaces that are up, loopback
+/// included (the order the system lists them in).
+fn interface_ips() -> Vec<Ipv4Addr> {
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// The addresses to try for a peer that published `endpoint`: loopback only
+/// when it runs on this host and published it, else its other addresses.
+fn candidates(endpoint: &str, same_host: bool) -> Vec<SocketAddr> {
+    let all: Vec<SocketAddr> = endpoint
+        .split(',')
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    let (lo, other): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        all.iter().partition(|a| a.ip().is_loopback());
+    if same_host && !lo.is_empty() {
+        lo
+    } else if other.is_empty() {
+        all
+    } else {
+        other
+    }
+}
+
+/// Writes every byte of `bufs` with as few system calls as the kernel
+/// allows.
+fn write_all_vectored(s: &mut TcpStream, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !bufs.is_empty() {
+        match s.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Transport for TcpTransport {
     fn connect(&mut self, peer: usize) -> Result<(), CommError> {
         self.peer(peer).map(|_| ())
@@ -156,7 +266,7 @@ impl Transport for TcpTransport {
             scratch.extend_from_slice(data);
             s.write_all(&scratch)
         } else {
-            s.write_all(&header).and_then(|()| s.write_all(data))
+            write_all_vectored(s, &mut [IoSlice::new(&header), IoSlice::new(data)])
         };
         self.scratch = scratch;
         result.map_err(|source| CommError::Send {
@@ -197,5 +307,68 @@ impl Transport for TcpTransport {
                 source,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_for_the_same_host_other_addresses_otherwise() {
+        let ep = "10.1.2.3:4000,172.16.0.9:4000,127.0.0.1:4000";
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(candidates(ep, true), vec![addr("127.0.0.1:4000")]);
+        assert_eq!(
+            candidates(ep, false),
+            vec![addr("10.1.2.3:4000"), addr("172.16.0.9:4000")]
+        );
+        // A netmask-bound rank publishes one address, used from anywhere.
+        assert_eq!(candidates("10.1.2.3:5", true), vec![addr("10.1.2.3:5")]);
+        assert_eq!(candidates("127.0.0.1:5", false), vec![addr("127.0.0.1:5")]);
+        assert!(candidates("", true).is_empty());
+    }
+
+    #[test]
+    fn netmask_picks_the_interface_or_names_the_addresses() {
+        let lo = Netmask::parse("127.0.0.0/8").unwrap();
+        let (_, ep) = TcpTransport::listen(0, 2, Some(&lo)).unwrap();
+        assert!(ep.starts_with("127.") && !ep.contains(','), "{ep}");
+        let none = Netmask::parse("203.0.113.0/24").unwrap();
+        let err = TcpTransport::listen(0, 2, Some(&none))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("MPICH_NETMASK 203.0.113.0/255.255.255.0 matches no interface"),
+            "{err}"
+        );
+        assert!(err.contains("127.0.0.1"), "{err}");
+    }
+
+    #[test]
+    fn two_ranks_exchange_small_and_large_messages() {
+        let (a, ea) = TcpTransport::listen(0, 2, None).unwrap();
+        let (b, eb) = TcpTransport::listen(1, 2, None).unwrap();
+        let peers = vec![(Some(ea), true), (Some(eb), true)];
+        let mut a = a.with_peers(&peers);
+        let mut b = b.with_peers(&peers);
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let big2 = big.clone();
+        let t = std::thread::spawn(move || {
+            let mut small = [0u8; 3];
+            b.recv(0, 7, &mut small).unwrap();
+            let mut large = vec![0u8; big2.len()];
+            b.recv(0, 8, &mut large).unwrap();
+            assert!(small == *b"abc" && large == big2);
+            b.send(0, 9, b"ok").unwrap();
+            assert!(b.is_connected(0));
+        });
+        a.send(1, 7, b"abc").unwrap();
+        a.send(1, 8, &big).unwrap();
+        let mut ok = [0u8; 2];
+        a.recv(1, 9, &mut ok).unwrap();
+        t.join().unwrap();
+        assert_eq!(&ok, b"ok");
     }
 }
