@@ -194,3 +194,127 @@ fn xml_and_json_files_are_written_quietly() {
         "{json}"
     );
 }
+
+/// The rows of the connectivity table rank 0 printed (`0:.++` → `.++`).
+fn table_rows(stdout: &str) -> Vec<String> {
+    let after = stdout
+        .split("SourceRank:[Indicators for all TargetRanks]")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no connectivity table in:\n{stdout}"));
+    after
+        .lines()
+        .take_while(|l| !l.starts_with("Summary"))
+        .filter_map(|l| {
+            let (rank, ind) = l.trim_start().split_once(':')?;
+            rank.parse::<usize>().ok().map(|_| ind.to_string())
+        })
+        .collect()
+}
+
+/// Runs 4 ranks in ring mode (pairs 0-1, 1-2, 2-3, 3-0, and results sent
+/// to rank 0: ranks 1 and 3 never need each other) with the table on.
+fn ring_table(env: &[(&str, &str)]) -> (Output, String) {
+    let mut args: Vec<&str> = vec!["-n", "4", "-env", "MSMPI_CONNECTIVITY_TABLE", "1"];
+    for (k, v) in env {
+        args.extend(["-env", k, v]);
+    }
+    args.extend([PINGPONG, "-m", "-r", "-p", "1:50"]);
+    let (out, stdout, _) = mpiexec(&args);
+    (out, stdout)
+}
+
+#[test]
+fn channels_follow_the_msmpi_variables_issue_3() {
+    // Default: one host, so shared memory; 1 and 3 never connect.
+    let (out, stdout) = ring_table(&[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        table_rows(&stdout),
+        [".+++", "+.+.", "++.+", "+.+."],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Total Connections:    5\n  Shared Memory:      5\n"),
+        "{stdout}"
+    );
+
+    // Shared memory off (and its deprecated MPICH_ alias): sockets.
+    for var in ["MSMPI_DISABLE_SHM", "MPICH_DISABLE_SHM"] {
+        let (out, stdout) = ring_table(&[(var, "1")]);
+        assert!(out.status.success(), "{var}: {out:?}");
+        assert_eq!(
+            table_rows(&stdout),
+            [".SSS", "S.S.", "SS.S", "S.S."],
+            "{var}:\n{stdout}"
+        );
+    }
+
+    // Preconnect: all pairs, or only pairs touching the listed ranks.
+    let (_, stdout) = ring_table(&[("MSMPI_PRECONNECT", "all")]);
+    assert_eq!(
+        table_rows(&stdout),
+        [".+++", "+.++", "++.+", "+++."],
+        "{stdout}"
+    );
+    let (_, stdout) = ring_table(&[("MSMPI_PRECONNECT", "3"), ("MSMPI_DISABLE_SHM", "1")]);
+    assert_eq!(
+        table_rows(&stdout),
+        [".SSS", "S.SS", "SS.S", "SSS."],
+        "{stdout}"
+    );
+    let (_, stdout) = ring_table(&[("MSMPI_PRECONNECT", "0,2")]);
+    assert_eq!(
+        table_rows(&stdout),
+        [".+++", "+.+.", "++.+", "+.+."],
+        "{stdout}"
+    );
+
+    // MPICH_NETMASK picks the interface TCP uses.
+    let (out, stdout) = ring_table(&[
+        ("MSMPI_DISABLE_SHM", "1"),
+        ("MPICH_NETMASK", "127.0.0.0/255.0.0.0"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table_rows(&stdout)[0], ".SSS", "{stdout}");
+}
+
+#[test]
+fn no_channel_left_fails_loudly_issue_3() {
+    // Sockets off between ranks that may not use shared memory: no silent
+    // fallback, a message naming each channel and why.
+    let (out, _) = ring_table(&[("MSMPI_DISABLE_SHM", "1"), ("MSMPI_DISABLE_SOCK", "1")]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no channel between rank"), "{stderr}");
+    assert!(
+        stderr.contains("shared memory disabled by MSMPI_DISABLE_SHM=1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sockets disabled by MSMPI_DISABLE_SOCK=1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("network direct: "), "{stderr}");
+
+    // A netmask that matches no interface names the host's addresses.
+    let (out, _) = ring_table(&[
+        ("MSMPI_DISABLE_SHM", "1"),
+        ("MPICH_NETMASK", "203.0.113.0/24"),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MPICH_NETMASK 203.0.113.0/255.255.255.0 matches no interface")
+            && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+
+    // A bad value is named.
+    let (out, _) = ring_table(&[("MSMPI_PRECONNECT", "0-9")]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MSMPI_PRECONNECT=0-9: expected"),
+        "{stderr}"
+    );
+}
