@@ -318,3 +318,125 @@ fn no_channel_left_fails_loudly_issue_3() {
         "{stderr}"
     );
 }
+
+#[test]
+fn our_ranks_run_under_mpich_hydra_issue_3() {
+    // The issue's seed form: MPICH's own launcher starts mpipingpong, which
+    // speaks PMI-1 to it like any MPICH program.
+    let out = Command::new("mpiexec.hydra")
+        .args(["-n", "3", "-env", "MSMPI_CONNECTIVITY_TABLE", "1"])
+        .args([
+            "-env",
+            "MSMPI_PRECONNECT",
+            "all",
+            PINGPONG,
+            "-m",
+            "-p",
+            "1:200",
+        ])
+        .env_remove("HPCPACK_NODE_NAME")
+        .output()
+        .expect("run mpiexec.hydra (Debian package mpich)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pair_lines(&stdout).len(), 3, "{stdout}");
+    assert_eq!(table_rows(&stdout), [".++", "+.+", "++."], "{stdout}");
+
+    // A rank that dies under hydra ends the job with a failure, not a hang.
+    let out = Command::new("mpiexec.hydra")
+        .args(["-n", "2", PINGPONG, "-m", "-p", "1:10", "-bogus"])
+        .output()
+        .expect("run mpiexec.hydra");
+    assert!(!out.status.success(), "{out:?}");
+}
+
+/// Starts `mpiexec` with `args` in the background, marked so its ranks can
+/// be found; returns the child and the pid of rank `rank` once it runs.
+fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
+    let mark = format!(
+        "HPCPACK_TEST_MARK={}-{rank}-{}",
+        std::process::id(),
+        args.len()
+    );
+    let (k, v) = mark.split_once('=').unwrap();
+    let child = Command::new(MPIEXEC)
+        .args(args)
+        .env(k, v)
+        .env_remove("CCP_NODES")
+        .env_remove("HPCPACK_LOCAL_NODES")
+        .env_remove("MPIEXEC_TIMEOUT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mpiexec");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let marked = crate::common::pids_with_env(&mark);
+        let ranks = crate::common::pids_with_env(&format!("PMI_RANK={rank}"));
+        if let Some(pid) = marked.iter().find(|p| ranks.contains(p)) {
+            return (child, *pid);
+        }
+        assert!(Instant::now() < deadline, "rank {rank} never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_rank_killed_mid_pingpong_ends_the_job_issue_3() {
+    let (child, pid) = start_marked(&["-n", "3", PINGPONG, "-m", "-p", "1:100000000"], 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait for mpiexec");
+    let took = killed.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took < Duration::from_secs(2),
+        "job ended {took:?} after the kill"
+    );
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    assert!(stdout.contains("job aborted:"), "{stdout}");
+    assert!(stdout.contains("---- error analysis -----"), "{stdout}");
+    assert!(stdout.contains("[1] on "), "{stdout}");
+}
+
+#[test]
+fn a_hung_rank_is_ended_by_timeout_issue_3() {
+    let (child, pid) = start_marked(
+        &[
+            "-timeout",
+            "2",
+            "-n",
+            "2",
+            PINGPONG,
+            "-m",
+            "-p",
+            "1:100000000",
+        ],
+        1,
+    );
+    // A stopped rank never answers: its peer waits until -timeout.
+    let status = Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait for mpiexec");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("job aborted:"), "{stdout}");
+    assert!(stdout.contains("timed out after 2 seconds"), "{stdout}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the stopped rank was not killed"
+    );
+}
