@@ -118,6 +118,17 @@ pub const MSMPI_SHM_EAGER_LIMIT: &str = "MSMPI_SHM_EAGER_LIMIT";
 /// of the embedded cluster). mpiexec starts the ranks of these nodes here.
 pub const HPCPACK_LOCAL_NODES: &str = "HPCPACK_LOCAL_NODES";
 
+/// Extension, set in each task: `<job id>:<hex HMAC-SHA256>`, the job's
+/// credential for the node agents' MPI launch service (made by the head node
+/// from the cluster key, the job id and the owner's uid). mpiexec presents it
+/// with every rank it starts through the service.
+pub const HPCPACK_JOB_CREDENTIAL: &str = "HPCPACK_JOB_CREDENTIAL";
+/// Extension, set in each task: `<node>=<host>:<port> …`, the MPI launch
+/// service serving each node of the task's allocation. mpiexec starts a
+/// rank placed on a node named here through that service; other ranks it
+/// starts itself, on this host.
+pub const HPCPACK_LAUNCH: &str = "HPCPACK_LAUNCH";
+
 /// Extension, set by mpiexec in each rank: the node it placed the rank on
 /// (a virtual node's name on the embedded cluster).
 pub const HPCPACK_NODE_NAME: &str = "HPCPACK_NODE_NAME";

@@ -56,7 +56,7 @@ fn programs() -> &'static Path {
     })
 }
 
-fn prog(name: &str) -> String {
+pub fn prog(name: &str) -> String {
     programs().join(name).display().to_string()
 }
 

@@ -164,13 +164,21 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     rt.block_on(async move {
         let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd)?;
+        // Loopback: every node of this head node is this host. A node agent
+        // on another host binds the interface its head node reaches it on.
+        let launch = head.start_launch_service(std::net::Ipv4Addr::LOCALHOST.into())?;
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket)
             .map_err(|e| Error::io(format!("cannot listen on {}", socket.display()), e))?;
         let mode = if a.shared { 0o666 } else { 0o600 };
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set the mode of {}", socket.display()), e))?;
-        eprintln!("hpcd: head node {} serving {} (state in {})", head.cluster_name, socket.display(), dir.display());
+        eprintln!(
+            "hpcd: head node {} serving {} (state in {}), MPI launch service on {launch}",
+            head.cluster_name,
+            socket.display(),
+            dir.display()
+        );
         let stop = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

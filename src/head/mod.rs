@@ -6,6 +6,10 @@
 //! under its lock; each change returns [`cluster::Effects`] that
 //! [`Head::apply`] carries out (start or signal task runs, wake the
 //! scheduler) once the change is durable.
+//!
+//! The head node also runs this host's MPI launch service
+//! ([`crate::node::launch`]), answering its questions about jobs, and gives
+//! each task the job's credential and the service's address.
 
 pub mod api;
 pub mod cluster;
@@ -16,10 +20,12 @@ pub mod store;
 use crate::error::{Error, Result};
 use crate::model::{Millis, Node, NodeGroup, now_millis};
 use crate::node::agent::LocalAgent;
+use crate::node::launch::{self, ClusterKey, JobView};
 use crate::node::protocol::AgentEvent;
 use cluster::{Caller, Cluster, Effects};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -37,6 +43,14 @@ pub struct Head {
     pub started: Millis,
     pub state_dir: PathBuf,
     pub cluster_name: String,
+    /// This host's MPI launch service, once started.
+    launch: OnceLock<LaunchService>,
+}
+
+/// What tasks are told about the launch service.
+struct LaunchService {
+    key: ClusterKey,
+    addr: SocketAddr,
 }
 
 /// The state database inside a state directory.
@@ -53,7 +67,8 @@ impl Head {
         groups: Vec<NodeGroup>,
         hpcd: PathBuf,
     ) -> Result<(Arc<Head>, mpsc::UnboundedReceiver<AgentEvent>)> {
-        std::fs::create_dir_all(state_dir).map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
         let store = store::Store::open(&db_path(state_dir))?;
         let cluster_name = crate::node::sys::hostname();
         let run_root = state_dir.join("runs");
@@ -69,8 +84,36 @@ impl Head {
             started: now_millis(),
             state_dir: state_dir.to_path_buf(),
             cluster_name,
+            launch: OnceLock::new(),
         };
         Ok((Arc::new(head), rx))
+    }
+
+    /// Starts this host's MPI launch service on `ip` (the cluster key and
+    /// the port are kept in the state directory). Call before [`serve`], so
+    /// every task gets the service's address.
+    pub fn start_launch_service(self: &Arc<Self>, ip: IpAddr) -> Result<SocketAddr> {
+        let key = ClusterKey::load_or_create(&self.state_dir)
+            .map_err(|e| Error::io("cannot start the MPI launch service", e))?;
+        let listener = launch::bind(ip, &self.state_dir)
+            .map_err(|e| Error::io("cannot start the MPI launch service", e))?;
+        // Weak: the service thread lives as long as the process and must not
+        // keep the head node alive after it is stopped.
+        let head = Arc::downgrade(self);
+        let jobs = move |id: u64| {
+            let head = head.upgrade()?;
+            let c = head.lock();
+            let j = c.job(id).ok()?;
+            Some(JobView {
+                state: j.state.as_str().to_string(),
+                owner_uid: j.owner_uid,
+                nodes: j.allocation.iter().map(|a| a.node.clone()).collect(),
+            })
+        };
+        let addr = launch::start(listener, key.clone(), Arc::new(jobs))
+            .map_err(|e| Error::io("cannot start the MPI launch service", e))?;
+        let _ = self.launch.set(LaunchService { key, addr });
+        Ok(addr)
     }
 
     /// The cluster, locked. Held only for a check-and-commit, never across
@@ -87,7 +130,14 @@ impl Head {
         for (_, run) in eff.kills {
             self.agent.kill(run);
         }
-        for l in eff.launches {
+        for mut l in eff.launches {
+            if let Some(svc) = self.launch.get() {
+                // Every node of this head node is this host (its virtual
+                // nodes), so one service serves them all.
+                let addr = svc.addr.to_string();
+                let credential = svc.key.credential(l.run.job, l.owner_uid);
+                Cluster::add_launch_env(&mut l, credential, |_| Some(addr.clone()));
+            }
             self.agent.launch(l);
         }
         if eff.reschedule {
@@ -146,7 +196,10 @@ impl Head {
             match result {
                 Ok(e) => {
                     let busy = !e.launches.is_empty() || !e.kills.is_empty();
-                    self.apply(Effects { reschedule: false, ..e });
+                    self.apply(Effects {
+                        reschedule: false,
+                        ..e
+                    });
                     if busy {
                         self.changed();
                     }
@@ -174,10 +227,20 @@ pub struct PeerCred {
     pub uid: u32,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for PeerCred {
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for PeerCred
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
         // A peer whose credentials cannot be read is nobody.
-        PeerCred { uid: stream.io().peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX - 1) }
+        PeerCred {
+            uid: stream
+                .io()
+                .peer_cred()
+                .map(|c| c.uid())
+                .unwrap_or(u32::MAX - 1),
+        }
     }
 }
 
@@ -187,7 +250,10 @@ async fn caller_from_peer(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let name = crate::node::sys::user_name(peer.uid);
-    req.extensions_mut().insert(Caller { uid: peer.uid, name });
+    req.extensions_mut().insert(Caller {
+        uid: peer.uid,
+        name,
+    });
     next.run(req).await
 }
 
@@ -205,13 +271,16 @@ pub async fn serve(
     head.wake.notify_one();
     let app = api::app(head.clone()).layer(axum::middleware::from_fn(caller_from_peer));
     let stop = head.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<PeerCred>())
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop.shutdown.notified() => {}
-            }
-        })
-        .await
-        .map_err(|e| Error::io("the head node's server failed", e))
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<PeerCred>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop.shutdown.notified() => {}
+        }
+    })
+    .await
+    .map_err(|e| Error::io("the head node's server failed", e))
 }

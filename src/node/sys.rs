@@ -45,6 +45,15 @@ pub fn setsid() -> io::Result<()> {
     check(unsafe { libc::setsid() }).map(|_| ())
 }
 
+/// Makes the kernel SIGKILL the calling process when the thread that
+/// started it ends (for a rank started by the launch service: when the
+/// service's connection thread, which lives as long as the rank, or the
+/// whole service dies). Async-signal-safe, for use between fork and exec.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(|_| ())
+}
+
 /// Unblocks every signal and restores default dispositions for the
 /// signals the supervisor handles, so a task starts with a clean slate.
 pub fn reset_signals() -> io::Result<()> {

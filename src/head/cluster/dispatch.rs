@@ -142,6 +142,8 @@ impl Cluster {
         set(e::CCP_RERUNNABLE, crate::model::values::format_bool(t.rerunnable).into());
         set(e::CCP_ISADMIN, crate::model::values::format_bool(job.owner_uid == 0).into());
         set(e::CCP_SCHEDULER, self.cluster_name.clone());
+        // HPCPACK_JOB_CREDENTIAL and HPCPACK_LAUNCH join these when the
+        // launch is carried out: see `Cluster::add_launch_env`.
         set(
             e::HPCPACK_LOCAL_NODES,
             same_host
@@ -306,5 +308,33 @@ impl Cluster {
     /// process may exist.
     pub fn started_runs(&self) -> Vec<(String, RunId)> {
         self.running_tasks().map(|t| (first_node(&t.allocation), run_of(t))).collect()
+    }
+}
+
+impl Cluster {
+    /// Adds what a task needs to start ranks through the MPI launch service:
+    /// the job's credential and, for each node of the task's allocation, the
+    /// service serving it (`service_of`; `None` leaves the node out, and
+    /// mpiexec starts its ranks itself). Done when the launch is carried out
+    /// rather than in [`Cluster::launch_for`], so the cluster key never enters
+    /// the cluster's state (nor `job view`): the credential exists only in the
+    /// task's environment.
+    pub fn add_launch_env(
+        l: &mut Launch,
+        credential: String,
+        service_of: impl Fn(&str) -> Option<String>,
+    ) {
+        use crate::env as e;
+        let services: Vec<String> = l
+            .nodes
+            .iter()
+            .filter_map(|(n, _)| service_of(n).map(|addr| format!("{n}={addr}")))
+            .collect();
+        l.env
+            .retain(|(k, _)| k != e::HPCPACK_JOB_CREDENTIAL && k != e::HPCPACK_LAUNCH);
+        l.env
+            .push((e::HPCPACK_JOB_CREDENTIAL.to_string(), credential));
+        l.env
+            .push((e::HPCPACK_LAUNCH.to_string(), services.join(" ")));
     }
 }

@@ -23,6 +23,7 @@ pub mod help;
 pub mod hosts;
 pub mod options;
 pub mod plan;
+mod ranks;
 pub mod run;
 
 pub use error::MpiexecError;

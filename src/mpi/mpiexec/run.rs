@@ -1,11 +1,15 @@
-//! The launcher behind `mpiexec`: starts the ranks of a parsed [`Plan`] on
-//! this host, serves them PMI-1 over one socket pair each (`PMI_FD`, see
-//! `spec/pmi.md`), forwards their output and ends the job as MS-MPI does.
+//! The launcher behind `mpiexec`: starts the ranks of a parsed [`Plan`],
+//! serves them PMI-1 (see `spec/pmi.md`), forwards their output and ends the
+//! job as MS-MPI does.
 //!
-//! Only the local host is supported: every host [`place`] chose must be this
-//! machine (its name, its short name or `localhost`). Ranks on other hosts
-//! need the node agents' launch service, which does not exist yet; such a
-//! plan fails before anything is started.
+//! Where a rank starts: inside a job the head node names the launch service
+//! of each of the task's nodes (`HPCPACK_LAUNCH`) and gives the job's
+//! credential (`HPCPACK_JOB_CREDENTIAL`); a rank placed on such a node is
+//! started by that node agent's service. Any other rank must be on this host
+//! (its name, its short name, `localhost`, or one of `HPCPACK_LOCAL_NODES`)
+//! and is started by mpiexec itself; a plan naming another host fails before
+//! anything is started. [`super::ranks`] has the two kinds of started rank;
+//! everything below treats them alike.
 //!
 //! How a job ends (MS-MPI's `mpiexec_handle_command.cpp`, §7.5 of
 //! `spec/hpcpack-cli.md`):
@@ -14,29 +18,28 @@
 //!   `MPI_Init`, like `hostname`): mpiexec's exit code is the first non-zero
 //!   rank exit code, else 0.
 //! * A rank calls `MPI_Abort` (PMI `abort`), is killed, exits non-zero before
-//!   finalizing, or exits 0 after init but before finalize: every other rank's
-//!   process group gets SIGKILL, the `job aborted:` and `---- error analysis
-//!   -----` blocks are printed, and the exit code is that rank's (128 + signal
-//!   for a signal, as a shell reports it).
+//!   finalizing, or exits 0 after init but before finalize: every other rank
+//!   is killed, the `job aborted:` and `---- error analysis -----` blocks are
+//!   printed, and the exit code is that rank's (128 + signal for a signal, as
+//!   a shell reports it).
 //! * `-timeout`/`MPIEXEC_TIMEOUT` expires, or mpiexec gets SIGINT, SIGTERM or
 //!   SIGHUP: every rank is killed, exit code [`TIMEOUT_EXIT`] or
 //!   [`CANCEL_EXIT`].
+//! * A launch service refuses a rank (bad credential, node outside the job,
+//!   job not running): the ranks started so far are killed and mpiexec
+//!   prints the service's reason and exits 1.
 //!
 //! Threads, not a poll loop: one per rank connection for PMI (all sharing one
 //! `Mutex<Server>`, the pure state machine of [`crate::mpi::pmi::server`]),
-//! one per output pipe, one per child to wait for it, and one for signals.
+//! one per output stream, one per rank to wait for it, and one for signals.
 //! They all report to the main thread through one channel.
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -44,6 +47,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::affinity::Algorithm;
+use super::ranks::{self, Pmi, PmiListener, Report, ServiceJob, Started};
 use super::{Command, Help, HostRanks, MpiexecError, OsInputs, Plan, help, parse, place};
 use crate::env;
 use crate::mpi::pmi::{self, Event as PmiEvent, Server};
@@ -64,9 +68,18 @@ pub const CANCEL_EXIT: i32 = 130;
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(
-        "Error: cannot launch on host '{host}': this mpiexec starts ranks on the local host ({local}) only; launching on other hosts needs the node agents' launch service, which is not available yet."
+        "Error: cannot launch on host '{host}': it is not this host ({local}) and no node agent's launch service serves it (inside a job, HPCPACK_LAUNCH names the services of the job's nodes)."
     )]
     RemoteHost { host: String, local: String },
+    #[error(
+        "Error: cannot launch rank {rank} on {node} through the launch service at {addr}: {message}."
+    )]
+    Service {
+        rank: u32,
+        node: String,
+        addr: String,
+        message: String,
+    },
     #[error(
         "Error: cannot launch '{exe}' on {host}: no such executable file in -path, PATH or the working directory '{dir}'."
     )]
@@ -104,6 +117,21 @@ pub struct Local {
     /// Nodes of the job that run on this host, with their CPUs
     /// (`HPCPACK_LOCAL_NODES`: the embedded cluster's virtual nodes).
     pub nodes: Vec<(String, Vec<u32>)>,
+    /// The launch service of each node of the job (`HPCPACK_LAUNCH`).
+    pub launch: Vec<(String, String)>,
+    /// `HPCPACK_JOB_CREDENTIAL`.
+    pub credential: Option<String>,
+}
+
+/// Parses `HPCPACK_LAUNCH` (`<node>=<host:port> …`); malformed items are
+/// skipped.
+pub fn parse_launch(v: &str) -> Vec<(String, String)> {
+    v.split_whitespace()
+        .filter_map(|item| {
+            let (name, addr) = item.split_once('=')?;
+            (!name.is_empty() && addr.contains(':')).then(|| (name.to_string(), addr.to_string()))
+        })
+        .collect()
 }
 
 /// Parses `HPCPACK_LOCAL_NODES` (`<node>=<cpu>,<cpu> …`); malformed items are
@@ -112,7 +140,10 @@ pub fn parse_local_nodes(v: &str) -> Vec<(String, Vec<u32>)> {
     v.split_whitespace()
         .filter_map(|item| {
             let (name, cpus) = item.split_once('=')?;
-            let cpus: Vec<u32> = cpus.split(',').filter_map(|c| c.trim().parse().ok()).collect();
+            let cpus: Vec<u32> = cpus
+                .split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
             (!name.is_empty()).then(|| (name.to_string(), cpus))
         })
         .collect()
@@ -132,13 +163,31 @@ impl Local {
             path: std::env::var(env::PATH).ok(),
             netmask: std::env::var(env::CCP_MPI_NETMASK).ok(),
             workdir: std::env::var(CCP_MPI_WORKDIR).ok(),
-            nodes: std::env::var(env::HPCPACK_LOCAL_NODES).map(|v| parse_local_nodes(&v)).unwrap_or_default(),
+            nodes: std::env::var(env::HPCPACK_LOCAL_NODES)
+                .map(|v| parse_local_nodes(&v))
+                .unwrap_or_default(),
+            launch: env::var(env::HPCPACK_LAUNCH)
+                .map(|v| parse_launch(&v))
+                .unwrap_or_default(),
+            credential: env::var(env::HPCPACK_JOB_CREDENTIAL),
         }
+    }
+
+    /// The launch service serving node `name`, if the head node named one.
+    pub fn service(&self, name: &str) -> Option<&str> {
+        self.launch
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| a.as_str())
     }
 
     /// The CPUs of a node of this host, if the head node named it.
     fn node_cpus(&self, name: &str) -> Option<&[u32]> {
-        self.nodes.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, c)| c.as_slice()).filter(|c| !c.is_empty())
+        self.nodes
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, c)| c.as_slice())
+            .filter(|c| !c.is_empty())
     }
 
     /// Whether `name` means this host.
@@ -168,6 +217,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The logical CPU the rank is bound to, with `-affinity`.
     pub cpu: Option<u32>,
+    /// The launch service that starts it (`host:port`); `None`: mpiexec
+    /// starts it on this host.
+    pub service: Option<String>,
 }
 
 /// Resolves a placed plan into one [`Launch`] per rank, in rank order, for
@@ -193,7 +245,8 @@ pub fn prepare(
         let dir = wdir.map_or_else(|| local.dir.clone(), |w| local.dir.join(w));
         let search = section.path.as_deref().or(plan.global.path.as_deref());
         for h in hosts {
-            if !local.is_local(&h.host) {
+            let service = local.service(&h.host).map(str::to_string);
+            if service.is_none() && !local.is_local(&h.host) {
                 return Err(RunError::RemoteHost {
                     host: h.host.clone(),
                     local: local.host.clone(),
@@ -231,6 +284,7 @@ pub fn prepare(
                     dir: dir.clone(),
                     env,
                     cpu: None,
+                    service: service.clone(),
                 });
             }
         }
@@ -249,7 +303,11 @@ pub fn prepare(
         }
         let mut seen: Vec<(String, usize)> = Vec::new();
         for l in out.iter_mut() {
-            let count = per_node.iter().find(|(h, _)| *h == l.host).map(|(_, n)| *n).unwrap_or(1);
+            let count = per_node
+                .iter()
+                .find(|(h, _)| *h == l.host)
+                .map(|(_, n)| *n)
+                .unwrap_or(1);
             let index = match seen.iter_mut().find(|(h, _)| *h == l.host) {
                 Some((_, i)) => {
                     *i += 1;
@@ -480,133 +538,11 @@ pub fn exit_codes_report(launches: &[Launch], codes: &[Option<i32>]) -> String {
     s
 }
 
-/// A process's exit code, 128 + the signal if a signal ended it.
-fn status_code(status: ExitStatus) -> i32 {
-    match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(sig)) => 128 + sig,
-        (None, None) => 1,
-    }
-}
-
-/// What the helper threads tell the main thread.
-enum Report {
-    Exited {
-        rank: u32,
-        status: io::Result<ExitStatus>,
-    },
-    Pmi(PmiEvent),
-    Signal,
-}
-
-/// The PMI side of the job, shared by the connection threads.
-struct Pmi {
-    server: Server,
-    /// The launcher's end of each rank's socket pair, to reply on.
-    streams: Vec<UnixStream>,
-    /// Ranks that sent `cmd=init`.
-    initialized: Vec<bool>,
-}
-
-/// Reads one rank's PMI requests and sends the replies, until the rank
-/// closes its end.
-fn serve_pmi(rank: u32, stream: UnixStream, pmi: Arc<Mutex<Pmi>>, tx: Sender<Report>) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let mut pmi = pmi.lock().unwrap_or_else(|e| e.into_inner());
-        if line.starts_with("cmd=init ") {
-            pmi.initialized[rank as usize] = true;
-        }
-        let replies = pmi.server.handle(rank, &line);
-        for (to, reply) in replies {
-            // A rank that is gone cannot be answered; its exit is reported
-            // by its waiter.
-            let _ = (&pmi.streams[to as usize]).write_all(format!("{reply}\n").as_bytes());
-        }
-        for event in pmi.server.take_events() {
-            let _ = tx.send(Report::Pmi(event));
-        }
-    }
-}
-
-/// Copies a rank's output to ours, with `[rank]` before each line when
-/// `lines` is set.
-fn forward(rank: u32, from: impl Read, stderr: bool, lines: bool) {
-    let write = |bytes: &[u8]| {
-        let _ = if stderr {
-            io::stderr().lock().write_all(bytes)
-        } else {
-            let mut out = io::stdout().lock();
-            out.write_all(bytes).and_then(|()| out.flush())
-        };
-    };
-    let mut from = BufReader::new(from);
-    if lines {
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match from.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if !line.ends_with(b"\n") {
-                line.push(b'\n');
-            }
-            let mut buf = format!("[{rank}]").into_bytes();
-            buf.extend_from_slice(&line);
-            write(&buf);
-        }
-    }
-    let mut buf = [0u8; 8192];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => write(&buf[..n]),
-        }
-    }
-}
-
-/// In the child, between fork and exec: keep the PMI descriptor across
-/// exec, start a session of its own (so the whole rank can be killed as a
-/// group and the terminal's Ctrl-C reaches only mpiexec), bind to `cpu`.
-/// Only async-signal-safe system calls, no allocation.
-fn child_setup(pmi_fd: RawFd, cpu: Option<u32>) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor this process owns (the child's copy of
-    // the socket pair end); clearing FD_CLOEXEC touches no memory.
-    if unsafe { libc::fcntl(pmi_fd, libc::F_SETFD, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    sys::setsid()?;
-    if let Some(cpu) = cpu {
-        sys::set_affinity(&[cpu])?;
-    }
-    Ok(())
-}
-
-/// One started rank.
-struct Started {
-    pid: u32,
-    exited: Option<i32>,
-}
-
-fn kill_all(ranks: &[Started]) {
-    for r in ranks.iter().filter(|r| r.exited.is_none()) {
-        // Each rank leads its own process group (setsid in child_setup).
-        let _ = sys::killpg(r.pid, libc::SIGKILL);
-    }
-}
-
 /// Runs a plan on this host; returns mpiexec's exit code.
 pub fn run(plan: &Plan, local: &Local, ccp_nodes: Option<&str>) -> Result<i32, RunOrParseError> {
     let placement = place(plan, ccp_nodes, &local.host, local.cpus.len() as u32)?;
     let launches = prepare(plan, &placement, local)?;
-    Ok(supervise(plan, launches)?)
+    Ok(supervise(plan, launches, local)?)
 }
 
 /// A failure before or while starting the job.
@@ -618,9 +554,14 @@ pub enum RunOrParseError {
     Run(#[from] RunError),
 }
 
-fn supervise(plan: &Plan, launches: Vec<Launch>) -> Result<i32, RunError> {
+fn kill_all(ranks: &[Started]) {
+    for r in ranks.iter().filter(|r| r.exited.is_none()) {
+        r.kill();
+    }
+}
+
+fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, RunError> {
     let size = launches.len() as u32;
-    let io_err = |what| move |source| RunError::Io { what, source };
     let (tx, rx) = mpsc::channel::<Report>();
 
     // Signals first, so every thread started later has them blocked and
@@ -639,82 +580,57 @@ fn supervise(plan: &Plan, launches: Vec<Launch>) -> Result<i32, RunError> {
         });
     }
 
-    let mut pairs = Vec::with_capacity(launches.len());
-    for _ in &launches {
-        pairs.push(UnixStream::pair().map_err(io_err("creating a PMI socket pair"))?);
-    }
     let kvsname = format!("kvs_{}_0", std::process::id());
     let pmi = Arc::new(Mutex::new(Pmi {
         server: Server::new(size, kvsname, pmi::process_mapping(&[size])),
-        streams: pairs
-            .iter()
-            .map(|(ours, _)| ours.try_clone())
-            .collect::<io::Result<_>>()
-            .map_err(io_err("cloning a PMI socket"))?,
+        streams: launches.iter().map(|_| None).collect(),
         initialized: vec![false; size as usize],
+        by_port: launches.iter().map(|l| l.service.is_some()).collect(),
     }));
+    let services: Vec<&str> = launches
+        .iter()
+        .filter_map(|l| l.service.as_deref())
+        .collect();
+    let service_job = if services.is_empty() {
+        None
+    } else {
+        let listener = PmiListener::start(&services, Arc::clone(&pmi), tx.clone())?;
+        let credential = local.credential.clone().unwrap_or_default();
+        Some(ServiceJob {
+            job: credential
+                .split_once(':')
+                .and_then(|(j, _)| j.parse().ok())
+                .unwrap_or(0),
+            credential,
+            env: std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect(),
+            pmi_port: listener.port,
+        })
+    };
 
+    let lines = plan.global.lines;
     let mut started: Vec<Started> = Vec::with_capacity(launches.len());
     let mut outputs: Vec<JoinHandle<()>> = Vec::new();
-    for (launch, (ours, theirs)) in launches.iter().zip(pairs) {
-        let fd = theirs.as_raw_fd();
-        let mut cmd = std::process::Command::new(&launch.program);
-        cmd.args(&launch.args)
-            .current_dir(&launch.dir)
-            .envs(
-                launch
-                    .env
-                    .iter()
-                    .map(|(k, v)| (OsStr::new(k), OsStr::new(v))),
-            )
-            .env(pmi::PMI_FD, fd.to_string())
-            .stdin(if launch.rank == 0 {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let cpu = launch.cpu;
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (see `child_setup`).
-        unsafe {
-            cmd.pre_exec(move || child_setup(fd, cpu));
-        }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(source) => {
-                kill_all(&started);
-                return Err(RunError::Spawn {
-                    exe: launch.exe.clone(),
-                    host: launch.host.clone(),
-                    source,
-                });
+    for launch in &launches {
+        let result = match (&launch.service, &service_job) {
+            (Some(addr), Some(job)) => {
+                ranks::start_service(launch, addr, job, lines, &tx, &mut outputs)
             }
+            _ => ranks::start_local(launch, lines, &pmi, &tx, &mut outputs),
         };
-        // Our copy of the rank's end must go, or its end of file never comes.
-        drop(theirs);
-        let rank = launch.rank;
-        let lines = plan.global.lines;
-        if let Some(out) = child.stdout.take() {
-            outputs.push(thread::spawn(move || forward(rank, out, false, lines)));
+        match result {
+            Ok(s) => started.push(s),
+            Err(e) => {
+                kill_all(&started);
+                return Err(e);
+            }
         }
-        if let Some(err) = child.stderr.take() {
-            outputs.push(thread::spawn(move || forward(rank, err, true, lines)));
-        }
-        {
-            let (pmi, tx) = (Arc::clone(&pmi), tx.clone());
-            thread::spawn(move || serve_pmi(rank, ours, pmi, tx));
-        }
-        started.push(Started {
-            pid: child.id(),
-            exited: None,
-        });
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let status = child.wait();
-            let _ = tx.send(Report::Exited { rank, status });
-        });
     }
     drop(tx);
 
@@ -752,8 +668,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>) -> Result<i32, RunError> {
             },
         };
         match report {
-            Report::Exited { rank, status } => {
-                let code = status.map_or(1, status_code);
+            Report::Exited { rank, code } => {
                 started[rank as usize].exited = Some(code);
                 if code != 0 && first_nonzero.is_none() {
                     first_nonzero = Some(code);

@@ -10,6 +10,8 @@ fn local(dir: &Path) -> Local {
         netmask: Some("10.0.0.0/255.255.255.0".into()),
         workdir: None,
         nodes: Vec::new(),
+        launch: Vec::new(),
+        credential: None,
     }
 }
 
@@ -79,7 +81,32 @@ fn ranks_get_env_in_order_then_pmi() {
 fn remote_host_is_refused_with_a_hint() {
     let l = local(Path::new("/"));
     let e = prepare(&plan("sh", 1), &placed("node2", &[0]), &l).unwrap_err();
-    assert!(e.to_string().contains("node agents' launch service"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no node agent's launch service serves it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ranks_on_served_nodes_go_through_their_service() {
+    let mut l = local(Path::new("/"));
+    l.launch = parse_launch("node2=127.0.0.1:4000 bad node3=10.0.0.3:4000");
+    assert_eq!(l.launch.len(), 2);
+    let placement = vec![vec![
+        HostRanks {
+            host: "NODE2".into(),
+            ranks: vec![0],
+        },
+        HostRanks {
+            host: "node1".into(),
+            ranks: vec![1],
+        },
+    ]];
+    let launches = prepare(&plan("sh", 2), &placement, &l).unwrap();
+    assert_eq!(launches[0].service.as_deref(), Some("127.0.0.1:4000"));
+    // This host's own name with no service: mpiexec starts it itself.
+    assert_eq!(launches[1].service, None);
 }
 
 #[test]
@@ -189,7 +216,10 @@ fn virtual_nodes_of_this_host_are_local_and_bind_to_their_cpus() {
     p.global.affinity.algorithm = Algorithm::Spread;
     let placement = vec![
         (0..4)
-            .map(|i| HostRanks { host: format!("vm-{}", i + 1), ranks: vec![i] })
+            .map(|i| HostRanks {
+                host: format!("vm-{}", i + 1),
+                ranks: vec![i],
+            })
             .collect::<Vec<_>>(),
     ];
     let launches = prepare(&p, &placement, &l).unwrap();

@@ -1,0 +1,272 @@
+//! The node agents' MPI launch service: `mpiexec` inside a job starts its
+//! ranks through it (they are the head node's children, not mpiexec's), a
+//! forged credential or a node outside the job is refused with a message and
+//! a failed task, and canceling the job leaves no rank behind.
+
+use crate::common::{Cluster, output_of, pids_matching, property, wait_until};
+use crate::mpiexec::prog;
+use std::time::Duration;
+
+const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
+
+fn four_nodes() -> Cluster {
+    Cluster::with_layout(&[
+        "--nodes",
+        "4",
+        "--cores-per-node",
+        "1",
+        "--node-group",
+        "azurenodes",
+    ])
+}
+
+fn task_view(c: &Cluster, id: u64) -> String {
+    c.ok("task", &["view", &format!("{id}.1")])
+}
+
+/// The parent pid a `/proc/<pid>/status` line names.
+fn ppid_of(status_line: &str) -> u32 {
+    status_line
+        .rsplit(['\t', ' '])
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ranks_of_a_job_start_through_the_service() {
+    let c = four_nodes();
+    let cmd = format!("{MPIEXEC} -c 1 -affinity -lines {}", prog("ring"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Finished", "{}", task_view(&c, id));
+    let out = output_of(&task_view(&c, id));
+    assert_eq!(out.trim_end(), "[0]ring size=4 token=10", "{out}");
+
+    // Every rank is a child of the head node (its launch service), each on
+    // one CPU of its own node.
+    let cmd = format!(
+        "{MPIEXEC} -c 1 -affinity -lines grep -e PPid: -e Cpus_allowed_list: /proc/self/status"
+    );
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Finished", "{}", task_view(&c, id));
+    let out = output_of(&task_view(&c, id));
+    let head = c.head_pid();
+    for rank in 0..4 {
+        let ppid = out
+            .lines()
+            .find(|l| l.starts_with(&format!("[{rank}]PPid:")))
+            .map(ppid_of);
+        assert_eq!(
+            ppid,
+            Some(head),
+            "rank {rank} is not the head node's child:\n{out}"
+        );
+        let cpus = out
+            .lines()
+            .find(|l| l.starts_with(&format!("[{rank}]Cpus_allowed_list:")));
+        assert!(
+            cpus.is_some_and(|l| l.rsplit(':').next().unwrap().trim().parse::<u32>().is_ok()),
+            "{out}"
+        );
+    }
+    let log = std::fs::read_to_string(c.state_dir().join("hpcd.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("launch service: job {id} rank 3 on ")),
+        "{log}"
+    );
+}
+
+#[test]
+fn forged_credential_is_refused() {
+    let c = four_nodes();
+    let forged = "0".repeat(64);
+    let cmd = format!(
+        "HPCPACK_JOB_CREDENTIAL=$CCP_JOBID:{forged} {MPIEXEC} -c 1 {}",
+        prog("ring")
+    );
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Failed");
+    let view = task_view(&c, id);
+    assert_eq!(property(&view, "Exit Code").as_deref(), Some("1"), "{view}");
+    let out = output_of(&view);
+    assert!(
+        out.contains("through the launch service at 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("the job credential is not valid for job {id}")),
+        "{out}"
+    );
+    assert!(!out.contains("ring size"), "{out}");
+
+    // No credential at all (mpiexec run outside the task's environment).
+    let cmd = format!(
+        "env -u HPCPACK_JOB_CREDENTIAL {MPIEXEC} -c 1 {}",
+        prog("ring")
+    );
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:2", &cmd]);
+    assert_eq!(c.wait(id), "Failed");
+    let out = output_of(&task_view(&c, id));
+    assert!(out.contains("no job credential was given"), "{out}");
+}
+
+#[test]
+fn node_outside_the_allocation_is_refused() {
+    let c = four_nodes();
+    let host = crate::common::host();
+    let (mine, other) = (format!("{host}-1"), format!("{host}-2"));
+    // Point mpiexec at the same service for a node the job does not hold.
+    let cmd = format!(
+        "HPCPACK_LAUNCH=\"{other}=${{HPCPACK_LAUNCH#*=}}\" {MPIEXEC} -hosts 1 {other} 1 {}",
+        prog("ring")
+    );
+    let id = c.submit(&[&format!("/askednodes:{mine}"), "/numnodes:1", &cmd]);
+    assert_eq!(c.wait(id), "Failed");
+    let out = output_of(&task_view(&c, id));
+    assert!(
+        out.contains(&format!(
+            "node {other} is not in the allocation of job {id} ({mine})"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn job_cancel_leaves_no_rank() {
+    let c = four_nodes();
+    let marker = format!("launch-cancel-{}", std::process::id());
+    let cmd = format!("{MPIEXEC} -c 1 -lines {} {marker}", prog("sleep"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    // Four ranks plus mpiexec carry the marker.
+    let ranks = || {
+        pids_matching(&marker)
+            .into_iter()
+            .filter(|p| !is_mpiexec(*p))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || ranks().len() == 4),
+        "ranks: {:?}",
+        ranks()
+    );
+    let head = c.head_pid();
+    for r in ranks() {
+        assert_eq!(
+            parent(r),
+            Some(head),
+            "rank {r} was not started by the service"
+        );
+    }
+    c.ok("job", &["cancel", &id.to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(10), || pids_matching(&marker)
+            .is_empty()),
+        "left: {:?}",
+        pids_matching(&marker)
+    );
+    assert_eq!(c.wait(id), "Canceled");
+}
+
+#[test]
+fn killed_mpiexec_leaves_no_rank() {
+    let c = four_nodes();
+    let marker = format!("launch-kill9-{}", std::process::id());
+    let cmd = format!("{MPIEXEC} -c 1 {} {marker}", prog("sleep"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    let all = || pids_matching(&marker);
+    assert!(
+        wait_until(Duration::from_secs(20), || all().len() == 5),
+        "{:?}",
+        all()
+    );
+    let mpiexec = all()
+        .into_iter()
+        .find(|p| is_mpiexec(*p))
+        .expect("mpiexec runs");
+    crate::common::unsafe_kill(mpiexec, 9);
+    assert!(
+        wait_until(Duration::from_secs(10), || all().is_empty()),
+        "left: {:?}",
+        all()
+    );
+    assert_eq!(c.wait(id), "Failed");
+}
+
+fn is_mpiexec(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mpiexec")
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("PPid:")).map(ppid_of)
+}
+
+/// mpiexec ends a job of service ranks as it ends one of its own children:
+/// the failing rank's code, the abort blocks, `-exitcodes`, `-timeout`.
+#[test]
+fn service_ranks_end_the_job_as_local_ones_do() {
+    let c = four_nodes();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{MPIEXEC} -c 1 -exitcodes {} {}",
+        prog("fail"),
+        dir.path().display()
+    );
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    let started = std::time::Instant::now();
+    assert_eq!(c.wait(id), "Failed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let view = task_view(&c, id);
+    assert_eq!(property(&view, "Exit Code").as_deref(), Some("3"), "{view}");
+    let out = output_of(&view);
+    assert!(
+        out.contains("[1] process exited without calling finalize"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ended prematurely and may have crashed. exit code 3"),
+        "{out}"
+    );
+    // The others were killed by the service: SIGKILL, as a shell shows it.
+    assert!(out.contains("\n---- exit code ----\n\n[0] on "), "{out}");
+    assert!(out.contains(": 137\n"), "{out}");
+    for rank in [0, 2, 3] {
+        let pid: u32 = std::fs::read_to_string(dir.path().join(format!("pid.{rank}")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "rank {rank} (pid {pid}) left"
+        );
+    }
+
+    let cmd = format!("{MPIEXEC} -c 1 {}", prog("abort"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert_eq!(c.wait(id), "Failed");
+    let out = output_of(&task_view(&c, id));
+    assert!(
+        out.contains("\n[0] application aborted\n\n[1-3] terminated\n"),
+        "{out}"
+    );
+    assert!(out.contains("aborted the job. abort code 7"), "{out}");
+
+    let cmd = format!("{MPIEXEC} -c 1 -timeout 1 -lines {}", prog("sleep"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    let started = std::time::Instant::now();
+    assert_eq!(c.wait(id), "Failed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let out = output_of(&task_view(&c, id));
+    assert_eq!(out.matches("sleeping").count(), 4, "{out}");
+    assert!(out.contains("[3]sleeping"), "{out}");
+    assert!(out.contains("timed out after 1 seconds"), "{out}");
+}

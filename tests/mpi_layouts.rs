@@ -1,0 +1,146 @@
+//! Snapshots of what `mpiexec` and `mpipingpong` print without a cluster:
+//! their help texts, each kind of command-line error, and the connectivity
+//! table. The executables' absolute paths become `[MPIEXEC]` and
+//! `[PINGPONG]`, this machine's host name `[HOST]`. Update with
+//! `INSTA_UPDATE=always cargo test --test main mpi_layouts` and read the
+//! diff.
+
+use std::process::Command;
+
+const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
+const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
+
+/// `$ <tool> <args>`, the exit code, then stdout and stderr, scrubbed.
+fn shown(exe: &str, args: &[&str]) -> String {
+    let mut c = Command::new(exe);
+    for v in [
+        "CCP_NODES",
+        "HPCPACK_LOCAL_NODES",
+        "HPCPACK_LAUNCH",
+        "MPIEXEC_TIMEOUT",
+        "MPIEXEC_AFFINITY",
+        "CCP_MPI_NETMASK",
+    ] {
+        c.env_remove(v);
+    }
+    let out = c
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run");
+    let name = if exe == MPIEXEC {
+        "mpiexec"
+    } else {
+        "mpipingpong"
+    };
+    let text = format!(
+        "$ {name} {}\nexit code: {}\n{}{}",
+        args.join(" "),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = hpcpack::node::sys::hostname();
+    text.replace(hpcpack::VERSION, "[VERSION]")
+        .replace(MPIEXEC, "[MPIEXEC]")
+        .replace(PINGPONG, "[PINGPONG]")
+        .replace(&host, "[HOST]")
+}
+
+#[test]
+fn help_texts() {
+    for (name, exe, args) in [
+        ("mpiexec_help", MPIEXEC, vec!["-help"]),
+        ("mpiexec_help2", MPIEXEC, vec!["-help2"]),
+        ("mpiexec_help3", MPIEXEC, vec!["-help3"]),
+        ("mpiexec_no_args", MPIEXEC, vec![]),
+        ("mpipingpong_help", PINGPONG, vec!["-h"]),
+    ] {
+        insta::assert_snapshot!(name, shown(exe, &args));
+    }
+}
+
+#[test]
+fn command_line_errors() {
+    for (name, exe, args) in [
+        ("mpiexec_unknown_option", MPIEXEC, vec!["-bogus", "x"]),
+        ("mpiexec_bad_n", MPIEXEC, vec!["-n", "x", "hostname"]),
+        ("mpiexec_env_missing_value", MPIEXEC, vec!["-env", "A"]),
+        ("mpiexec_no_program", MPIEXEC, vec!["-n", "2"]),
+        (
+            "mpiexec_missing_program",
+            MPIEXEC,
+            vec!["-n", "1", "/nonexistent/program"],
+        ),
+        (
+            "mpiexec_bad_affinity_layout",
+            MPIEXEC,
+            vec!["-affinity_layout", "zig", "hostname"],
+        ),
+        (
+            "mpiexec_bad_hosts",
+            MPIEXEC,
+            vec!["-hosts", "2", "a", "hostname"],
+        ),
+        ("mpipingpong_unknown_option", PINGPONG, vec!["-bogus"]),
+        ("mpipingpong_bad_packet", PINGPONG, vec!["-p", "abc"]),
+        ("mpipingpong_bad_iterations", PINGPONG, vec!["-p", "8:0"]),
+    ] {
+        insta::assert_snapshot!(name, shown(exe, &args));
+    }
+}
+
+#[test]
+fn connectivity_table_and_no_channel_error() {
+    insta::assert_snapshot!(
+        "mpi_connectivity_table",
+        shown(
+            MPIEXEC,
+            &[
+                "-n",
+                "3",
+                "-env",
+                "MSMPI_CONNECTIVITY_TABLE",
+                "1",
+                "-env",
+                "MSMPI_PRECONNECT",
+                "0",
+                PINGPONG,
+                "-m",
+                "-p",
+                "1:1",
+                "-oq"
+            ]
+        )
+    );
+    let text = shown(
+        MPIEXEC,
+        &[
+            "-n",
+            "2",
+            "-env",
+            "MSMPI_DISABLE_SHM",
+            "1",
+            "-env",
+            "MSMPI_DISABLE_SOCK",
+            "1",
+            PINGPONG,
+            "-m",
+            "-p",
+            "1:1",
+        ],
+    );
+    // Which rank reports first varies; the message of one of them is enough.
+    let line = text
+        .lines()
+        .find(|l| l.contains("no channel between"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let line = line
+        .replace("rank 1 on [HOST] and rank 0", "rank 0 on [HOST] and rank 1")
+        .replace(
+            "rank 1: no RDMA verbs transport in this build, rank 0:",
+            "rank 0: no RDMA verbs transport in this build, rank 1:",
+        )
+        .replace("on rank 1 and rank 0", "on rank 0 and rank 1");
+    insta::assert_snapshot!("mpi_no_channel", line);
+}
