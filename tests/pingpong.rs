@@ -359,7 +359,7 @@ fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
         args.len()
     );
     let (k, v) = mark.split_once('=').unwrap();
-    let child = Command::new(MPIEXEC)
+    let mut child = Command::new(MPIEXEC)
         .args(args)
         .env(k, v)
         .env_remove("CCP_NODES")
@@ -376,7 +376,11 @@ fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
         if let Some(pid) = marked.iter().find(|p| ranks.contains(p)) {
             return (child, *pid);
         }
-        assert!(Instant::now() < deadline, "rank {rank} never started");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output();
+            panic!("rank {rank} never started: {out:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
