@@ -352,6 +352,7 @@ fn our_ranks_run_under_mpich_hydra_issue_3() {
 
 /// Starts `mpiexec` with `args` in the background, marked so its ranks can
 /// be found; returns the child and the pid of rank `rank` once it runs.
+#[allow(clippy::zombie_processes, reason = "the child is returned; callers wait for it")]
 fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
     let mark = format!(
         "HPCPACK_TEST_MARK={}-{rank}-{}",
