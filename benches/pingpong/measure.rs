@@ -1,0 +1,91 @@
+//! What is measured: the packet sizes, the two paths, and one side's numbers.
+
+use std::collections::BTreeMap;
+
+/// The message size of the throughput row (mpipingpong's `-pt` packet).
+pub const THROUGHPUT_SIZE: u64 = 4_000_000;
+
+/// The same sizes and round trips for both sides.
+pub struct Plan {
+    /// (bytes, round trips), in the order they run.
+    pub sizes: Vec<(u64, u64)>,
+}
+
+impl Plan {
+    /// Latency rows: 1 B, 8 B and 1 KiB with `small` round trips, 64 KiB with `medium`;
+    /// the throughput row: 4,000,000 B with `large`.
+    pub fn new(small: u64, medium: u64, large: u64) -> Self {
+        Plan {
+            sizes: vec![
+                (1, small),
+                (8, small),
+                (1024, small),
+                (65_536, medium),
+                (THROUGHPUT_SIZE, large),
+            ],
+        }
+    }
+}
+
+/// How the two ranks talk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Path {
+    /// Each side's default for two ranks on one machine.
+    Shm,
+    /// Forced onto TCP over the loopback interface.
+    Tcp,
+}
+
+impl Path {
+    pub const ALL: [Path; 2] = [Path::Shm, Path::Tcp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Shm => "shm",
+            Path::Tcp => "TCP",
+        }
+    }
+}
+
+/// One size on one path. Both forms are kept: latency = size / throughput, since both are
+/// computed from the same elapsed time (half a round trip; bytes moved one way, MB = 10^6 B).
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub latency_usec: f64,
+    pub mbps: f64,
+}
+
+impl Sample {
+    pub fn from_latency(size: u64, latency_usec: f64) -> Self {
+        Sample {
+            latency_usec,
+            mbps: size as f64 / latency_usec,
+        }
+    }
+
+    pub fn from_mbps(size: u64, mbps: f64) -> Self {
+        Sample {
+            latency_usec: size as f64 / mbps,
+            mbps,
+        }
+    }
+}
+
+/// One side (ours or MPICH) on one path: the sizes that were measured and why others were not.
+#[derive(Default)]
+pub struct PathResults {
+    pub samples: BTreeMap<u64, Sample>,
+    pub errors: Vec<String>,
+}
+
+/// One side on both paths; `None` for a side that was not run.
+#[derive(Default)]
+pub struct Side {
+    pub paths: BTreeMap<Path, PathResults>,
+}
+
+impl Side {
+    pub fn get(&self, path: Path, size: u64) -> Option<Sample> {
+        self.paths.get(&path)?.samples.get(&size).copied()
+    }
+}
