@@ -25,6 +25,9 @@ _hpcd() {
             hpcd,local)
                 cmd="hpcd__subcmd__local"
                 ;;
+            hpcd,run-rank)
+                cmd="hpcd__subcmd__run__subcmd__rank"
+                ;;
             hpcd,run-task)
                 cmd="hpcd__subcmd__run__subcmd__task"
                 ;;
@@ -39,6 +42,9 @@ _hpcd() {
                 ;;
             hpcd__subcmd__help,local)
                 cmd="hpcd__subcmd__help__subcmd__local"
+                ;;
+            hpcd__subcmd__help,run-rank)
+                cmd="hpcd__subcmd__help__subcmd__run__subcmd__rank"
                 ;;
             hpcd__subcmd__help,run-task)
                 cmd="hpcd__subcmd__help__subcmd__run__subcmd__task"
@@ -86,7 +92,7 @@ _hpcd() {
 
     case "${cmd}" in
         hpcd)
-            opts="-h -V --help --version head local status run-task help"
+            opts="-h -V --help --version head local status run-task run-rank help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,7 +140,7 @@ _hpcd() {
             return 0
             ;;
         hpcd__subcmd__help)
-            opts="head local status run-task help"
+            opts="head local status run-task run-rank help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,6 +226,20 @@ _hpcd() {
         hpcd__subcmd__help__subcmd__local__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hpcd__subcmd__help__subcmd__run__subcmd__rank)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -386,6 +406,20 @@ _hpcd() {
         hpcd__subcmd__local__subcmd__stop)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hpcd__subcmd__run__subcmd__rank)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -126,6 +126,12 @@ _arguments "${_arguments_options[@]}" : \
 ':dir -- The run'\''s directory:_files' \
 && ret=0
 ;;
+(run-rank)
+_arguments "${_arguments_options[@]}" : \
+'-h[Print help]' \
+'--help[Print help]' \
+&& ret=0
+;;
 (help)
 _arguments "${_arguments_options[@]}" : \
 ":: :_hpcd__subcmd__help_commands" \
@@ -178,6 +184,10 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 && ret=0
 ;;
+(run-rank)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
 (help)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -198,6 +208,7 @@ _hpcd_commands() {
 'local:Starts, stops or reports the embedded head node of this user (the one the CLIs start by themselves)' \
 'status:Reports the embedded head node'\''s status (same as \`hpcd local status\`)' \
 'run-task:Supervises one task run (started by the node agent; not for users)' \
+'run-rank:Supervises one MPI rank (started by the launch service with the request on stdin and mpiexec'\''s connection as descriptor 3; not for users)' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'hpcd commands' commands "$@"
@@ -214,6 +225,7 @@ _hpcd__subcmd__help_commands() {
 'local:Starts, stops or reports the embedded head node of this user (the one the CLIs start by themselves)' \
 'status:Reports the embedded head node'\''s status (same as \`hpcd local status\`)' \
 'run-task:Supervises one task run (started by the node agent; not for users)' \
+'run-rank:Supervises one MPI rank (started by the launch service with the request on stdin and mpiexec'\''s connection as descriptor 3; not for users)' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'hpcd help commands' commands "$@"
@@ -251,6 +263,11 @@ _hpcd__subcmd__help__subcmd__local__subcmd__status_commands() {
 _hpcd__subcmd__help__subcmd__local__subcmd__stop_commands() {
     local commands; commands=()
     _describe -t commands 'hpcd help local stop commands' commands "$@"
+}
+(( $+functions[_hpcd__subcmd__help__subcmd__run-rank_commands] )) ||
+_hpcd__subcmd__help__subcmd__run-rank_commands() {
+    local commands; commands=()
+    _describe -t commands 'hpcd help run-rank commands' commands "$@"
 }
 (( $+functions[_hpcd__subcmd__help__subcmd__run-task_commands] )) ||
 _hpcd__subcmd__help__subcmd__run-task_commands() {
@@ -316,6 +333,11 @@ _hpcd__subcmd__local__subcmd__status_commands() {
 _hpcd__subcmd__local__subcmd__stop_commands() {
     local commands; commands=()
     _describe -t commands 'hpcd local stop commands' commands "$@"
+}
+(( $+functions[_hpcd__subcmd__run-rank_commands] )) ||
+_hpcd__subcmd__run-rank_commands() {
+    local commands; commands=()
+    _describe -t commands 'hpcd run-rank commands' commands "$@"
 }
 (( $+functions[_hpcd__subcmd__run-task_commands] )) ||
 _hpcd__subcmd__run-task_commands() {

@@ -42,32 +42,35 @@ fn ranks_of_a_job_start_through_the_service() {
     let out = output_of(&task_view(&c, id));
     assert_eq!(out.trim_end(), "[0]ring size=4 token=10", "{out}");
 
-    // Every rank is a child of the head node (its launch service), each on
-    // one CPU of its own node.
-    let cmd = format!(
-        "{MPIEXEC} -c 1 -affinity -lines grep -e PPid: -e Cpus_allowed_list: /proc/self/status"
-    );
+    // Every rank is a child of a `hpcd run-rank` the head node started (the
+    // launch service), each on one CPU of its own node.
+    let script = r#"tr "\000" " " </proc/$PPID/cmdline; echo; grep -e PPid: /proc/$PPID/status; grep -e Cpus_allowed_list: /proc/self/status"#;
+    let cmd = format!("{MPIEXEC} -c 1 -affinity -lines sh -c '{script}'");
     let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
     assert_eq!(c.wait(id), "Finished", "{}", task_view(&c, id));
     let out = output_of(&task_view(&c, id));
     let head = c.head_pid();
     for rank in 0..4 {
-        let ppid = out
-            .lines()
-            .find(|l| l.starts_with(&format!("[{rank}]PPid:")))
-            .map(ppid_of);
-        assert_eq!(
-            ppid,
-            Some(head),
-            "rank {rank} is not the head node's child:\n{out}"
-        );
-        let cpus = out
-            .lines()
-            .find(|l| l.starts_with(&format!("[{rank}]Cpus_allowed_list:")));
+        let line = |what: &str| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("[{rank}]{what}")))
+                .unwrap_or_else(|| panic!("no {what} of rank {rank}:\n{out}"))
+        };
         assert!(
-            cpus.is_some_and(|l| l.rsplit(':').next().unwrap().trim().parse::<u32>().is_ok()),
-            "{out}"
+            line("").contains("hpcd run-rank"),
+            "rank {rank}'s parent is not run-rank:\n{out}"
         );
+        assert_eq!(
+            ppid_of(line("PPid:")),
+            head,
+            "run-rank of rank {rank} is not the head node's child:\n{out}"
+        );
+        let cpus = line("Cpus_allowed_list:")
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim();
+        assert!(cpus.parse::<u32>().is_ok(), "{out}");
     }
     let log = std::fs::read_to_string(c.state_dir().join("hpcd.log")).unwrap_or_default();
     assert!(
@@ -151,8 +154,14 @@ fn job_cancel_leaves_no_rank() {
     );
     let head = c.head_pid();
     for r in ranks() {
+        let runner = parent(r).unwrap_or(0);
+        assert!(
+            cmdline(runner).contains("hpcd run-rank"),
+            "rank {r}'s parent is {}",
+            cmdline(runner)
+        );
         assert_eq!(
-            parent(r),
+            parent(runner),
             Some(head),
             "rank {r} was not started by the service"
         );
@@ -190,6 +199,12 @@ fn killed_mpiexec_leaves_no_rank() {
         all()
     );
     assert_eq!(c.wait(id), "Failed");
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 fn is_mpiexec(pid: u32) -> bool {
@@ -269,4 +284,55 @@ fn service_ranks_end_the_job_as_local_ones_do() {
     assert_eq!(out.matches("sleeping").count(), 4, "{out}");
     assert!(out.contains("[3]sleeping"), "{out}");
     assert!(out.contains("timed out after 1 seconds"), "{out}");
+}
+
+/// Ranks, like tasks, outlive a restart of the head node: the running job's
+/// ranks are still there after `hpcd local stop` and `start`, and a cancel
+/// through the restarted head node still ends them all.
+#[test]
+fn ranks_survive_a_head_node_restart() {
+    let c = four_nodes();
+    let marker = format!("launch-restart-{}", std::process::id());
+    let cmd = format!("{MPIEXEC} -c 1 {} {marker}", prog("sleep"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    let ranks = || {
+        pids_matching(&marker)
+            .into_iter()
+            .filter(|p| !is_mpiexec(*p))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || ranks().len() == 4),
+        "ranks: {:?}",
+        ranks()
+    );
+    let before = ranks();
+    let head = c.head_pid();
+    c.ok("hpcd", &["local", "stop"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !std::path::Path::new(&format!(
+            "/proc/{head}"
+        ))
+        .exists()),
+        "the head node did not exit"
+    );
+    assert_eq!(
+        ranks(),
+        before,
+        "the ranks did not survive the head node's stop"
+    );
+    c.start();
+    assert_eq!(
+        c.prop("job", &["view", &id.to_string()], "State"),
+        "Running"
+    );
+    assert_eq!(ranks(), before);
+    c.ok("job", &["cancel", &id.to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(10), || pids_matching(&marker)
+            .is_empty()),
+        "left: {:?}",
+        pids_matching(&marker)
+    );
+    assert_eq!(c.wait(id), "Canceled");
 }

@@ -1,6 +1,7 @@
 //! `hpcd`: the head node (`hpcd head`), the embedded local cluster
-//! (`hpcd local start|stop|status`), and the per-task supervisor
-//! (`hpcd run-task`, started by the node agent).
+//! (`hpcd local start|stop|status`), the per-task supervisor
+//! (`hpcd run-task`, started by the node agent), and the per-rank one
+//! (`hpcd run-rank`, started by the MPI launch service).
 
 use crate::client::local::{hpcd_binary, is_running, socket_path};
 use crate::error::{Error, exit};
@@ -37,6 +38,11 @@ pub enum Cmd {
         /// The run's directory.
         dir: PathBuf,
     },
+    /// Supervises one MPI rank (started by the launch service with the
+    /// request on stdin and mpiexec's connection as descriptor 3; not for
+    /// users).
+    #[command(hide = true)]
+    RunRank,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +119,7 @@ pub fn main() -> ExitCode {
     };
     let r = match cli.command {
         Cmd::RunTask { dir } => return ExitCode::from(crate::node::supervisor::main(&dir) as u8),
+        Cmd::RunRank => return crate::node::launch::run_rank_main(),
         Cmd::Head(a) => run_head(a),
         Cmd::Local(LocalCmd::Start(l)) => local_start(&l),
         Cmd::Local(LocalCmd::Stop) => local_stop(),
@@ -163,10 +170,10 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
         .build()
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     rt.block_on(async move {
-        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd)?;
+        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd.clone())?;
         // Loopback: every node of this head node is this host. A node agent
         // on another host binds the interface its head node reaches it on.
-        let launch = head.start_launch_service(std::net::Ipv4Addr::LOCALHOST.into())?;
+        let launch = head.start_launch_service(std::net::Ipv4Addr::LOCALHOST.into(), hpcd)?;
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket)
             .map_err(|e| Error::io(format!("cannot listen on {}", socket.display()), e))?;

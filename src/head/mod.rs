@@ -90,9 +90,10 @@ impl Head {
     }
 
     /// Starts this host's MPI launch service on `ip` (the cluster key and
-    /// the port are kept in the state directory). Call before [`serve`], so
-    /// every task gets the service's address.
-    pub fn start_launch_service(self: &Arc<Self>, ip: IpAddr) -> Result<SocketAddr> {
+    /// the port are kept in the state directory); `hpcd` is the binary that
+    /// provides `run-rank`. Call before [`serve`], so every task gets the
+    /// service's address.
+    pub fn start_launch_service(self: &Arc<Self>, ip: IpAddr, hpcd: PathBuf) -> Result<SocketAddr> {
         let key = ClusterKey::load_or_create(&self.state_dir)
             .map_err(|e| Error::io("cannot start the MPI launch service", e))?;
         let listener = launch::bind(ip, &self.state_dir)
@@ -110,7 +111,7 @@ impl Head {
                 nodes: j.allocation.iter().map(|a| a.node.clone()).collect(),
             })
         };
-        let addr = launch::start(listener, key.clone(), Arc::new(jobs))
+        let addr = launch::start(listener, key.clone(), Arc::new(jobs), hpcd)
             .map_err(|e| Error::io("cannot start the MPI launch service", e))?;
         let _ = self.launch.set(LaunchService { key, addr });
         Ok(addr)

@@ -24,20 +24,27 @@
 //! Otherwise the reply is a `Refused` frame with a message for mpiexec to
 //! print. The wire format is in [`super::protocol`] ([`Frame`]).
 //!
-//! A served rank runs in its own session (so its process group is the rank
-//! and whatever it starts), bound to the requested CPU, with stdin
-//! `/dev/null` and `PMI_PORT`/`PMI_ID` pointing at mpiexec's PMI server. The
-//! connection is the rank's lifeline: when it closes (mpiexec exited, was
-//! killed, or its task was canceled) or mpiexec sends `Kill`, the rank's
-//! process group gets SIGKILL at once. The other way round, a rank dies with
-//! the service (parent-death signal), so no rank outlives the agent that
-//! would report it. When the rank exits, what it left in its group is killed
-//! too, as the task supervisor does for a task.
+//! A granted request and its connection are handed to a process of their
+//! own, `hpcd run-rank` ([`run_rank_main`]), which starts the rank and relays
+//! its output and exit: like a task's supervisor, it does not depend on the
+//! head node, so the ranks of a running job survive a restart of the head
+//! node (whose cluster key and port are kept, so the job's mpiexec can go on
+//! starting ranks afterwards too).
 //!
-//! Threads, not tokio: each connection is a blocking conversation tied to
+//! The rank runs in its own session (so its process group is the rank and
+//! whatever it starts), bound to the requested CPU, with stdin `/dev/null`
+//! and `PMI_PORT`/`PMI_ID` pointing at mpiexec's PMI server. The connection
+//! is the rank's lifeline: when it closes (mpiexec exited, was killed, or its
+//! task was canceled) or mpiexec sends `Kill`, the rank's process group gets
+//! SIGKILL at once. The other way round, a rank dies with its `run-rank`
+//! (parent-death signal), so no rank is left that nobody would report or
+//! kill. When the rank exits, what it left in its group is killed too, as
+//! the task supervisor does for a task.
+//!
+//! Threads, not tokio: the service is an accept loop and a short blocking
+//! check per connection, and `run-rank` is a blocking conversation tied to
 //! one child process (spawn with a `pre_exec`, wait, two output pipes), the
-//! same shape as mpiexec's side; a job has a handful of ranks per node, and
-//! a thread per rank keeps the code straight and off the head node's async
+//! same shape as mpiexec's side. Neither belongs on the head node's async
 //! runtime, which serves the REST API and must not block on a rank.
 
 use super::protocol::{Frame, FrameError, RankExit, RankRequest};
@@ -45,9 +52,10 @@ use super::sys;
 use ring::hmac;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -268,23 +276,27 @@ pub fn bind(ip: IpAddr, state_dir: &Path) -> io::Result<TcpListener> {
 }
 
 /// Serves connections on `listener` in a thread of its own, for as long as
-/// the process lives. Returns the address served.
+/// the process lives; `runner` is the `hpcd` binary whose `run-rank` a
+/// granted connection is handed to. Returns the address served.
 pub fn start(
     listener: TcpListener,
     key: ClusterKey,
     jobs: Arc<dyn Jobs>,
+    runner: PathBuf,
 ) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let key = Arc::new(key);
+    let runner = Arc::new(runner);
     thread::Builder::new()
         .name("launch-service".into())
         .spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (key, jobs) = (Arc::clone(&key), Arc::clone(&jobs));
+                let (key, jobs, runner) =
+                    (Arc::clone(&key), Arc::clone(&jobs), Arc::clone(&runner));
                 let _ = thread::Builder::new()
                     .name("launch-rank".into())
-                    .spawn(move || serve(conn, &key, &*jobs));
+                    .spawn(move || serve(conn, &key, &*jobs, &runner));
             }
         })?;
     Ok(addr)
@@ -294,8 +306,9 @@ fn log(msg: &str) {
     eprintln!("hpcd: launch service: {msg}");
 }
 
-/// One connection: a request, then the rank's life.
-fn serve(mut conn: TcpStream, key: &ClusterKey, jobs: &dyn Jobs) {
+/// One connection: a request, checked here, then handed with the
+/// connection to a `run-rank` process.
+fn serve(mut conn: TcpStream, key: &ClusterKey, jobs: &dyn Jobs, runner: &Path) {
     let peer = conn
         .peer_addr()
         .map(|a| a.to_string())
@@ -324,7 +337,82 @@ fn serve(mut conn: TcpStream, key: &ClusterKey, jobs: &dyn Jobs) {
         return refuse(&mut conn, &peer, msg);
     }
     let _ = conn.set_read_timeout(None);
-    run_rank(conn, req);
+    if let Err(e) = hand_over(&conn, &req, runner) {
+        let message = format!(
+            "cannot start the rank's supervisor {}: {e}",
+            runner.display()
+        );
+        refuse(&mut conn, &peer, message);
+    }
+}
+
+/// The descriptor a `run-rank` process finds its connection on.
+const RANK_CONN_FD: RawFd = 3;
+
+/// Starts `runner run-rank` with the connection as descriptor 3 and the
+/// request on its stdin, and reaps it when it ends (in this thread, which
+/// has nothing else to do). Once started, it owns the rank.
+fn hand_over(conn: &TcpStream, req: &RankRequest, runner: &Path) -> io::Result<()> {
+    let json = serde_json::to_vec(req).map_err(io::Error::other)?;
+    let mut cmd = Command::new(runner);
+    cmd.arg(RUN_RANK)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        // Its log lines join the head node's.
+        .stderr(Stdio::inherit())
+        // Away from the head node's process group, so a Ctrl-C meant for a
+        // foreground `hpcd head` does not end the ranks.
+        .process_group(0);
+    let fd = conn.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (dup2, fcntl).
+    unsafe {
+        cmd.pre_exec(move || sys::inherit_fd_as(fd, RANK_CONN_FD));
+    }
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&json)?;
+    }
+    thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+/// The `hpcd` subcommand that supervises one rank.
+pub const RUN_RANK: &str = "run-rank";
+
+/// `hpcd run-rank`: started by the service with a granted request on stdin
+/// and mpiexec's connection as descriptor 3; runs the rank until it ends.
+///
+/// A process of its own rather than a thread of the head node, so ranks,
+/// like tasks, outlive a restart of the head node: the connection and the
+/// rank's lifeline stay with this process.
+pub fn run_rank_main() -> std::process::ExitCode {
+    let mut json = Vec::new();
+    let req = io::stdin()
+        .read_to_end(&mut json)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<RankRequest>(&json).map_err(|e| e.to_string()));
+    let conn = sys::take_inherited_fd(RANK_CONN_FD).map(TcpStream::from);
+    match (req, conn) {
+        (Ok(req), Ok(conn)) => {
+            run_rank(conn, req);
+            std::process::ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            log(&format!(
+                "run-rank: cannot read the rank request on stdin: {e}"
+            ));
+            std::process::ExitCode::FAILURE
+        }
+        (_, Err(e)) => {
+            log(&format!(
+                "run-rank: no connection on descriptor {RANK_CONN_FD}: {e}"
+            ));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn refuse(conn: &mut TcpStream, peer: &str, message: String) {

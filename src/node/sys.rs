@@ -54,6 +54,33 @@ pub fn die_with_parent() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(|_| ())
 }
 
+/// Makes `fd` available as descriptor `target` across exec (between fork
+/// and exec: async-signal-safe, no allocation).
+pub fn inherit_fd_as(fd: RawFd, target: RawFd) -> io::Result<()> {
+    if fd == target {
+        // SAFETY: fcntl on a descriptor this process owns; clearing
+        // FD_CLOEXEC touches no memory.
+        return check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ());
+    }
+    // SAFETY: dup2 onto a descriptor number; the copy it makes has
+    // FD_CLOEXEC clear, and `target` is replaced atomically.
+    check(unsafe { libc::dup2(fd, target) }).map(|_| ())
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent (see
+/// [`inherit_fd_as`]); an error if it is not open.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only checks that the descriptor is open.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: the descriptor is open and nothing else in this process owns
+    // it (the parent put it there for us); set close-on-exec so the rank we
+    // start does not inherit it.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
 /// Unblocks every signal and restores default dispositions for the
 /// signals the supervisor handles, so a task starts with a clean slate.
 pub fn reset_signals() -> io::Result<()> {

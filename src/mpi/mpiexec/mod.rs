@@ -12,6 +12,10 @@
 //! - [`affinity`]: `-affinity_layout` values.
 //! - [`help`]: the `-help`, `-help2` and `-help3` texts.
 //!
+//! Behind it, [`run`] is the launcher itself (starting ranks, PMI, output,
+//! how a job ends), with `ranks`, the two kinds of started rank: mpiexec's
+//! own child, or one a node agent's launch service started.
+//!
 //! The behaviour follows MS-MPI's source (`src/mpi/mpiexec/
 //! mp_parse_command_line.cpp`, `smpd_get_hosts_from_file`,
 //! `smpd_get_argv_from_file`) where it is more precise than
