@@ -686,4 +686,49 @@ mod tests {
             port
         );
     }
+
+    #[test]
+    fn refusals_come_back_as_frames() {
+        let me = sys::uid();
+        let jobs = move |id: u64| {
+            (id == 5).then(|| JobView {
+                state: "Running".into(),
+                owner_uid: me,
+                nodes: vec!["node1".into()],
+            })
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = start(
+            listener,
+            key(),
+            Arc::new(jobs),
+            PathBuf::from("/no/such/hpcd"),
+        )
+        .unwrap();
+        let ask = |req: RankRequest| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            Frame::Request(req).write_to(&mut c).unwrap();
+            let reply = Frame::read_from(&mut c).unwrap();
+            assert!(matches!(Frame::read_from(&mut c), Err(FrameError::Closed)));
+            match reply {
+                Frame::Refused { message } => message,
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        let forged = ask(request(5, format!("5:{}", "0".repeat(64)), "node1"));
+        assert!(forged.contains("not valid for job 5"), "{forged}");
+        // Granted, but the rank's supervisor cannot start: said so, by name.
+        let granted = ask(request(5, key().credential(5, me), "node1"));
+        assert!(
+            granted.contains("cannot start the rank's supervisor /no/such/hpcd"),
+            "{granted}"
+        );
+        // Not a request first.
+        let mut c = TcpStream::connect(addr).unwrap();
+        Frame::Kill.write_to(&mut c).unwrap();
+        assert!(matches!(
+            Frame::read_from(&mut c),
+            Ok(Frame::Refused { .. })
+        ));
+    }
 }
