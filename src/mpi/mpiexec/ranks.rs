@@ -403,7 +403,11 @@ pub(super) fn start_service(
     match Frame::read_from(&mut conn) {
         Ok(Frame::Started { .. }) => {}
         Ok(Frame::Refused { message }) => return Err(failed(message)),
-        Ok(other) => return Err(failed(format!("unexpected answer {other:?}"))),
+        Ok(_) => {
+            return Err(failed(
+                "the service answered out of turn (before saying the rank started)".into(),
+            ));
+        }
         Err(e) => return Err(failed(format!("no answer: {e}"))),
     }
     let _ = conn.set_read_timeout(None);
