@@ -130,17 +130,11 @@ fn connectivity_table_and_no_channel_error() {
             "1:1",
         ],
     );
-    // Which rank reports first varies; the message of one of them is enough.
+    // Which rank reports first varies: rank numbers become [N].
     let line = text
         .lines()
         .find(|l| l.contains("no channel between"))
         .unwrap_or_else(|| panic!("{text}"));
-    let line = line
-        .replace("rank 1 on [HOST] and rank 0", "rank 0 on [HOST] and rank 1")
-        .replace(
-            "rank 1: no RDMA verbs transport in this build, rank 0:",
-            "rank 0: no RDMA verbs transport in this build, rank 1:",
-        )
-        .replace("on rank 1 and rank 0", "on rank 0 and rank 1");
+    let line = line.replace("rank 0", "rank [N]").replace("rank 1", "rank [N]");
     insta::assert_snapshot!("mpi_no_channel", line);
 }
