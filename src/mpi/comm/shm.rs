@@ -283,7 +283,9 @@ pub struct ShmTransport {
     endpoints: Vec<Option<String>>,
     outbound: Vec<Option<Outbound>>,
     eager_limit: usize,
-    /// Off in tests to force the streamed path.
+    /// Whether large messages may use cross-memory attach, to send (after
+    /// a successful probe) or to receive (else refused as if `EPERM`).
+    /// Off in tests, to force the streamed path and the refusal.
     cma_allowed: bool,
 }
 
@@ -605,6 +607,10 @@ impl ShmTransport {
                 release(start + RNDV_FRAME as u64);
                 let mut copied = 0;
                 let result = loop {
+                    if !self.cma_allowed {
+                        // Refused as the kernel would refuse it.
+                        break Err(io::Error::from_raw_os_error(libc::EPERM));
+                    }
                     if copied == buf.len() {
                         break Ok(());
                     }
@@ -769,6 +775,62 @@ mod tests {
         a.connect(1).expect("connect");
         assert!(a.is_connected(1));
         assert!(a.outbound[1].as_ref().expect("attached").cma);
+    }
+
+    #[test]
+    fn a_refused_rendezvous_falls_back_to_streaming() {
+        let (mut a, mut b) = pair();
+        a.connect(1).expect("connect");
+        assert!(a.outbound[1].as_ref().expect("attached").cma);
+        b.cma_allowed = false;
+        let big = 4 * RING + 9;
+        let t = thread::spawn(move || {
+            for i in 0..2 {
+                let mut buf = vec![0u8; big];
+                b.recv(0, i, &mut buf).expect("recv");
+                assert!(buf == pattern(big, i as usize), "message {i} corrupted");
+            }
+        });
+        a.send(1, 0, &pattern(big, 0))
+            .expect("refused, then streamed");
+        assert!(!a.outbound[1].as_ref().expect("attached").cma);
+        a.send(1, 1, &pattern(big, 1)).expect("streamed at once");
+        t.join().expect("receiver");
+    }
+
+    #[test]
+    fn each_sender_has_its_own_ring() {
+        let mut j = job(3);
+        let mut r0 = j.remove(0);
+        let senders: Vec<_> = j
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut t)| {
+                let rank = i + 1;
+                thread::spawn(move || {
+                    for k in 0..200 {
+                        let n = (k * 131 + rank * 7) % 5000 + 1;
+                        t.send(0, k as u32, &pattern(n, rank + k)).expect("send");
+                    }
+                    t.send(0, 999, &pattern(300_000, rank)).expect("large send");
+                })
+            })
+            .collect();
+        // Drain rank 2 first: rank 1 meanwhile fills its own ring and waits.
+        for rank in [2, 1] {
+            for k in 0..200 {
+                let n = (k * 131 + rank * 7) % 5000 + 1;
+                let mut buf = vec![0u8; n];
+                r0.recv(rank, k as u32, &mut buf).expect("recv");
+                assert!(buf == pattern(n, rank + k), "rank {rank} message {k}");
+            }
+            let mut buf = vec![0u8; 300_000];
+            r0.recv(rank, 999, &mut buf).expect("large recv");
+            assert!(buf == pattern(300_000, rank));
+        }
+        for s in senders {
+            s.join().expect("sender");
+        }
     }
 
     #[test]
