@@ -833,6 +833,45 @@ mod tests {
         }
     }
 
+    /// Waits long enough to sleep on the futex end by a wake, not by the
+    /// [`SLEEP`] timeout: for data, for ring space and for a rendezvous.
+    #[test]
+    fn sleepers_are_woken_promptly() {
+        let (mut a, mut b) = pair();
+        let pause = Duration::from_millis(30);
+        let prompt = pause + SLEEP / 2;
+        let big = 3 * RING;
+        let t = thread::spawn(move || {
+            let started = Instant::now();
+            b.recv(0, 1, &mut [0u8; 1]).expect("small");
+            let waited = started.elapsed();
+            thread::sleep(pause);
+            let mut buf = vec![0u8; big];
+            b.recv(0, 2, &mut buf).expect("streamed");
+            thread::sleep(pause);
+            b.recv(0, 3, &mut buf).expect("rendezvous");
+            waited
+        });
+        thread::sleep(pause);
+        a.send(1, 1, b"x").expect("small");
+        a.cma_allowed = false;
+        let started = Instant::now();
+        a.send(1, 2, &pattern(big, 0)).expect("streamed");
+        let streamed = started.elapsed();
+        a.cma_allowed = true;
+        let started = Instant::now();
+        a.send(1, 3, &pattern(big, 0)).expect("rendezvous");
+        let rendezvous = started.elapsed();
+        let waited = t.join().expect("receiver");
+        for (what, took) in [
+            ("data", waited),
+            ("space", streamed),
+            ("rendezvous", rendezvous),
+        ] {
+            assert!(took < prompt, "waiting for {what} took {took:?}");
+        }
+    }
+
     #[test]
     fn eager_message_larger_than_the_ring_is_streamed() {
         let (mut a, b) = pair();
