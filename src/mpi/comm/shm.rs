@@ -41,6 +41,7 @@
 //!   refused (`EPERM`), it stores the sequence with a "refused" bit instead
 //!   and the sender falls back to a streamed `DATA` frame for that message
 //!   and all later ones to that peer.
+//!   A rank whose cross-memory attach is turned off refuses the same way.
 //!
 //! Cross-memory attach is probed per pair when the sender attaches (it reads
 //! the receiver's probe word, the segment's magic, with `process_vm_readv`).
@@ -66,8 +67,9 @@
 //! On a two-core AMD EPYC VM (best of ten batches, `tests::timing`, other
 //! builds running): 1-byte half round trip 0.2–0.5 µs between two CPUs and
 //! 2–3 µs for two ranks sharing one CPU (a spin of 32 polls; 200 polls cost
-//! the shared-CPU case 10 µs, 1000 about 30 µs, no spin at all costs the
-//! two-CPU case 3 µs). Pingpong bandwidth, ring against `process_vm_readv`:
+//! the shared-CPU case 10 µs, a budget adapting between 8 and 1000 polls
+//! about 30 µs, and no spin at all costs the two-CPU case 3 µs).
+//! Pingpong bandwidth, ring against `process_vm_readv`:
 //! between two CPUs the ring wins up to 16 KiB (3.4 against 2.6 GB/s), ties
 //! from 64 to 256 KiB and loses at 1 MiB (1.2 against 3.8 GB/s); on one
 //! shared CPU the single copy wins from 64 KiB. Hence
