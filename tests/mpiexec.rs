@@ -255,3 +255,38 @@ fn mpiexec_in_a_job_on_four_virtual_nodes() {
         assert!(cpus.parse::<u32>().is_ok(), "one CPU per rank: {l}");
     }
 }
+
+#[test]
+fn priority_classes_set_the_ranks_nice_value() {
+    // MS-MPI's 0=idle … 4=high, per section.
+    for (p, nice) in [("0", "19"), ("1", "10"), ("2", "0"), ("3", "-5"), ("4", "-10")] {
+        let (out, stdout, _) = run(&["-priority", p, "-n", "1", "nice"]);
+        assert!(out.status.success(), "{out:?}");
+        if hpcpack::node::sys::uid() == 0 {
+            assert_eq!(stdout.trim(), nice, "-priority {p}");
+        }
+    }
+    let (out, stdout, _) = run(&["-n", "1", "-priority", "1", "nice", ":", "-n", "1", "nice"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut got: Vec<&str> = stdout.split_whitespace().collect();
+    got.sort();
+    assert_eq!(got, ["0", "10"], "{stdout}");
+}
+
+#[test]
+fn priority_above_normal_without_permission_says_so() {
+    if hpcpack::node::sys::uid() != 0 {
+        return; // needs root to become an unprivileged user
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_mpiexec"))
+        .args(["-priority", "4", "-n", "1", "nice"])
+        .current_dir("/")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("-priority 4 needs permission to raise priority"), "{stderr}");
+}

@@ -435,10 +435,10 @@ fn run_rank(conn: TcpStream, req: RankRequest) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cpu = req.cpu;
+    let (cpu, nice) = (req.cpu, req.nice);
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe system calls (setsid, prctl, sigprocmask,
-    // signal, sched_setaffinity).
+    // signal, sched_setaffinity, setpriority).
     unsafe {
         cmd.pre_exec(move || {
             sys::setsid()?;
@@ -446,6 +446,9 @@ fn run_rank(conn: TcpStream, req: RankRequest) {
             sys::reset_signals()?;
             if let Some(cpu) = cpu {
                 sys::set_affinity(&[cpu])?;
+            }
+            if let Some(n) = nice {
+                sys::set_nice(n)?;
             }
             Ok(())
         });
@@ -577,6 +580,7 @@ mod tests {
             work_dir: "/".into(),
             env: vec![],
             cpu: None,
+            nice: None,
             pmi_port: "127.0.0.1:1".into(),
             pmi_id: 0,
         }

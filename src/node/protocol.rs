@@ -81,6 +81,10 @@ pub struct RankRequest {
     pub env: Vec<(String, String)>,
     /// Host logical CPU the rank is bound to.
     pub cpu: Option<u32>,
+    /// The nice value to start it with (mpiexec's `-priority`); `None`:
+    /// the service's own.
+    #[serde(default)]
+    pub nice: Option<i32>,
     /// `PMI_PORT`: `<host>:<port>` of mpiexec's PMI server.
     pub pmi_port: String,
     /// `PMI_ID`: the id the rank sends in its PMI handshake.
@@ -249,6 +253,7 @@ mod tests {
             work_dir: "/tmp".into(),
             env: vec![("A".into(), "1=2".into())],
             cpu: Some(5),
+            nice: Some(10),
             pmi_port: "127.0.0.1:4000".into(),
             pmi_id: 3,
         }

@@ -54,6 +54,34 @@ pub fn die_with_parent() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(|_| ())
 }
 
+/// Sets the calling process's nice value (async-signal-safe, for use
+/// between fork and exec).
+pub fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority on the calling process takes plain integers.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) }).map(|_| ())
+}
+
+/// Whether this process may give a child the nice value `nice`: lowering
+/// priority always works; raising it needs root (CAP_SYS_NICE) or an
+/// `RLIMIT_NICE` that allows it.
+pub fn may_set_nice(nice: i32) -> bool {
+    if nice >= 0 {
+        return true;
+    }
+    // SAFETY: geteuid has no arguments; getrlimit fills the struct we own.
+    unsafe {
+        if libc::geteuid() == 0 {
+            return true;
+        }
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NICE, &mut lim) != 0 {
+            return false;
+        }
+        // RLIMIT_NICE n allows nice values down to 20 - n.
+        lim.rlim_cur == libc::RLIM_INFINITY || 20 - (lim.rlim_cur as i64) <= i64::from(nice)
+    }
+}
+
 /// Makes `fd` available as descriptor `target` across exec (between fork
 /// and exec: async-signal-safe, no allocation).
 pub fn inherit_fd_as(fd: RawFd, target: RawFd) -> io::Result<()> {

@@ -261,9 +261,10 @@ pub(super) fn status_code(status: ExitStatus) -> i32 {
 
 /// In the child, between fork and exec: keep the PMI descriptor across
 /// exec, start a session of its own (so the whole rank can be killed as a
-/// group and the terminal's Ctrl-C reaches only mpiexec), bind to `cpu`.
-/// Only async-signal-safe system calls, no allocation.
-fn child_setup(pmi_fd: RawFd, cpu: Option<u32>) -> io::Result<()> {
+/// group and the terminal's Ctrl-C reaches only mpiexec), bind to `cpu`,
+/// take the nice value of `-priority`. Only async-signal-safe system calls,
+/// no allocation.
+fn child_setup(pmi_fd: RawFd, cpu: Option<u32>, nice: Option<i32>) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor this process owns (the child's copy of
     // the socket pair end); clearing FD_CLOEXEC touches no memory.
     if unsafe { libc::fcntl(pmi_fd, libc::F_SETFD, 0) } < 0 {
@@ -272,6 +273,9 @@ fn child_setup(pmi_fd: RawFd, cpu: Option<u32>) -> io::Result<()> {
     sys::setsid()?;
     if let Some(cpu) = cpu {
         sys::set_affinity(&[cpu])?;
+    }
+    if let Some(n) = nice {
+        sys::set_nice(n)?;
     }
     Ok(())
 }
@@ -310,11 +314,11 @@ pub(super) fn start_local(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cpu = launch.cpu;
+    let (cpu, nice) = (launch.cpu, launch.nice);
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe system calls (see `child_setup`).
     unsafe {
-        cmd.pre_exec(move || child_setup(fd, cpu));
+        cmd.pre_exec(move || child_setup(fd, cpu, nice));
     }
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
         exe: launch.exe.clone(),
@@ -393,6 +397,7 @@ pub(super) fn start_service(
         work_dir: launch.dir.display().to_string(),
         env,
         cpu: launch.cpu,
+        nice: launch.nice,
         pmi_port: job.pmi_port.clone(),
         pmi_id: rank,
     };

@@ -217,9 +217,24 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The logical CPU the rank is bound to, with `-affinity`.
     pub cpu: Option<u32>,
+    /// The nice value of its section's `-priority` ([`priority_nice`]).
+    pub nice: Option<i32>,
     /// The launch service that starts it (`host:port`); `None`: mpiexec
     /// starts it on this host.
     pub service: Option<String>,
+}
+
+/// The Linux nice value of MS-MPI's `-priority` class: 0 idle (19), 1 below
+/// normal (10), 2 normal (unchanged: mpiexec's own), 3 above normal (-5),
+/// 4 high (-10).
+pub fn priority_nice(priority: u8) -> Option<i32> {
+    match priority {
+        0 => Some(19),
+        1 => Some(10),
+        3 => Some(-5),
+        4 => Some(-10),
+        _ => None,
+    }
 }
 
 /// Resolves a placed plan into one [`Launch`] per rank, in rank order, for
@@ -284,6 +299,7 @@ pub fn prepare(
                     dir: dir.clone(),
                     env,
                     cpu: None,
+                    nice: section.priority.and_then(priority_nice),
                     service: service.clone(),
                 });
             }
@@ -541,7 +557,18 @@ pub fn exit_codes_report(launches: &[Launch], codes: &[Option<i32>]) -> String {
 /// Runs a plan on this host; returns mpiexec's exit code.
 pub fn run(plan: &Plan, local: &Local, ccp_nodes: Option<&str>) -> Result<i32, RunOrParseError> {
     let placement = place(plan, ccp_nodes, &local.host, local.cpus.len() as u32)?;
-    let launches = prepare(plan, &placement, local)?;
+    let mut launches = prepare(plan, &placement, local)?;
+    // Raising priority needs a privilege a user may lack; the ranks then run
+    // at normal priority, and mpiexec says so once.
+    for p in plan.sections.iter().filter_map(|s| s.priority).collect::<std::collections::BTreeSet<_>>() {
+        if priority_nice(p).is_some_and(|n| !sys::may_set_nice(n)) {
+            eprintln!(
+                "mpiexec: -priority {p} needs permission to raise priority (root or RLIMIT_NICE); the ranks run at normal priority"
+            );
+            let n = priority_nice(p);
+            launches.iter_mut().filter(|l| l.nice == n).for_each(|l| l.nice = None);
+        }
+    }
     Ok(supervise(plan, launches, local)?)
 }
 
