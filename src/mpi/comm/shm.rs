@@ -54,27 +54,39 @@
 //! # Waiting
 //!
 //! Ranks are often oversubscribed (two ranks on one CPU), so waiting is
-//! spin → yield → sleep: [`SPIN`] polls with `spin_loop`, then
-//! `sched_yield` for up to [`YIELD_FOR`] (which lets a rank sharing the CPU
+//! spin → yield → sleep: 32 polls with `spin_loop`, then
+//! `sched_yield` for up to 2 ms (which lets a rank sharing the CPU
 //! run and answer), then a futex wait on the ring's sequence word with a
 //! "sleeping" flag, so the other side pays a `futex_wake` only when someone
-//! sleeps. Sleeps time out every [`SLEEP`] to check that the peer still
+//! sleeps. Sleeps time out every 100 ms to check that the peer still
 //! exists (`kill(pid, 0)`), which turns a dead peer into
 //! [`CommError::PeerGone`] rather than a hang.
 //!
 //! # Measurements
 //!
-//! On a two-core AMD EPYC VM (best of ten batches, `tests::timing`, other
-//! builds running): 1-byte half round trip 0.2–0.5 µs between two CPUs and
-//! 2–3 µs for two ranks sharing one CPU (a spin of 32 polls; 200 polls cost
-//! the shared-CPU case 10 µs, a budget adapting between 8 and 1000 polls
-//! about 30 µs, and no spin at all costs the two-CPU case 3 µs).
-//! Pingpong bandwidth, ring against `process_vm_readv`:
-//! between two CPUs the ring wins up to 16 KiB (3.4 against 2.6 GB/s), ties
-//! from 64 to 256 KiB and loses at 1 MiB (1.2 against 3.8 GB/s); on one
-//! shared CPU the single copy wins from 64 KiB. Hence
+//! `tests::timing` on a two-vCPU AMD EPYC VM, best of ten batches (other
+//! builds were running, so single runs vary up to 2×):
+//!
+//! | 1-byte half round trip | two CPUs | one shared CPU |
+//! |------------------------|----------|----------------|
+//! | spin 32 polls (chosen) | 0.2 µs   | 2.9 µs         |
+//! | spin 200 polls         | 0.8 µs   | 10 µs          |
+//! | no spin (yield at once)| 3 µs     | 3.3 µs         |
+//!
+//! (A budget adapting between 8 and 1000 polls cost the shared CPU 30 µs.)
+//!
+//! | pingpong, GB/s | two CPUs: ring / cma | one CPU: ring / cma |
+//! |----------------|----------------------|---------------------|
+//! | 16 KiB         | 10.7 / 4.5           | 4.5 / 2.8           |
+//! | 64 KiB         | 12.7 / 7.2           | 5.8 / 6.6           |
+//! | 256 KiB        | 12.6 / 8.9           | 6.5 / 9.4           |
+//! | 1 MiB          | 12.4 / 10.7          | 7.3 / 10.4          |
+//! | 4 MB           | 12.4 / 10.7          | 7.1 / 10.5          |
+//!
+//! Two vCPUs of this VM share caches, which flatters the ring's two copies;
+//! on one CPU (oversubscribed ranks) the single copy wins from 64 KiB,
+//! and it leaves the sender's CPU and the ring free. Hence
 //! [`DEFAULT_EAGER_LIMIT`] of 64 KiB (overridden by `MSMPI_SHM_EAGER_LIMIT`).
-//! 4 MB messages: 5.7 GB/s by rendezvous, 3.2 GB/s streamed through the ring.
 
 use std::fs::File;
 use std::io;
