@@ -37,8 +37,8 @@
 //!   is the sender's pid, buffer address and a sequence number; the receiver
 //!   copies straight from the sender's memory into the user buffer with
 //!   `process_vm_readv` (one copy, no ring traffic) and stores the sequence
-//!   number in `done`, which releases the blocked sender. If the read is
-//!   refused (`EPERM`), it stores the sequence with a "refused" bit instead
+//!   number in `done`, which releases the blocked sender. If the read
+//!   fails (`EPERM`, say), it stores the sequence with a "refused" bit instead
 //!   and the sender falls back to a streamed `DATA` frame for that message
 //!   and all later ones to that peer.
 //!   A rank whose cross-memory attach is turned off refuses the same way.
@@ -635,26 +635,17 @@ impl ShmTransport {
                         Err(e) => break Err(e),
                     }
                 };
-                let refused = match &result {
-                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => true,
-                    Err(_) if !sys::alive(pid) => {
-                        return Err(CommError::PeerGone { rank: src, pid });
-                    }
-                    Err(_) => false,
-                    Ok(()) => false,
-                };
+                // Any failure but the sender's death (EPERM above all, also
+                // a partial read) is answered "refused": the sender then
+                // streams the message, so it is delivered all the same.
+                if result.is_err() && !sys::alive(pid) {
+                    return Err(CommError::PeerGone { rank: src, pid });
+                }
+                let refused = result.is_err();
                 ring.done()
                     .store(seq << 1 | u64::from(refused), Ordering::Release);
                 notify(ring.space_seq(), ring.space_sleeping());
-                match result {
-                    Ok(()) => Ok(true),
-                    Err(_) if refused => Ok(false),
-                    Err(source) => Err(CommError::Shm {
-                        rank: src,
-                        what: format!("reading {} bytes from pid {pid}", buf.len()),
-                        source,
-                    }),
-                }
+                Ok(!refused)
             }
             other => Err(CommError::Shm {
                 rank: src,
