@@ -129,6 +129,11 @@ pub const HPCPACK_JOB_CREDENTIAL: &str = "HPCPACK_JOB_CREDENTIAL";
 /// starts itself, on this host.
 pub const HPCPACK_LAUNCH: &str = "HPCPACK_LAUNCH";
 
+/// Extension, set by mpiexec in each rank when its own standard output is a
+/// terminal and `-lines` is off (it then copies rank output unchanged):
+/// `1`. `mpipingpong -op` draws a progress bar instead of plain lines.
+pub const HPCPACK_TTY: &str = "HPCPACK_TTY";
+
 /// Extension, set by mpiexec in each rank: the node it placed the rank on
 /// (a virtual node's name on the embedded cluster).
 pub const HPCPACK_NODE_NAME: &str = "HPCPACK_NODE_NAME";

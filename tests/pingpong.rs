@@ -445,3 +445,25 @@ fn a_hung_rank_is_ended_by_timeout_issue_3() {
         "the stopped rank was not killed"
     );
 }
+
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe() {
+    // `script` gives mpiexec a terminal; mpiexec tells rank 0 (HPCPACK_TTY).
+    let line = format!("{MPIEXEC} -n 3 {PINGPONG} -m -p 1:200 -op");
+    let out = Command::new("script")
+        .args(["-qc", &line, "/dev/null"])
+        .env_remove("CCP_NODES")
+        .env_remove("HPCPACK_LOCAL_NODES")
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains('█') && text.contains("\x1b[2K"), "{text}");
+    assert!(text.contains("pair 3 of 3 done"), "{text}");
+    assert!(text.contains("Summary: min "), "{text}");
+
+    let (out, stdout, _) = mpiexec(&["-n", "3", PINGPONG, "-m", "-p", "1:200", "-op"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    assert_eq!(stdout.matches(" done, ").count(), 3, "{stdout}");
+}

@@ -13,6 +13,7 @@ mod help;
 pub mod json;
 pub mod options;
 pub mod pairing;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -28,6 +28,7 @@ use thiserror::Error;
 
 use super::options::{self, Command, Console, Metric, Mode, Options, PacketTest};
 use super::pairing::{self, PairingError, Round};
+use super::progress::Progress;
 use super::report::{self, RunReport};
 use super::stats::{self, Measurement, PairValue, StatsError};
 use super::thresholds::{self, ThresholdsFailed};
@@ -235,6 +236,8 @@ pub fn run(
         participants: participants(&nodes),
         outcomes: Vec::new(),
     };
+    let progress = (me == 0 && opts.console == Console::Progress)
+        .then(|| Progress::new(total * opts.tests.len()));
     for test in &opts.tests {
         let mut buf = vec![0u8; test.size as usize];
         let mut measurements = Vec::with_capacity(total);
@@ -263,7 +266,7 @@ pub fn run(
                     Duration::from_nanos(u64::from_le_bytes(b))
                 };
                 measurements.push(Measurement { pair: *p, elapsed });
-                if opts.console == Console::Progress {
+                if let Some(progress) = &progress {
                     let line = report::progress_line(
                         &report,
                         test,
@@ -274,8 +277,7 @@ pub fn run(
                             value: value_of(test, elapsed),
                         },
                     );
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
+                    progress.pair_done(out, &line);
                 }
             }
         }
@@ -287,8 +289,8 @@ pub fn run(
         return Ok(());
     }
     if opts.console != Console::Quiet {
-        if opts.console == Console::Progress {
-            let _ = writeln!(out);
+        if let Some(progress) = &progress {
+            progress.finish(out);
         }
         let _ = write!(out, "{}", report::console(&report));
         let _ = out.flush();

@@ -569,6 +569,12 @@ pub fn run(plan: &Plan, local: &Local, ccp_nodes: Option<&str>) -> Result<i32, R
             launches.iter_mut().filter(|l| l.nice == n).for_each(|l| l.nice = None);
         }
     }
+    // Rank output reaches our terminal unchanged: tell the ranks.
+    if !plan.global.lines && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        for l in &mut launches {
+            l.env.push((crate::env::HPCPACK_TTY.to_string(), "1".to_string()));
+        }
+    }
     Ok(supervise(plan, launches, local)?)
 }
 
