@@ -347,6 +347,22 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_that_cannot_connect_names_the_channel_and_addresses() {
+        let (a, ea) = TcpTransport::listen(0, 2, None).unwrap();
+        // Rank 1's port is closed: bind one, note it, close it.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let peers = vec![(Some(ea), true), (Some(closed.to_string()), true)];
+        let mut a = a.with_peers(&peers);
+        let err = a.send(1, 1, b"x").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("comm: connecting to rank 1 over sockets (TCP) at {closed}: ")),
+            "{err}"
+        );
+        assert!(err.contains("refused"), "{err}");
+        assert!(!a.is_connected(1));
+    }
+
+    #[test]
     fn two_ranks_exchange_small_and_large_messages() {
         let (a, ea) = TcpTransport::listen(0, 2, None).unwrap();
         let (b, eb) = TcpTransport::listen(1, 2, None).unwrap();
