@@ -290,3 +290,32 @@ fn priority_above_normal_without_permission_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("-priority 4 needs permission to raise priority"), "{stderr}");
 }
+
+#[test]
+fn debug_output_goes_to_stderr_or_the_log_file() {
+    let (out, stdout, _) = run(&["-d", "-n", "2", "-affinity", "hostname"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[mpiexec] starting rank 0 on ") && stderr.contains("(by mpiexec), bound to CPU"), "{stderr}");
+    assert!(stderr.contains("[mpiexec] rank 1 exited with code 0"), "{stderr}");
+
+    // Level 1 is errors only; -logfile takes them off stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mpiexec.log");
+    let log_s = log.to_str().unwrap();
+    let (out, _, _) = run(&["-d", "1", "-logfile", log_s, "-n", "1", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("[mpiexec]"), "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "[mpiexec] error: job aborted: rank 0 exited with code 3 before finalizing\n");
+
+    // No -d: no debug output.
+    let (out, _, _) = run(&["-n", "1", "hostname"]);
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    let (out, _, _) = run(&["-logfile", "/nonexistent/dir/log", "-n", "1", "hostname"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("Error: cannot open the -logfile '/nonexistent/dir/log': "), "{stderr}");
+}

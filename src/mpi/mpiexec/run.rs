@@ -94,6 +94,8 @@ pub enum RunError {
         host: String,
         source: io::Error,
     },
+    #[error("Error: cannot open the -logfile '{path}': {source}.")]
+    LogFile { path: String, source: io::Error },
     #[error("Error: {what}: {source}.")]
     Io {
         what: &'static str,
@@ -451,6 +453,19 @@ impl Cause {
         }
     }
 
+    /// One line for the debug log.
+    fn summary(&self) -> String {
+        match self {
+            Cause::Exited { rank, code, .. } => {
+                format!("rank {rank} exited with code {code} before finalizing")
+            }
+            Cause::Aborted { rank, code } => format!("rank {rank} aborted with code {code}"),
+            Cause::Fatal { rank, line } => format!("rank {rank} sent an unexpected PMI request: {line}"),
+            Cause::User => "mpiexec was interrupted".to_string(),
+            Cause::Timeout(s) => format!("the job ran past -timeout {s}"),
+        }
+    }
+
     fn rank(&self) -> Option<u32> {
         match self {
             Cause::Exited { rank, .. }
@@ -578,6 +593,76 @@ pub fn run(plan: &Plan, local: &Local, ccp_nodes: Option<&str>) -> Result<i32, R
     Ok(supervise(plan, launches, local)?)
 }
 
+/// `-d`/`-debug` output: level 1 errors, 2 debug (the default of a bare
+/// `-d`), 3 both; to stderr, or to the `-logfile` file.
+pub struct DebugLog {
+    level: u8,
+    file: Option<Mutex<std::fs::File>>,
+}
+
+impl DebugLog {
+    /// Opens the log of `plan` (creating or truncating `-logfile`).
+    pub fn open(plan: &Plan) -> Result<DebugLog, RunError> {
+        let level = plan.global.debug.unwrap_or(0);
+        let file = match &plan.global.log_file {
+            Some(path) => Some(Mutex::new(std::fs::File::create(path).map_err(|source| {
+                RunError::LogFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
+        Ok(DebugLog { level, file })
+    }
+
+    fn write(&self, line: &str) {
+        match &self.file {
+            Some(f) => {
+                let _ = writeln!(f.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// A debug line (levels 2 and 3).
+    pub fn debug(&self, line: impl FnOnce() -> String) {
+        if self.level & 2 != 0 {
+            self.write(&format!("[mpiexec] {}", line()));
+        }
+    }
+
+    /// An error line (levels 1 and 3).
+    pub fn error(&self, line: impl FnOnce() -> String) {
+        if self.level & 1 != 0 {
+            self.write(&format!("[mpiexec] error: {}", line()));
+        }
+    }
+}
+
+/// How a rank is started, for the debug log.
+fn describe_launch(l: &Launch) -> String {
+    let mut s = format!("starting rank {} on {}: {}", l.rank, l.host, l.program.display());
+    for a in &l.args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    match &l.service {
+        Some(addr) => {
+            let _ = write!(s, " (through the launch service at {addr})");
+        }
+        None => s.push_str(" (by mpiexec)"),
+    }
+    if let Some(c) = l.cpu {
+        let _ = write!(s, ", bound to CPU {c}");
+    }
+    if let Some(n) = l.nice {
+        let _ = write!(s, ", nice {n}");
+    }
+    let _ = write!(s, ", in {}", l.dir.display());
+    s
+}
+
 /// A failure before or while starting the job.
 #[derive(Debug, Error)]
 pub enum RunOrParseError {
@@ -595,6 +680,7 @@ fn kill_all(ranks: &[Started]) {
 
 fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, RunError> {
     let size = launches.len() as u32;
+    let log = DebugLog::open(plan)?;
     let (tx, rx) = mpsc::channel::<Report>();
 
     // Signals first, so every thread started later has them blocked and
@@ -651,6 +737,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, R
     let mut started: Vec<Started> = Vec::with_capacity(launches.len());
     let mut outputs: Vec<JoinHandle<()>> = Vec::new();
     for launch in &launches {
+        log.debug(|| describe_launch(launch));
         let result = match (&launch.service, &service_job) {
             (Some(addr), Some(job)) => {
                 ranks::start_service(launch, addr, job, lines, &tx, &mut outputs)
@@ -660,6 +747,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, R
         match result {
             Ok(s) => started.push(s),
             Err(e) => {
+                log.error(|| e.to_string());
                 kill_all(&started);
                 return Err(e);
             }
@@ -702,6 +790,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, R
         };
         match report {
             Report::Exited { rank, code } => {
+                log.debug(|| format!("rank {rank} exited with code {code}"));
                 started[rank as usize].exited = Some(code);
                 if code != 0 && first_nonzero.is_none() {
                     first_nonzero = Some(code);
@@ -740,6 +829,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>, local: &Local) -> Result<i32, R
     }
     let mut out = io::stdout().lock();
     if let Some(c) = &cause {
+        log.error(|| format!("job aborted: {}", c.summary()));
         let _ = out.write_all(abort_report(c, &launches).as_bytes());
     }
     if plan.global.exit_codes {
