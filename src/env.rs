@@ -112,6 +112,11 @@ pub const MPI_LOCALRANKID: &str = "MPI_LOCALRANKID";
 /// shared memory switches from copies through the ring to a single
 /// cross-process copy (rendezvous); default `shm::DEFAULT_EAGER_LIMIT`.
 pub const MSMPI_SHM_EAGER_LIMIT: &str = "MSMPI_SHM_EAGER_LIMIT";
+/// `<device>[:<port>]`: the RDMA device (and port) the verbs transport uses,
+/// such as `mlx5_0:1` or `rxe0`; without it, the device whose network
+/// interface has an address in `MPICH_NETMASK`, else the first active port
+/// (extension).
+pub const HPCPACK_VERBS_DEVICE: &str = "HPCPACK_VERBS_DEVICE";
 
 /// Extension, set in each task: the task's nodes that run on this host, with
 /// their host CPUs, as `<node>=<cpu>,<cpu> <node>=<cpu>…` (the virtual nodes

@@ -10,7 +10,8 @@
 //! the job's key-value space (`card-<rank>`, a [`select::Card`]) and waits
 //! at a PMI barrier. Then each pair's channel is fixed by
 //! [`select::choose`]: [`ShmTransport`] between ranks of one host,
-//! [`TcpTransport`] otherwise (the verbs transport takes its slot later). A
+//! [`VerbsTransport`] (RDMA, MS-MPI's Network Direct) when both ranks have
+//! a usable device, [`TcpTransport`] otherwise. A
 //! pair with no channel fails on first use with a message naming each
 //! channel and why it was out; nothing falls back silently.
 //!
@@ -23,6 +24,7 @@ pub mod select;
 pub mod shm;
 mod sys;
 pub mod tcp;
+pub mod verbs;
 
 use std::io::{self, Write};
 
@@ -35,6 +37,7 @@ pub use select::Channel;
 use select::{Card, NoPath, Row, Settings};
 pub use shm::ShmTransport;
 pub use tcp::TcpTransport;
+pub use verbs::VerbsTransport;
 
 /// Why a communicator call failed; messages name the peer rank and address.
 #[derive(Debug, Error)]
@@ -104,6 +107,13 @@ pub enum CommError {
     NoPath(#[from] select::NoPath),
     #[error("comm: rank {rank} published an unreadable card {value:?} in the pmi key-value space")]
     BadCard { rank: usize, value: String },
+    #[error("comm: {what} rank {rank} over network direct (RDMA verbs) at {addr}: {source}")]
+    Verbs {
+        rank: usize,
+        addr: String,
+        what: String,
+        source: io::Error,
+    },
     #[error("comm: rank {rank} (pid {pid}) exited while this rank was waiting for it")]
     PeerGone { rank: usize, pid: u32 },
 }
@@ -134,6 +144,7 @@ pub struct Comm {
     routes: Vec<Result<Channel, NoPath>>,
     shm: Option<ShmTransport>,
     tcp: Option<TcpTransport>,
+    nd: Option<VerbsTransport>,
     /// Ranks a message went to or came from: their channel is open in both
     /// directions as far as the connectivity table is concerned, even when
     /// the transport opens a direction lazily (shared memory maps a peer's
@@ -150,9 +161,6 @@ impl std::fmt::Debug for Comm {
             .finish_non_exhaustive()
     }
 }
-
-/// Why this build offers no Network Direct endpoint.
-const ND_MISSING: &str = "no RDMA verbs transport in this build";
 
 impl Comm {
     /// Joins the job started by the launcher (see the module doc).
@@ -176,13 +184,24 @@ impl Comm {
             }
             false => (None, None),
         };
+        let (nd, nd_ep, nd_missing) = match settings.nd {
+            true => match VerbsTransport::open(rank, size, settings.netmask.as_ref()) {
+                Ok((t, ep)) => (Some(t), Some(ep), String::new()),
+                Err(why) => (None, None, why),
+            },
+            false => (
+                None,
+                None,
+                format!("disabled by {}=1", env::MSMPI_DISABLE_ND),
+            ),
+        };
         let card = Card {
             node: own_node_name(),
             host: this_host(),
             shm: shm_ep,
             sock: sock_ep,
-            nd: None,
-            nd_missing: ND_MISSING.to_string(),
+            nd: nd_ep,
+            nd_missing,
         };
         pmi.put(&format!("card-{rank}"), &card.encode())?;
         pmi.barrier()?;
@@ -216,6 +235,16 @@ impl Comm {
                 .collect();
             t.with_peers(&peers)
         });
+        let nd = match nd {
+            Some(t) => Some(
+                t.with_peers(
+                    (0..size)
+                        .map(|p| on(Channel::Nd, p).then(|| cards[p].nd.clone()).flatten())
+                        .collect(),
+                )?,
+            ),
+            None => None,
+        };
         let mut comm = Comm {
             pmi,
             rank,
@@ -225,6 +254,7 @@ impl Comm {
             routes,
             shm,
             tcp,
+            nd,
             used: vec![false; size],
         };
         comm.preconnect()?;
@@ -280,7 +310,8 @@ impl Comm {
         let t: Option<&mut dyn Transport> = match &self.routes[peer] {
             Ok(Channel::Shm) => self.shm.as_mut().map(|t| t as &mut dyn Transport),
             Ok(Channel::Sock) => self.tcp.as_mut().map(|t| t as &mut dyn Transport),
-            Ok(Channel::Nd) | Err(_) => None,
+            Ok(Channel::Nd) => self.nd.as_mut().map(|t| t as &mut dyn Transport),
+            Err(_) => None,
         };
         match (t, &self.routes[peer]) {
             (Some(t), _) => Ok(t),
@@ -316,6 +347,7 @@ impl Comm {
                     _ if p == self.rank => None,
                     Ok(Channel::Shm) => self.shm.as_ref().map(|t| t.is_connected(p)),
                     Ok(Channel::Sock) => self.tcp.as_ref().map(|t| t.is_connected(p)),
+                    Ok(Channel::Nd) => self.nd.as_ref().map(|t| t.is_connected(p)),
                     _ => None,
                 };
                 match (open.map(|o| o || self.used[p]), &self.routes[p]) {
@@ -353,13 +385,35 @@ impl Comm {
                     indicators,
                 });
             }
+            let mut text = select::render_table(&rows);
+            text.push_str(&self.nd_notes());
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(select::render_table(&rows).as_bytes());
+            let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
         }
         drop(self.shm.take());
         drop(self.tcp.take());
+        drop(self.nd.take());
         Ok(self.pmi.finalize()?)
+    }
+
+    /// Under the connectivity table, why ranks that wanted Network Direct
+    /// went without it (so a fallback to sockets is never silent).
+    fn nd_notes(&self) -> String {
+        if !self.settings.nd {
+            return String::new();
+        }
+        let lines: Vec<String> = self
+            .cards
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.nd.is_none() && !c.nd_missing.starts_with("disabled by"))
+            .map(|(r, c)| format!("  rank {r} ({}): {}\n", c.node, c.nd_missing))
+            .collect();
+        match lines.is_empty() {
+            true => String::new(),
+            false => format!("Network Direct unavailable:\n{}\n", lines.concat()),
+        }
     }
 
     /// Asks the launcher to end the whole job with `code`; the caller exits

@@ -247,7 +247,13 @@ impl Card {
     /// One PMI value (no spaces, no `=`).
     pub fn encode(&self) -> String {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| NONE.to_string());
-        let nd_missing = self.nd_missing.replace([' ', '='], "_");
+        // Percent-escaped: a reason names variables (with `_` and `=`).
+        let nd_missing = self
+            .nd_missing
+            .replace('%', "%25")
+            .replace(' ', "%20")
+            .replace('=', "%3D")
+            .replace(SEP, "%7C");
         [
             self.node.clone(),
             self.host.clone(),
@@ -271,7 +277,11 @@ impl Card {
             shm: opt(f[2]),
             sock: opt(f[3]),
             nd: opt(f[4]),
-            nd_missing: f[5].replace('_', " "),
+            nd_missing: f[5]
+                .replace("%20", " ")
+                .replace("%3D", "=")
+                .replace("%7C", "|")
+                .replace("%25", "%"),
         })
     }
 }
@@ -582,6 +592,12 @@ mod tests {
         assert_eq!(back, c);
         assert!(!c.encode().contains(' '));
         assert_eq!(Card::decode("a|b"), None);
+        // A reason naming variables survives as written.
+        let mut c = c;
+        c.nd_missing = "disabled by MSMPI_DISABLE_ND=1 | 100% sure".to_string();
+        let e = c.encode();
+        assert!(!e.contains([' ', '=']) && e.matches('|').count() == 5, "{e}");
+        assert_eq!(Card::decode(&e).unwrap(), c);
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! The RDMA verbs transport (MS-MPI's "Network Direct" channel), behind the
+//! cargo feature `verbs`; without it [`VerbsTransport::open`] answers
+//! "built without verbs".
+//!
+//! # Setup
+//!
+//! [`VerbsTransport::open`] lists the devices (libibverbs is loaded at run
+//! time by `rdma-mummy-sys`, so a machine without it, or whose kernel has
+//! no RDMA, only loses this channel, and the card says why), picks an
+//! active port ([`endpoint::pick`]: `HPCPACK_VERBS_DEVICE`, else the port
+//! carrying the IPv4-mapped RoCE v2 GID of an address in `MPICH_NETMASK`,
+//! else of any address of this rank's network namespace, else the first
+//! active port), and creates one reliable-connected queue pair per peer
+//! with its receive buffers posted. The endpoint it returns carries every
+//! queue pair number ([`endpoint::Endpoint`]), so once the cards are
+//! exchanged through PMI, [`VerbsTransport::with_peers`] brings every
+//! pair to ready-to-send at once. Connecting eagerly is deliberate: a
+//! reliable-connected peer drops packets until its queue pair is up, and
+//! with every pair up at init `MSMPI_PRECONNECT` has nothing left to do.
+//! The endpoint holds one number per rank, so a card fits PMI's 1024-byte
+//! values up to [`MAX_RANKS`] ranks; larger jobs go without verbs (the
+//! card says so).
+//!
+//! # Data path
+//!
+//! See [`proto`]: eager sends into pre-posted buffers (inline when they
+//! fit the queue pair's inline size), credits returned in headers or by
+//! credit messages, rendezvous by RDMA READ straight from the sender's
+//! user buffer into the receiver's, both registered through a
+//! [`regcache::RegCache`].
+//!
+//! # Waiting
+//!
+//! Spin on the completion queue ([`SPIN`] polls), then yield for
+//! [`YIELD_FOR`] (ranks sharing a CPU), then arm the queue and sleep on its
+//! completion channel for at most [`SLEEP`], checking after each sleep that
+//! a peer on the same host still exists (a dead peer on another host shows
+//! as a failed send, or the launcher ends the job).
+
+pub mod endpoint;
+pub mod proto;
+pub mod regcache;
+#[cfg(feature = "verbs")]
+mod sys;
+#[cfg(feature = "verbs")]
+mod transport;
+
+use std::time::Duration;
+
+/// Largest job whose endpoint fits one PMI value.
+pub const MAX_RANKS: usize = 64;
+/// Completion-queue polls before yielding.
+pub const SPIN: u32 = 64;
+/// How long to yield before sleeping.
+pub const YIELD_FOR: Duration = Duration::from_millis(1);
+/// Longest sleep on the completion channel between liveness checks.
+pub const SLEEP: Duration = Duration::from_millis(100);
+
+#[cfg(feature = "verbs")]
+pub use transport::VerbsTransport;
+
+#[cfg(not(feature = "verbs"))]
+mod disabled {
+    use super::super::select::Netmask;
+    use super::super::{CommError, Transport};
+
+    /// The verbs transport of a build without the `verbs` feature.
+    pub struct VerbsTransport(());
+
+    impl VerbsTransport {
+        pub fn open(
+            _rank: usize,
+            _size: usize,
+            _netmask: Option<&Netmask>,
+        ) -> Result<(VerbsTransport, String), String> {
+            Err("built without verbs (cargo feature `verbs`)".to_string())
+        }
+
+        pub fn with_peers(self, _endpoints: Vec<Option<String>>) -> Result<VerbsTransport, CommError> {
+            Ok(self)
+        }
+    }
+
+    impl Transport for VerbsTransport {
+        fn send(&mut self, _: usize, _: u32, _: &[u8]) -> Result<(), CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
+        }
+        fn recv(&mut self, _: usize, _: u32, _: &mut [u8]) -> Result<(), CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
+        }
+        fn connect(&mut self, _: usize) -> Result<(), CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
+        }
+        fn is_connected(&self, _: usize) -> bool {
+            false
+        }
+    }
+}
+
+#[cfg(not(feature = "verbs"))]
+pub use disabled::VerbsTransport;

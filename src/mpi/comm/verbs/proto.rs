@@ -1,0 +1,310 @@
+//! The verbs transport's wire protocol and flow control, with no device:
+//! message headers, credits, and the rendezvous steps, so every rule is
+//! unit-tested on a machine without RDMA.
+//!
+//! Every message is one SEND into a pre-posted receive buffer of
+//! [`EAGER_BUF`] bytes, starting with a [`HEADER`]-byte header (kind: u8,
+//! unused: u8, returned credits: u16, tag: u32, length: u64, little-endian):
+//!
+//! - [`Kind::Eager`]: the payload follows (up to [`EAGER_MAX`] bytes).
+//! - [`Kind::Rts`] (rendezvous "ready to send", larger messages): the body
+//!   is the sender's buffer address (u64) and remote key (u32). The receiver
+//!   reads the bytes straight into the user's buffer with RDMA READs of at
+//!   most [`READ_CHUNK`] bytes ([`read_chunks`]), then answers
+//!   [`Kind::Fin`], which releases the blocked sender.
+//! - [`Kind::Credit`]: returns receive buffers when no other message
+//!   carries them back (see [`Credits`]).
+//!
+//! The receiver owns [`RECV_DEPTH`] buffers per peer; a sender holds one
+//! credit per buffer it may fill and gets them back in the header of any
+//! message coming the other way. Because a SEND never arrives without a
+//! posted buffer, the queue pair never sees receiver-not-ready.
+
+/// Bytes of the message header.
+pub const HEADER: usize = 16;
+/// Bytes of each pre-posted receive buffer (and send slot).
+pub const EAGER_BUF: usize = 8 * 1024;
+/// Largest payload sent eagerly; larger ones go by rendezvous.
+pub const EAGER_MAX: usize = EAGER_BUF - HEADER;
+/// Receive buffers per peer (the sender's initial credits).
+pub const RECV_DEPTH: u16 = 32;
+/// Largest single RDMA READ of a rendezvous.
+pub const READ_CHUNK: usize = 1 << 20;
+
+/// What a message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Eager = 1,
+    Rts = 2,
+    Fin = 3,
+    Credit = 4,
+}
+
+/// A decoded header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    /// Receive buffers of the sender of this message freed since its last
+    /// message: credits for the receiver of it.
+    pub credits: u16,
+    pub tag: u32,
+    /// Payload length (the full message length for [`Kind::Rts`]).
+    pub len: u64,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER] {
+        let mut b = [0u8; HEADER];
+        b[0] = self.kind as u8;
+        b[2..4].copy_from_slice(&self.credits.to_le_bytes());
+        b[4..8].copy_from_slice(&self.tag.to_le_bytes());
+        b[8..16].copy_from_slice(&self.len.to_le_bytes());
+        b
+    }
+
+    /// `None` for a short or unknown message (a protocol error).
+    pub fn decode(b: &[u8]) -> Option<Header> {
+        if b.len() < HEADER {
+            return None;
+        }
+        let kind = match b[0] {
+            1 => Kind::Eager,
+            2 => Kind::Rts,
+            3 => Kind::Fin,
+            4 => Kind::Credit,
+            _ => return None,
+        };
+        Some(Header {
+            kind,
+            credits: u16::from_le_bytes([b[2], b[3]]),
+            tag: u32::from_le_bytes(b[4..8].try_into().ok()?),
+            len: u64::from_le_bytes(b[8..16].try_into().ok()?),
+        })
+    }
+}
+
+/// The body of a [`Kind::Rts`]: where the sender's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rts {
+    pub addr: u64,
+    pub rkey: u32,
+}
+
+impl Rts {
+    pub const LEN: usize = 12;
+
+    pub fn encode(&self) -> [u8; Rts::LEN] {
+        let mut b = [0u8; Rts::LEN];
+        b[..8].copy_from_slice(&self.addr.to_le_bytes());
+        b[8..].copy_from_slice(&self.rkey.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Rts> {
+        Some(Rts {
+            addr: u64::from_le_bytes(b.get(..8)?.try_into().ok()?),
+            rkey: u32::from_le_bytes(b.get(8..12)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Whether a message of `len` bytes goes by rendezvous.
+pub fn rendezvous(len: usize) -> bool {
+    len > EAGER_MAX
+}
+
+/// The RDMA READs that fetch `len` bytes: `(offset, length)` pieces of at
+/// most [`READ_CHUNK`].
+pub fn read_chunks(len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..len)
+        .step_by(READ_CHUNK)
+        .map(move |off| (off, READ_CHUNK.min(len - off)))
+}
+
+/// One direction's flow control with one peer.
+///
+/// `avail` counts the peer's free receive buffers this rank may fill.
+/// Data messages leave the last credit unused, so a [`Kind::Credit`]
+/// message can always be sent; `owed` counts this rank's buffers that were
+/// consumed and re-posted but not yet reported to the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credits {
+    avail: u16,
+    owed: u16,
+}
+
+impl Default for Credits {
+    fn default() -> Self {
+        Credits::new()
+    }
+}
+
+impl Credits {
+    pub fn new() -> Credits {
+        Credits {
+            avail: RECV_DEPTH,
+            owed: 0,
+        }
+    }
+
+    /// Whether a data message (eager, rendezvous or fin) may be sent now.
+    pub fn can_send(&self) -> bool {
+        self.avail >= 2
+    }
+
+    /// Whether an explicit credit message may be sent now.
+    pub fn can_send_credit(&self) -> bool {
+        self.avail >= 1
+    }
+
+    /// Takes a credit for a message about to be posted, and the owed
+    /// credits it carries back.
+    pub fn take(&mut self) -> u16 {
+        debug_assert!(self.avail > 0, "a send without credit");
+        self.avail -= 1;
+        std::mem::take(&mut self.owed)
+    }
+
+    /// Credits the peer returned in a header.
+    pub fn grant(&mut self, n: u16) {
+        self.avail = self.avail.saturating_add(n).min(RECV_DEPTH);
+    }
+
+    /// One of this rank's buffers was consumed and re-posted. Returns true
+    /// when enough are owed that an explicit credit message should carry
+    /// them back (no data message may be coming soon to piggyback them).
+    pub fn consumed(&mut self) -> bool {
+        self.owed += 1;
+        self.owed >= RECV_DEPTH / 2
+    }
+
+    /// A re-posted buffer whose message was itself a credit or fin: owed,
+    /// but never worth a message of its own (which would answer credits
+    /// with credits forever).
+    pub fn consumed_quietly(&mut self) {
+        self.owed += 1;
+    }
+
+    pub fn avail(&self) -> u16 {
+        self.avail
+    }
+
+    pub fn owed(&self) -> u16 {
+        self.owed
+    }
+}
+
+/// How far the sender of a rendezvous is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendRndv {
+    /// No rendezvous in flight to this peer.
+    Idle,
+    /// The RTS went out; the sender's buffer stays registered and untouched
+    /// until the receiver's FIN.
+    AwaitFin,
+}
+
+impl SendRndv {
+    /// A FIN arrived: the in-flight rendezvous is done. A FIN with none in
+    /// flight is a protocol error (`Err`).
+    pub fn fin(&mut self) -> Result<(), &'static str> {
+        match self {
+            SendRndv::AwaitFin => {
+                *self = SendRndv::Idle;
+                Ok(())
+            }
+            SendRndv::Idle => Err("a rendezvous completion (fin) with no rendezvous in flight"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_reject_garbage() {
+        let h = Header {
+            kind: Kind::Rts,
+            credits: 7,
+            tag: 0xdead_beef,
+            len: 1 << 40,
+        };
+        assert_eq!(Header::decode(&h.encode()), Some(h));
+        assert_eq!(Header::decode(&[1u8; 15]), None);
+        let mut bad = h.encode();
+        bad[0] = 9;
+        assert_eq!(Header::decode(&bad), None);
+        let r = Rts {
+            addr: 0x7fff_0000_1234,
+            rkey: 42,
+        };
+        assert_eq!(Rts::decode(&r.encode()), Some(r));
+        assert_eq!(Rts::decode(&[0u8; 11]), None);
+    }
+
+    #[test]
+    fn eager_up_to_the_buffer_rendezvous_above() {
+        assert!(!rendezvous(0));
+        assert!(!rendezvous(EAGER_MAX));
+        assert!(rendezvous(EAGER_MAX + 1));
+    }
+
+    #[test]
+    fn reads_cover_the_message_in_chunks() {
+        assert_eq!(read_chunks(0).count(), 0);
+        assert_eq!(read_chunks(5).collect::<Vec<_>>(), vec![(0, 5)]);
+        let c: Vec<_> = read_chunks(2 * READ_CHUNK + 3).collect();
+        assert_eq!(
+            c,
+            vec![(0, READ_CHUNK), (READ_CHUNK, READ_CHUNK), (2 * READ_CHUNK, 3)]
+        );
+        assert_eq!(read_chunks(4_000_000).map(|(_, l)| l).sum::<usize>(), 4_000_000);
+    }
+
+    #[test]
+    fn credits_run_out_keep_one_for_a_credit_message_and_come_back() {
+        let mut c = Credits::new();
+        let mut sent = 0;
+        while c.can_send() {
+            assert_eq!(c.take(), 0);
+            sent += 1;
+        }
+        // Every buffer but one may hold data; the last is for credits.
+        assert_eq!(sent, RECV_DEPTH - 1);
+        assert!(c.can_send_credit());
+        c.take();
+        assert!(!c.can_send_credit());
+        c.grant(3);
+        assert!(c.can_send());
+        // Never more than the peer's buffers, whatever a header claims.
+        c.grant(u16::MAX);
+        assert_eq!(c.avail(), RECV_DEPTH);
+    }
+
+    #[test]
+    fn owed_credits_ride_on_the_next_message_or_ask_for_one() {
+        let mut c = Credits::new();
+        for _ in 0..RECV_DEPTH / 2 - 1 {
+            assert!(!c.consumed());
+        }
+        c.consumed_quietly();
+        assert_eq!(c.owed(), RECV_DEPTH / 2);
+        // The next message carries them all back.
+        assert_eq!(c.take(), RECV_DEPTH / 2);
+        assert_eq!(c.owed(), 0);
+        for _ in 0..RECV_DEPTH / 2 - 1 {
+            assert!(!c.consumed());
+        }
+        assert!(c.consumed(), "half the buffers owed asks for a credit message");
+    }
+
+    #[test]
+    fn a_fin_ends_the_rendezvous_in_flight_only() {
+        let mut s = SendRndv::Idle;
+        assert!(s.fin().is_err());
+        s = SendRndv::AwaitFin;
+        assert!(s.fin().is_ok());
+        assert_eq!(s, SendRndv::Idle);
+    }
+}
