@@ -26,19 +26,28 @@ fatal() { echo "[rxe] FATAL: $*"; exit 1; }
 
 NS_A=rxeA NS_B=rxeB DEV_A=rxe0 DEV_B=rxe1 IP_A=172.16.0.1 IP_B=172.16.0.2
 
-# The netns' own sysctls: a new namespace does not reliably inherit IPv6
-# settings from the root one, and with DAD on, link-local addresses (and so
-# GID 0) would stay "tentative" for a second or two.
-for ns in "$NS_A" "$NS_B"; do
-  ip netns add "$ns" || fatal "ip netns add $ns"
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-  ip -n "$ns" link set lo up
-done
-ip link add veth0 netns "$NS_A" type veth peer name veth1 netns "$NS_B" || fatal "ip link add veth0/veth1"
-ip -n "$NS_A" addr add "$IP_A/16" dev veth0
-ip -n "$NS_B" addr add "$IP_B/16" dev veth1
-ip -n "$NS_A" link set veth0 up
-ip -n "$NS_B" link set veth1 up
+# DAD off (inherited by the namespaces made below, which by default would
+# reset IPv6 settings): otherwise link-local addresses, and so GID 0, stay
+# "tentative" for a second or two. Each process start costs ~0.1 s under
+# TCG, hence the batches.
+sysctl -qw net.core.devconf_inherit_init_net=1 net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+ip -batch - <<EOF || fatal "cannot create the namespaces and the veth pair"
+netns add $NS_A
+netns add $NS_B
+link add veth0 netns $NS_A type veth peer name veth1 netns $NS_B
+EOF
+ip -n "$NS_A" -batch - <<EOF || fatal "cannot configure veth0 in $NS_A"
+link set lo up
+addr add $IP_A/16 dev veth0
+link set veth0 up
+EOF
+ip -n "$NS_B" -batch - <<EOF || fatal "cannot configure veth1 in $NS_B"
+link set lo up
+addr add $IP_B/16 dev veth1
+link set veth1 up
+EOF
+[ "$(ip netns exec "$NS_A" sysctl -n net.ipv6.conf.veth0.accept_dad)" = 0 ] || fatal "accept_dad not inherited by $NS_A"
+echo "[rxe] netns ready after $(up)s"
 
 rdma system show 2>/dev/null | grep -q 'netns shared' \
   || fatal "rdma netns mode is not 'shared': $(rdma system show 2>&1)"
@@ -68,6 +77,7 @@ gid_index() {
 }
 GID_A=$(gid_index "$DEV_A" "$IP_A") || fatal "$DEV_A: port not ACTIVE or no RoCE v2 GID for $IP_A"
 GID_B=$(gid_index "$DEV_B" "$IP_B") || fatal "$DEV_B: port not ACTIVE or no RoCE v2 GID for $IP_B"
+echo "[rxe] rxe ports active after $(up)s"
 
 # Both devices must be usable from both namespaces and from the root one,
 # where the command starts: libibverbs lists a device only when its uverbs

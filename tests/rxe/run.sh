@@ -296,11 +296,13 @@ gid=$(sed -n 's/^\[rxe\] rxe ready .*(\(GID index.*\))/\1/p' "$RUN/console.log")
 [ -z "$gid" ] || say "$gid"
 
 fail() {
+  local rc=$1
+  shift
   say "error: $*"
   say "last lines of the guest console ($RUN/console.log):"
   tail -n 25 "$RUN/console.log" | sed 's/^/    /' >&2
-  [ -s "$RUN/qemu.out" ] && { say "qemu said:"; sed 's/^/    /' "$RUN/qemu.out" >&2; }
-  exit "$1"
+  if [ -s "$RUN/qemu.out" ]; then say "qemu said:"; sed 's/^/    /' "$RUN/qemu.out" >&2; fi
+  exit "$rc"
 }
 [ "$qrc" = 124 ] || [ "$qrc" = 137 ] && fail 124 "hard timeout: the guest ran longer than RXE_TIMEOUT_S=${TIMEOUT_S}s"
 reason=$(sed -n 's/^\[rxe\] FATAL: //p' "$RUN/console.log" | head -1)
