@@ -22,13 +22,16 @@
 //!    `MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp,self UCX_NET_DEVICES=lo` (see `pingpong/mpich.rs`, which
 //!    also covers ch4:ofi and ch3:nemesis builds). Verified with `ss -tnp` (TCP connections
 //!    between the ranks appear only then) and by the latency (0.2-0.4 µs becomes 13-20 µs).
-//! 4. Ceiling, network: `iperf3 -s -1` and `iperf3 -c 127.0.0.1 -J`, one stream, MB/s. Missing
+//! 4. Ceiling, network: `iperf3 -s -1` and `iperf3 -c 127.0.0.1 -J -l 1M`, one stream, MB/s
+//!    (`-l 1M`: see `pingpong/ceiling.rs`). Missing
 //!    iperf3 skips the row, unless `--install` (or `HPCPACK_BENCH_INSTALL=1`) apt-gets it.
 //!
 //! Both sides run the same sizes and round trips: 1 B, 8 B, 1 KiB (10,000), 64 KiB (1,000) for
 //! latency, 4,000,000 B (200) for throughput. Latency is half a round trip in µs; throughput is
 //! the bytes moved one way per second, MB = 10^6 B: mpipingpong's formulas. Warm-up differs:
 //! mpipingpong does one untimed round trip, the C program 10% of the iterations (10 to 1000).
+//! The bytes received on `lo` during each path's runs are printed too: the TCP runs move about
+//! the payload through loopback, the shared-memory runs about nothing.
 //! A run that fails prints its stderr and leaves its rows "failed"; the others go on.
 //! The table shows both values, the ratio (above 1: we are better), the throughput against the
 //! ceiling of its path (shm / memcpy, TCP / iperf3) and the goals: latency at or below
@@ -129,8 +132,12 @@ fn run(args: &Args) -> Result<ExitCode> {
         let bins = ours::Bins::locate()?;
         let mut side = Side::default();
         for path in Path::ALL {
-            side.paths
-                .insert(path, bins.measure(&plan, path, work.path(), timeout));
+            let lo = ceiling::loopback_bytes();
+            let mut results = bins.measure(&plan, path, work.path(), timeout);
+            results.loopback_bytes = lo
+                .zip(ceiling::loopback_bytes())
+                .map(|(a, b)| b.saturating_sub(a));
+            side.paths.insert(path, results);
         }
         Some(side)
     };
@@ -143,8 +150,12 @@ fn run(args: &Args) -> Result<ExitCode> {
             Ok(m) => {
                 let mut side = Side::default();
                 for path in Path::ALL {
-                    side.paths
-                        .insert(path, m.measure(&plan, path, work.path(), timeout));
+                    let lo = ceiling::loopback_bytes();
+                    let mut results = m.measure(&plan, path, work.path(), timeout);
+                    results.loopback_bytes = lo
+                        .zip(ceiling::loopback_bytes())
+                        .map(|(a, b)| b.saturating_sub(a));
+                    side.paths.insert(path, results);
                 }
                 let env: Vec<String> = m
                     .tcp_env()
@@ -213,6 +224,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     for (name, side) in [("hpcpack", ours.as_ref()), ("MPICH", theirs.as_ref())] {
         let Some(side) = side else { continue };
         notes.extend(same_paths(name, side, &plan));
+        notes.extend(loopback(name, side, &plan));
         for results in side.paths.values() {
             notes.extend(results.errors.iter().map(|e| format!("{name} failed: {e}")));
         }
@@ -241,6 +253,23 @@ fn same_paths(name: &str, side: &Side, plan: &Plan) -> Option<String> {
         format!(
             "{name}: {size} B latency is {:.2} us on shm and {:.2} us on TCP: both runs probably took the same path",
             shm.latency_usec, tcp.latency_usec
+        )
+    })
+}
+
+/// How much went through the loopback interface during each path's runs: about the payload on
+/// TCP, about nothing on shared memory (plus whatever else the machine sent meanwhile).
+fn loopback(name: &str, side: &Side, plan: &Plan) -> Option<String> {
+    let mb = |p: Path| {
+        let b = side.paths.get(&p)?.loopback_bytes?;
+        Some(format!("{} {} MB", p.name(), b / 1_000_000))
+    };
+    let runs: Vec<String> = Path::ALL.into_iter().filter_map(mb).collect();
+    (!runs.is_empty()).then(|| {
+        format!(
+            "{name}: through loopback during the runs: {} (the timed round trips move {} MB)",
+            runs.join(", "),
+            plan.payload_bytes() / 1_000_000
         )
     })
 }

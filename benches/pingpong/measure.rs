@@ -25,6 +25,11 @@ impl Plan {
             ],
         }
     }
+
+    /// Bytes the timed round trips move in both directions, all sizes together.
+    pub fn payload_bytes(&self) -> u64 {
+        self.sizes.iter().map(|(s, i)| 2 * s * i).sum()
+    }
 }
 
 /// How the two ranks talk.
@@ -76,6 +81,8 @@ impl Sample {
 pub struct PathResults {
     pub samples: BTreeMap<u64, Sample>,
     pub errors: Vec<String>,
+    /// Bytes that crossed the loopback interface meanwhile (anyone's, not only this run's).
+    pub loopback_bytes: Option<u64>,
 }
 
 /// One side on both paths; `None` for a side that was not run.
