@@ -7,7 +7,7 @@
 # It runs anywhere the RXE_* variables describe two connected RoCE ports, so a
 # site with real hardware can run it too (see README.md).
 set -uo pipefail
-: "${RXE_NS_A:?} ${RXE_NS_B:?} ${RXE_DEV_A:?} ${RXE_DEV_B:?} ${RXE_IP_A:?}"
+: "${RXE_NS_A?} ${RXE_NS_B?} ${RXE_DEV_A:?} ${RXE_DEV_B:?} ${RXE_IP_A:?}"
 GID_A=${RXE_GID_INDEX_A:-1} GID_B=${RXE_GID_INDEX_B:-1}
 PORT=${RXE_CHECK_PORT:-18515}
 t0=${EPOCHREALTIME/./}
@@ -16,6 +16,9 @@ phase() {
   printf '[check %3d.%02ds] %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*"
 }
 fail() { phase "FAIL: $*"; exit 1; }
+# in_ns NS CMD...: CMD in network namespace NS, or where we are if NS is empty
+# (hardware whose two ports are both in the current namespace).
+in_ns() { local ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi; }
 
 phase "ibv_devices"
 list=$(ibv_devices) || fail "ibv_devices failed"
@@ -26,14 +29,14 @@ done
 
 phase "ibv_rc_pingpong server $RXE_DEV_A (gid $GID_A, netns $RXE_NS_A) <- client $RXE_DEV_B (gid $GID_B, netns $RXE_NS_B)"
 srv_log=$(mktemp)
-timeout 60 ip netns exec "$RXE_NS_A" ibv_rc_pingpong -d "$RXE_DEV_A" -g "$GID_A" -p "$PORT" >"$srv_log" 2>&1 &
+in_ns "$RXE_NS_A" timeout 60 ibv_rc_pingpong -d "$RXE_DEV_A" -g "$GID_A" -p "$PORT" >"$srv_log" 2>&1 &
 srv=$!
 # The client does not retry its TCP connect, so wait for the listener.
 for _ in $(seq 100); do
-  ip netns exec "$RXE_NS_A" ss -Hltn "sport = :$PORT" | grep -q . && break
+  in_ns "$RXE_NS_A" ss -Hltn "sport = :$PORT" | grep -q . && break
   sleep 0.1
 done
-timeout 60 ip netns exec "$RXE_NS_B" ibv_rc_pingpong -d "$RXE_DEV_B" -g "$GID_B" -p "$PORT" "$RXE_IP_A"
+in_ns "$RXE_NS_B" timeout 60 ibv_rc_pingpong -d "$RXE_DEV_B" -g "$GID_B" -p "$PORT" "$RXE_IP_A"
 crc=$?
 wait "$srv"
 src=$?

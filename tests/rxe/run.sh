@@ -89,11 +89,11 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # ------------------------------------------------------------- guest kernel --
-# Which kernel: Soft-RoCE only works inside network namespaces from Linux 6.16
-# on ("RDMA/rxe: net namespace support"; before that rxe opens its UDP port
-# 4791 socket and looks up routes in the root namespace only, so an RC QP
-# between rxe0 in rxeA and rxe1 in rxeB fails with "local QP operation
-# error"). Debian 12's own kernel is 6.1, so the guest boots the kernel of
+# Which kernel: Soft-RoCE works inside network namespaces only in recent
+# kernels (rxe_ns.c, "RDMA/rxe: net namespace support"). Older ones, Debian
+# 12's 6.1 among them, open rxe's UDP port 4791 socket and look routes up in
+# the root namespace only, so an RC QP between rxe0 in rxeA and rxe1 in rxeB
+# fails at once with "local QP operation error". So the guest boots the kernel of
 # trixie-backports, the newest that Debian builds for a stable release, read
 # through a private apt configuration under the cache: the host's apt sources
 # and state are neither read nor changed. RXE_KERNEL_SUITE=host takes the
@@ -209,6 +209,9 @@ if [ ! -f "$INITRD" ]; then
   (cd "$ir" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$INITRD.tmp"
   mv "$INITRD.tmp" "$INITRD"
   rm -rf "$ir"
+  # Older builds: qemu reads its initrd whole at start, so once a few minutes
+  # have passed no run can still need them.
+  find "$CACHE" -maxdepth 1 -name 'initrd-*.cpio.gz' ! -newer "$INITRD" -mmin +10 -delete
   say "initramfs built in $(secs "$t")s (${#order[@]} modules)"
 fi
 
