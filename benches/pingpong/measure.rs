@@ -89,9 +89,31 @@ pub struct PathResults {
 #[derive(Default)]
 pub struct Side {
     pub paths: BTreeMap<Path, PathResults>,
+    /// Rounds merged in.
+    pub rounds: u64,
 }
 
 impl Side {
+    /// Adds one round of one path: each size keeps its best sample (the lowest latency, which
+    /// is also the highest throughput), errors and loopback bytes add up.
+    pub fn merge(&mut self, path: Path, round: PathResults) {
+        if path == Path::ALL[0] {
+            self.rounds += 1;
+        }
+        let into = self.paths.entry(path).or_default();
+        for (size, s) in round.samples {
+            let best = into.samples.entry(size).or_insert(s);
+            if s.latency_usec < best.latency_usec {
+                *best = s;
+            }
+        }
+        into.errors.extend(round.errors);
+        into.loopback_bytes = match (into.loopback_bytes, round.loopback_bytes) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
+
     pub fn get(&self, path: Path, size: u64) -> Option<Sample> {
         self.paths.get(&path)?.samples.get(&size).copied()
     }
