@@ -22,7 +22,7 @@
 
 pub mod select;
 pub mod shm;
-mod sys;
+pub(crate) mod sys;
 pub mod tcp;
 pub mod verbs;
 

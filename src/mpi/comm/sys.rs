@@ -221,3 +221,40 @@ pub fn alive(pid: u32) -> bool {
     let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
     ret == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
+
+/// Waits until `fd` is readable (or, with `write`, writable), at most
+/// `timeout`; returns whether it is (`poll`). A hang-up or error on the
+/// descriptor counts as ready: the next read or write reports it.
+pub fn wait_fd(fd: std::os::fd::RawFd, write: bool, timeout: Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one pollfd we own, valid for the call.
+    let ret = unsafe { libc::poll(&mut p, 1, ms) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(ret > 0)
+}
+
+/// Sets a socket's send and receive buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`).
+pub fn set_socket_buffers(fd: std::os::fd::RawFd, bytes: usize) -> io::Result<()> {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt reads one c_int we own, of the size we pass.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
