@@ -15,3 +15,4 @@ mod mpiexec;
 mod nodes;
 mod pingpong;
 mod rest;
+mod verbs_fallback;

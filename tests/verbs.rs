@@ -113,3 +113,26 @@ fn rig_boots_and_rxe_pingpong_passes() {
 // mpipingpong over rxe0 (rxeA, 172.16.0.1) and rxe1 (rxeB, 172.16.0.2), e.g.
 // env!("CARGO_BIN_EXE_mpipingpong"): binaries built on the host run unchanged
 // in the guest.
+
+/// Issue 4 in one boot (tests/rxe/verbs-checks.sh): mpipingpong between
+/// the two namespaces over verbs (small and rendezvous sizes, the table
+/// showing `@`), MPICH_NETMASK with MSMPI_PRECONNECT, a rank killed
+/// mid-transfer ending the job, and libibverbs hidden (fallback to sockets
+/// saying so; with sockets off, a failure naming the library).
+#[test]
+fn issue_4_mpipingpong_over_verbs_and_its_failure_modes() {
+    let out = in_rig(&["tests/rxe/verbs-checks.sh"]);
+    let text = show(&out);
+    assert!(out.status.success(), "verbs checks failed\n{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "ok: 1-byte pingpong over verbs, connectivity table shows @",
+        "ok: 4 MB pingpong over verbs (rendezvous)",
+        "ok: MPICH_NETMASK picks the device, MSMPI_PRECONNECT all",
+        "ok: rank 1 killed mid-transfer",
+        "ok: libibverbs hidden: falls back to sockets and says why",
+        "ok: libibverbs hidden and MSMPI_DISABLE_SOCK=1: fails naming the missing library",
+    ] {
+        assert!(stdout.contains(check), "missing {check:?}\n{text}");
+    }
+}

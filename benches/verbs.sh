@@ -1,0 +1,54 @@
+#!/bin/bash
+# benches/verbs.sh: mpipingpong over the verbs transport against perftest
+# (ib_send_lat, ib_write_bw) on the same two RDMA devices, in the same run;
+# prints the ratios (issue 4's goal: within 10% of each).
+#
+#   benches/verbs.sh                 boots the Soft-RoCE rig (tests/rxe/run.sh)
+#   RXE_NS_A=.. RXE_NS_B=.. RXE_DEV_A=.. RXE_DEV_B=.. RXE_IP_A=.. \
+#   RXE_GID_INDEX_A=.. RXE_GID_INDEX_B=.. benches/verbs.sh
+#                                    runs directly (inside the rig, or on two
+#                                    namespaces / devices of a real machine)
+#
+# Soft-RoCE under TCG is emulated: only the ratios mean something. On real
+# hardware, run the two halves on two hosts instead (see the README).
+# Sizes: LAT_SIZE (1), LAT_ITERS (1000), BW_SIZE (4000000), BW_ITERS (100).
+set -u
+if [ -z "${RXE_NS_A:-}" ]; then
+  cd "$(dirname "$0")/.." && cargo build -q --bins && exec tests/rxe/run.sh benches/verbs.sh
+fi
+B=${CARGO_TARGET_DIR:-$PWD/target}/debug
+LAT_SIZE=${LAT_SIZE:-1} LAT_ITERS=${LAT_ITERS:-1000}
+BW_SIZE=${BW_SIZE:-4000000} BW_ITERS=${BW_ITERS:-100}
+A=(ip netns exec "$RXE_NS_A") Bn=(ip netns exec "$RXE_NS_B")
+GA=${RXE_GID_INDEX_A:-1} GB=${RXE_GID_INDEX_B:-1}
+
+# perftest: server in A, client in B; prints the client's result row.
+perf() {
+  local tool=$1; shift
+  "${A[@]}" "$tool" -d "$RXE_DEV_A" -x "$GA" -F "$@" >/dev/null 2>&1 &
+  local srv=$!
+  sleep 1
+  "${Bn[@]}" "$tool" -d "$RXE_DEV_B" -x "$GB" -F "$@" "$RXE_IP_A" 2>&1 | awk '$1 ~ /^[0-9]+$/ && NF >= 4 {row=$0} END {print row}'
+  wait $srv
+}
+mpp() {
+  timeout 600 "$B/mpiexec" -genv MSMPI_DISABLE_SHM 1 -genv MSMPI_DISABLE_SOCK 1 \
+    -n 1 "${A[@]}" "$B/mpipingpong" -m -p "$1" : -n 1 "${Bn[@]}" "$B/mpipingpong" -m -p "$1" \
+    | awk '/\[0\] <-> / {print $NF}'
+}
+
+lat_row=$(perf ib_send_lat -s "$LAT_SIZE" -n "$LAT_ITERS")
+bw_row=$(perf ib_write_bw -s "$BW_SIZE" -n "$BW_ITERS")
+# ib_send_lat: #bytes #iters t_min t_max t_typical t_avg ...; one-way µs.
+perf_lat=$(awk '{print $6}' <<<"$lat_row")
+# ib_write_bw: #bytes #iters BW_peak BW_average[MB/s, MB = 2^20] ...
+perf_bw=$(awk '{printf "%.2f", $4 * 1.048576}' <<<"$bw_row")
+mpp_lat=$(mpp "$LAT_SIZE:$LAT_ITERS")
+mpp_bw=$(mpp "$BW_SIZE:$BW_ITERS")
+echo "ib_send_lat row: $lat_row"
+echo "ib_write_bw row: $bw_row"
+printf '%-44s %12s %12s %8s\n' "" mpipingpong perftest ratio
+printf '%-44s %12s %12s %8s\n' "latency, $LAT_SIZE B, half round trip (us, avg)" "$mpp_lat" "$perf_lat" \
+  "$(awk -v a="$mpp_lat" -v b="$perf_lat" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "?"}')"
+printf '%-44s %12s %12s %8s\n' "bandwidth, $BW_SIZE B (10^6 B/s)" "$mpp_bw" "$perf_bw" \
+  "$(awk -v a="$mpp_bw" -v b="$perf_bw" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "?"}')"
