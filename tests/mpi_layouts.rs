@@ -124,6 +124,11 @@ fn connectivity_table_and_no_channel_error() {
             "-env",
             "MSMPI_DISABLE_SOCK",
             "1",
+            // Verbs off too, so the reason is the same on hosts with and
+            // without an RDMA device (tests/verbs_fallback.rs covers those).
+            "-env",
+            "MSMPI_DISABLE_ND",
+            "1",
             PINGPONG,
             "-m",
             "-p",

@@ -397,18 +397,27 @@ impl Comm {
         Ok(self.pmi.finalize()?)
     }
 
-    /// Under the connectivity table, why ranks that wanted Network Direct
-    /// went without it (so a fallback to sockets is never silent).
+    /// Under the connectivity table, why the ranks of pairs that fell back
+    /// from Network Direct to sockets went without it (so the fallback is
+    /// never silent).
     fn nd_notes(&self) -> String {
         if !self.settings.nd {
             return String::new();
         }
-        let lines: Vec<String> = self
-            .cards
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.nd.is_none() && !c.nd_missing.starts_with("disabled by"))
-            .map(|(r, c)| format!("  rank {r} ({}): {}\n", c.node, c.nd_missing))
+        let c = &self.cards;
+        let mut fell_back = vec![false; self.size];
+        for a in 0..self.size {
+            for b in a + 1..self.size {
+                if select::choose(a, &c[a], b, &c[b]) == Ok(Channel::Sock) {
+                    fell_back[a] = true;
+                    fell_back[b] = true;
+                }
+            }
+        }
+        let lines: Vec<String> = (0..self.size)
+            .filter(|&r| fell_back[r] && c[r].nd.is_none())
+            .filter(|&r| !c[r].nd_missing.starts_with("disabled by"))
+            .map(|r| format!("  rank {r} ({}): {}\n", c[r].node, c[r].nd_missing))
             .collect();
         match lines.is_empty() {
             true => String::new(),
