@@ -240,21 +240,3 @@ pub fn wait_fd(fd: std::os::fd::RawFd, write: bool, timeout: Duration) -> io::Re
     }
     Ok(ret > 0)
 }
-
-/// Sets a socket's send and receive buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`).
-pub fn set_socket_buffers(fd: std::os::fd::RawFd, bytes: usize) -> io::Result<()> {
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt reads one c_int we own, of the size we pass.
-        check(unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
-    }
-    Ok(())
-}

@@ -25,8 +25,9 @@
 //! in a row, then reads with `sched_yield` in between for up to
 //! [`YIELD_FOR`] (a rank sharing the CPU gets it), then `poll(2)`. Sleeping
 //! in the kernel at once costs a scheduler wake-up per message, which on
-//! loopback is most of a small message's latency. Socket buffers are raised
-//! to [`SOCKET_BUFFER`] so a 4 MB message streams without stalls.
+//! loopback is most of a small message's latency. Socket buffers are left
+//! to the kernel's autotuning (setting them caps them at `wmem_max`, 208
+//! KiB on a stock kernel, and turns autotuning off).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -49,8 +50,6 @@ const SPIN_READS: u32 = 64;
 /// How long a waiting rank keeps reading with yields in between before it
 /// sleeps in `poll`.
 const YIELD_FOR: Duration = Duration::from_millis(2);
-/// The send and receive buffer size asked for each connection.
-const SOCKET_BUFFER: usize = 4 << 20;
 /// Bytes read ahead per connection.
 const READ_AHEAD: usize = 64 * 1024;
 
@@ -65,7 +64,6 @@ struct Peer {
 impl Peer {
     fn new(stream: TcpStream) -> io::Result<Peer> {
         stream.set_nodelay(true)?;
-        set_buffers(&stream);
         stream.set_nonblocking(true)?;
         Ok(Peer {
             stream,
@@ -159,12 +157,6 @@ impl Peer {
     }
 }
 
-/// Asks for [`SOCKET_BUFFER`]-sized socket buffers (the kernel may cap
-/// them; a refusal only costs throughput).
-fn set_buffers(s: &TcpStream) {
-    let fd = s.as_raw_fd();
-    let _ = crate::mpi::comm::sys::set_socket_buffers(fd, SOCKET_BUFFER);
-}
 
 /// [`Transport`] over TCP sockets (see the module doc).
 pub struct TcpTransport {
