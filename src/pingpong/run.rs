@@ -239,7 +239,7 @@ pub fn run(
     let progress = (me == 0 && opts.console == Console::Progress)
         .then(|| Progress::new(total * opts.tests.len()));
     for test in &opts.tests {
-        let mut buf = vec![0u8; test.size as usize];
+        let mut buf = comm.alloc_mem(test.size as usize)?;
         let mut measurements = Vec::with_capacity(total);
         for round in &rounds {
             comm.barrier()?;

@@ -334,6 +334,16 @@ impl Comm {
         Ok(())
     }
 
+    /// `len` zeroed bytes to send from and receive into, MPI_Alloc_mem's
+    /// counterpart: with shared memory on, peers on this host copy large
+    /// messages straight out of it (see [`shm`]); otherwise plain memory.
+    pub fn alloc_mem(&mut self, len: usize) -> Result<Buffer, CommError> {
+        Ok(match self.shm.as_mut() {
+            Some(t) => Buffer::Shared(t.alloc(len)?),
+            None => Buffer::Plain(vec![0; len]),
+        })
+    }
+
     /// Waits for every rank (a PMI barrier).
     pub fn barrier(&mut self) -> Result<(), CommError> {
         Ok(self.pmi.barrier()?)
@@ -429,6 +439,32 @@ impl Comm {
     /// with `code` right after.
     pub fn abort(self, code: i32) -> Result<(), CommError> {
         Ok(self.pmi.abort(code)?)
+    }
+}
+
+/// Memory from [`Comm::alloc_mem`].
+#[derive(Debug)]
+pub enum Buffer {
+    Shared(shm::ShmBuffer),
+    Plain(Vec<u8>),
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Shared(b) => b,
+            Buffer::Plain(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Shared(b) => b,
+            Buffer::Plain(v) => v,
+        }
     }
 }
 

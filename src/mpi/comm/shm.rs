@@ -43,6 +43,15 @@
 //!   and all later ones to that peer.
 //!   A rank whose cross-memory attach is turned off refuses the same way.
 //!
+//! - `SHARED` (above the eager limit, when the message lies in a buffer from
+//!   [`ShmTransport::alloc`], MPI_Alloc_mem's counterpart): such buffers live
+//!   in memory files of their own, so the body names the sender's pid, the
+//!   file's descriptor, the buffer's id and the message's offset; the
+//!   receiver maps the file read-only once (kept per sender buffer) and
+//!   copies with an ordinary `memcpy`, the one copy at memory speed that
+//!   `process_vm_readv` (which pins every page) does not reach. Then `done`,
+//!   as for `RNDV`, and the same refusal and fallback.
+//!
 //! Cross-memory attach is probed per pair when the sender attaches (it reads
 //! the receiver's probe word, the segment's magic, with `process_vm_readv`).
 //! `create` calls `prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)`, so machines
@@ -88,13 +97,16 @@
 //! and it leaves the sender's CPU and the ring free. Hence
 //! [`DEFAULT_EAGER_LIMIT`] of 64 KiB (overridden by `MSMPI_SHM_EAGER_LIMIT`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::sys::{self, SharedMap};
+use super::sys::{self, OwnedShared, ReadOnlyMap, SharedMap};
 use super::{CommError, Transport};
 use crate::env;
 
@@ -134,6 +146,64 @@ const FRAME_HEADER: usize = 16;
 const KIND_DATA: u32 = 1;
 const KIND_RNDV: u32 = 2;
 const RNDV_FRAME: usize = FRAME_HEADER + 24;
+const KIND_SHARED: u32 = 3;
+const SHARED_FRAME: usize = FRAME_HEADER + 40;
+
+/// A buffer of this rank that peers may read directly.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    id: u64,
+    fd: i32,
+    start: usize,
+    len: usize,
+}
+
+/// The live buffers from [`ShmTransport::alloc`], shared with them so each
+/// leaves the list when dropped.
+type Registry = Arc<Mutex<Vec<Region>>>;
+
+/// Memory peers on this host read straight from (see the module doc),
+/// from [`ShmTransport::alloc`]; a byte slice to its owner.
+pub struct ShmBuffer {
+    map: Option<OwnedShared>,
+    /// Kept open: peers open it through `/proc/<pid>/fd`.
+    file: File,
+    len: usize,
+    id: u64,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for ShmBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmBuffer")
+            .field("len", &self.len)
+            .field("fd", &self.file.as_raw_fd())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for ShmBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.map.as_ref().map_or(&[], |m| &m.as_slice()[..self.len])
+    }
+}
+
+impl std::ops::DerefMut for ShmBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        self.map
+            .as_mut()
+            .map_or(&mut [], |m| &mut m.as_mut_slice()[..len])
+    }
+}
+
+impl Drop for ShmBuffer {
+    fn drop(&mut self) {
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|x| x.id != self.id);
+    }
+}
 /// Bit of `done` saying the receiver could not read the sender's memory.
 const REFUSED: u64 = 1;
 
@@ -285,6 +355,8 @@ struct Outbound {
     seq: u64,
     /// Whether the peer can read our memory (probed at attach).
     cma: bool,
+    /// Whether the peer reads our [`ShmBuffer`]s (until it refuses one).
+    shared: bool,
 }
 
 /// [`Transport`] over shared memory between ranks of one host (see the module doc).
@@ -301,6 +373,11 @@ pub struct ShmTransport {
     /// a successful probe) or to receive (else refused as if `EPERM`).
     /// Off in tests, to force the streamed path and the refusal.
     cma_allowed: bool,
+    regions: Registry,
+    next_region: u64,
+    /// Peers' buffers mapped read-only, by (pid, descriptor): the buffer id
+    /// (a descriptor number may be reused for a new buffer) and the map.
+    peer_buffers: RefCell<HashMap<(u32, i32), (u64, ReadOnlyMap)>>,
 }
 
 impl std::fmt::Debug for ShmTransport {
@@ -348,6 +425,9 @@ impl ShmTransport {
             outbound: (0..size).map(|_| None).collect(),
             eager_limit,
             cma_allowed: true,
+            regions: Arc::new(Mutex::new(Vec::new())),
+            next_region: 0,
+            peer_buffers: RefCell::new(HashMap::new()),
         };
         Ok((t, endpoint))
     }
@@ -358,6 +438,81 @@ impl ShmTransport {
         self.endpoints = endpoints;
         self.endpoints.resize(self.size, None);
         self
+    }
+
+    /// A buffer of `len` bytes (zeroed) that peers on this host copy
+    /// straight from when it is sent (see the module doc).
+    pub fn alloc(&mut self, len: usize) -> Result<ShmBuffer, CommError> {
+        let rank = self.rank;
+        let err = |source| CommError::Shm {
+            rank,
+            what: format!("allocating a shared buffer of {len} bytes"),
+            source,
+        };
+        self.next_region += 1;
+        let id = self.next_region;
+        let file = sys::memfd(&format!("hpcpack-buf-{rank}-{id}"), len.max(1)).map_err(err)?;
+        let map = if len == 0 {
+            None
+        } else {
+            Some(OwnedShared::new(&file, len).map_err(err)?)
+        };
+        let start = map.as_ref().map_or(0, |m| m.as_slice().as_ptr() as usize);
+        if len > 0 {
+            let mut r = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+            r.push(Region {
+                id,
+                fd: file.as_raw_fd(),
+                start,
+                len,
+            });
+        }
+        Ok(ShmBuffer {
+            map,
+            file,
+            len,
+            id,
+            registry: Arc::clone(&self.regions),
+        })
+    }
+
+    /// The buffer `data` lies in, with its offset there.
+    fn region_of(&self, data: &[u8]) -> Option<(Region, usize)> {
+        let (a, n) = (data.as_ptr() as usize, data.len());
+        let r = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .find(|r| a >= r.start && a + n <= r.start + r.len)
+            .map(|r| (*r, a - r.start))
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of buffer `id` of process `pid`
+    /// (descriptor `fd`) into `buf`.
+    fn copy_shared(
+        &self,
+        pid: u32,
+        fd: i32,
+        id: u64,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
+        let mut cache = self.peer_buffers.borrow_mut();
+        let fresh = !matches!(cache.get(&(pid, fd)), Some((have, _)) if *have == id);
+        if fresh {
+            let path = format!("/proc/{pid}/fd/{fd}");
+            let file = File::open(&path)?;
+            let len = file.metadata()?.len() as usize;
+            cache.insert((pid, fd), (id, ReadOnlyMap::new(&file, len)?));
+        }
+        let (_, map) = cache.get(&(pid, fd)).expect("inserted just above");
+        if map.read(offset, buf) {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{} bytes at {offset} are outside the sender's buffer of {} bytes",
+                buf.len(),
+                map.len()
+            )))
+        }
     }
 
     fn endpoint(&self, rank: usize) -> Result<Endpoint, CommError> {
@@ -459,6 +614,7 @@ impl ShmTransport {
                 head,
                 seq,
                 cma,
+                shared: true,
             });
         }
         let out = self.outbound[dest].as_mut().expect("attached just above");
@@ -541,6 +697,38 @@ impl Outbound {
         self.wait_space(peer, RNDV_FRAME)?;
         self.ring().write(self.head, &frame);
         self.publish(self.head + RNDV_FRAME as u64);
+        let ring = self.ring();
+        let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
+            let d = ring.done().load(Ordering::Acquire);
+            (d >> 1 == seq).then_some(d)
+        })?;
+        Ok(done & REFUSED == 0)
+    }
+}
+
+impl Outbound {
+    /// A `SHARED` frame for `len` bytes at `offset` of buffer `region`,
+    /// then the wait for the receiver's copy; `Ok(false)` if refused.
+    fn send_shared(
+        &mut self,
+        peer: Peer,
+        tag: u32,
+        region: Region,
+        offset: usize,
+        len: usize,
+    ) -> Result<bool, CommError> {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut frame = [0u8; SHARED_FRAME];
+        frame[..FRAME_HEADER].copy_from_slice(&frame_header(KIND_SHARED, tag, len));
+        frame[16..24].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
+        frame[24..32].copy_from_slice(&(region.fd as u64).to_le_bytes());
+        frame[32..40].copy_from_slice(&region.id.to_le_bytes());
+        frame[40..48].copy_from_slice(&(offset as u64).to_le_bytes());
+        frame[48..56].copy_from_slice(&seq.to_le_bytes());
+        self.wait_space(peer, SHARED_FRAME)?;
+        self.ring().write(self.head, &frame);
+        self.publish(self.head + SHARED_FRAME as u64);
         let ring = self.ring();
         let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
             let d = ring.done().load(Ordering::Acquire);
@@ -647,6 +835,27 @@ impl ShmTransport {
                 notify(ring.space_seq(), ring.space_sleeping());
                 Ok(!refused)
             }
+            KIND_SHARED => {
+                let mut body = [0u8; SHARED_FRAME - FRAME_HEADER];
+                ring.read(start + FRAME_HEADER as u64, &mut body);
+                let pid = le_u64(&body[..8]) as u32;
+                let fd = le_u64(&body[8..16]) as i32;
+                let id = le_u64(&body[16..24]);
+                let offset = le_u64(&body[24..32]) as usize;
+                let seq = le_u64(&body[32..40]);
+                release(start + SHARED_FRAME as u64);
+                let result = self.copy_shared(pid, fd, id, offset, buf);
+                if result.is_err() && !sys::alive(pid) {
+                    return Err(CommError::PeerGone { rank: src, pid });
+                }
+                // Refused (the sender then tries its other ways) on any
+                // other failure.
+                let refused = result.is_err();
+                ring.done()
+                    .store(seq << 1 | u64::from(refused), Ordering::Release);
+                notify(ring.space_seq(), ring.space_sleeping());
+                Ok(!refused)
+            }
             other => Err(CommError::Shm {
                 rank: src,
                 what: "reading a frame".to_string(),
@@ -658,8 +867,18 @@ impl ShmTransport {
 
 impl Transport for ShmTransport {
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
-        let use_cma = data.len() > self.eager_limit && self.cma_allowed;
+        let large = data.len() > self.eager_limit;
+        let use_cma = large && self.cma_allowed;
+        let region = if large { self.region_of(data) } else { None };
         let (peer, out) = self.attach(dest)?;
+        if let Some((region, offset)) = region
+            && out.shared
+        {
+            if out.send_shared(peer, tag, region, offset, data.len())? {
+                return Ok(());
+            }
+            out.shared = false;
+        }
         if use_cma && out.cma {
             if out.send_rndv(peer, tag, data)? {
                 return Ok(());
@@ -675,10 +894,8 @@ impl Transport for ShmTransport {
             rank: src,
             pid: ep.pid,
         };
-        if !self.recv_frame(peer, tag, buf)? {
-            // Refused rendezvous: the same message follows as a stream.
-            self.recv_frame(peer, tag, buf)?;
-        }
+        // A refused rendezvous is followed by the same message another way.
+        while !self.recv_frame(peer, tag, buf)? {}
         Ok(())
     }
 
@@ -756,6 +973,76 @@ mod tests {
         1 << 20,
         (3 << 20) + 5,
     ];
+
+    #[test]
+    fn large_messages_from_shared_buffers_are_copied_straight() {
+        let (mut a, mut b) = pair();
+        // CMA off on both: any large message not read from the shared
+        // buffer would have to be streamed, which the ring counters show.
+        a.cma_allowed = false;
+        b.cma_allowed = false;
+        let sizes = [DEFAULT_EAGER_LIMIT + 1, 1 << 20, (3 << 20) + 5];
+        let t = thread::spawn(move || {
+            for (i, &n) in sizes.iter().enumerate() {
+                let mut buf = b.alloc(n).expect("alloc");
+                b.recv(0, i as u32, &mut buf).expect("rank 1 recv");
+                assert!(*buf == pattern(n, i)[..], "rank 1 got wrong bytes for {n}");
+                b.send(0, 1000 + i as u32, &buf[7..])
+                    .expect("rank 1 send from an offset");
+            }
+            b
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            // A new buffer each time: descriptor numbers get reused, ids not.
+            let mut buf = a.alloc(n).expect("alloc");
+            buf.copy_from_slice(&pattern(n, i));
+            let head = a.outbound[1].as_ref().map(|o| o.head);
+            a.send(1, i as u32, &buf).expect("rank 0 send");
+            let frame = a.outbound[1].as_ref().map(|o| o.head).unwrap() - head.unwrap_or(0);
+            assert!(
+                head.is_none() || frame == SHARED_FRAME as u64,
+                "{n}: {frame} ring bytes"
+            );
+            let mut back = vec![0u8; n - 7];
+            a.recv(1, 1000 + i as u32, &mut back).expect("rank 0 recv");
+            assert!(
+                back == pattern(n, i)[7..],
+                "rank 0 got wrong bytes back for {n}"
+            );
+        }
+        let b = t.join().expect("rank 1 thread");
+        assert_eq!(
+            b.regions.lock().unwrap().len(),
+            0,
+            "dropped buffers leave the registry"
+        );
+    }
+
+    #[test]
+    fn a_refused_shared_buffer_falls_back() {
+        let (mut a, b) = pair();
+        let n = 1 << 20;
+        let mut buf = a.alloc(n).expect("alloc");
+        buf.copy_from_slice(&pattern(n, 3));
+        // The receiver finds another buffer under the descriptor it is told
+        // (as if the sender's descriptor table changed): it refuses.
+        {
+            let mut r = a.regions.lock().unwrap();
+            r[0].fd = b.file.as_raw_fd();
+        }
+        let t = thread::spawn(move || {
+            let mut b = b;
+            let mut got = vec![0u8; n];
+            b.recv(0, 5, &mut got).expect("recv");
+            assert!(got == pattern(n, 3));
+        });
+        a.send(1, 5, &buf).expect("send");
+        t.join().expect("receiver");
+        assert!(
+            !a.outbound[1].as_ref().unwrap().shared,
+            "later sends skip the refused way"
+        );
+    }
 
     #[test]
     fn small_and_large_messages_both_ways_through_cma() {

@@ -130,6 +130,120 @@ impl SharedMap {
     }
 }
 
+/// A read-only `MAP_SHARED` mapping of a peer's buffer file, unmapped on
+/// drop: the peer writes it, this process only copies out of it.
+#[derive(Debug)]
+pub struct ReadOnlyMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: as for SharedMap; only raw copies read it.
+unsafe impl Send for ReadOnlyMap {}
+
+impl ReadOnlyMap {
+    /// Maps the first `len` bytes of `file` shared, read-only.
+    pub fn new(file: &File, len: usize) -> io::Result<ReadOnlyMap> {
+        let ptr = map(file, len, libc::PROT_READ)?;
+        Ok(ReadOnlyMap { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies bytes at `off` out of the mapping into `dst`; false when the
+    /// range is outside the mapping.
+    pub fn read(&self, off: usize, dst: &mut [u8]) -> bool {
+        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        // SAFETY: the source range is inside the mapping (checked above)
+        // and cannot overlap `dst`, ordinary Rust memory; no reference into
+        // the mapping is formed, so a writer in the other process breaks
+        // nothing here (it can only change the bytes we copy).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
+        true
+    }
+}
+
+impl Drop for ReadOnlyMap {
+    fn drop(&mut self) {
+        // SAFETY: exactly what mmap returned, unmapped only here.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// This process's buffer in a memory file that peers map read-only
+/// ([`ReadOnlyMap`]): only this process writes it, so it can be lent out as
+/// an ordinary byte slice.
+#[derive(Debug)]
+pub struct OwnedShared {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: plain memory owned by this value.
+unsafe impl Send for OwnedShared {}
+
+impl OwnedShared {
+    /// Maps the first `len` (> 0) bytes of `file` shared, read-write.
+    pub fn new(file: &File, len: usize) -> io::Result<OwnedShared> {
+        let ptr = map(file, len, libc::PROT_READ | libc::PROT_WRITE)?;
+        Ok(OwnedShared { ptr, len })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` valid bytes for as long as `self`;
+        // no other process writes it (peers map it read-only and the file
+        // is reached only through this process's descriptor), and `&self`
+        // excludes our own writes for the slice's life.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes it the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for OwnedShared {
+    fn drop(&mut self) {
+        // SAFETY: exactly what mmap returned, unmapped only here; slices
+        // borrow `self`, so none survive this.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// `mmap` of the first `len` (> 0) bytes of `file`, shared, with `prot`.
+fn map(file: &File, len: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
+    if len == 0 {
+        return Err(io::Error::other("cannot map zero bytes"));
+    }
+    // SAFETY: a fresh mapping chosen by the kernel (null hint) cannot
+    // overlap any Rust object; the result is checked before use.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
 impl Drop for SharedMap {
     fn drop(&mut self) {
         // SAFETY: ptr/len are exactly what mmap returned, unmapped only here;
@@ -236,7 +350,11 @@ pub fn wait_fd(fd: std::os::fd::RawFd, write: bool, timeout: Duration) -> io::Re
     let ret = unsafe { libc::poll(&mut p, 1, ms) };
     if ret < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
     }
     Ok(ret > 0)
 }
