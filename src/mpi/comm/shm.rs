@@ -115,6 +115,10 @@ pub const RING: usize = 64 * 1024;
 /// Messages larger than this go by rendezvous (`process_vm_readv`) when the
 /// pair allows it; `MSMPI_SHM_EAGER_LIMIT` overrides it.
 pub const DEFAULT_EAGER_LIMIT: usize = 64 * 1024;
+/// Messages larger than this, from a [`ShmBuffer`], are copied straight from
+/// it (one `memcpy` beats the ring's two from about here, measured with
+/// mpipingpong); `MSMPI_SHM_EAGER_LIMIT`, when set, is the limit for both.
+pub const SHARED_LIMIT: usize = 16 * 1024;
 /// Polls before yielding: about two round trips between CPUs (measured,
 /// see the module doc). Longer spins only delay a rank whose peer shares
 /// its CPU; on a CPU of its own, yielding with nothing else to run returns
@@ -369,6 +373,8 @@ pub struct ShmTransport {
     endpoints: Vec<Option<String>>,
     outbound: Vec<Option<Outbound>>,
     eager_limit: usize,
+    /// Messages larger than this, sent from a [`ShmBuffer`], go by `SHARED`.
+    shared_limit: usize,
     /// Whether large messages may use cross-memory attach, to send (after
     /// a successful probe) or to receive (else refused as if `EPERM`).
     /// Off in tests, to force the streamed path and the refusal.
@@ -413,9 +419,9 @@ impl ShmTransport {
             file.as_raw_fd(),
             inbound.addr(0)
         );
-        let eager_limit = env::var(env::MSMPI_SHM_EAGER_LIMIT)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_EAGER_LIMIT);
+        let set_limit = env::var(env::MSMPI_SHM_EAGER_LIMIT).and_then(|v| v.trim().parse().ok());
+        let eager_limit = set_limit.unwrap_or(DEFAULT_EAGER_LIMIT);
+        let shared_limit = set_limit.unwrap_or(SHARED_LIMIT);
         let t = ShmTransport {
             rank,
             size,
@@ -424,6 +430,7 @@ impl ShmTransport {
             endpoints: vec![None; size],
             outbound: (0..size).map(|_| None).collect(),
             eager_limit,
+            shared_limit,
             cma_allowed: true,
             regions: Arc::new(Mutex::new(Vec::new())),
             next_region: 0,
@@ -867,9 +874,12 @@ impl ShmTransport {
 
 impl Transport for ShmTransport {
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
-        let large = data.len() > self.eager_limit;
-        let use_cma = large && self.cma_allowed;
-        let region = if large { self.region_of(data) } else { None };
+        let use_cma = data.len() > self.eager_limit && self.cma_allowed;
+        let region = if data.len() > self.shared_limit {
+            self.region_of(data)
+        } else {
+            None
+        };
         let (peer, out) = self.attach(dest)?;
         if let Some((region, offset)) = region
             && out.shared
