@@ -81,6 +81,32 @@ fn seed_command_on_four_virtual_nodes() {
         "{output}"
     );
     assert!(output.contains("Summary: min "), "{output}");
+
+    // The throughput form, the same way (fewer iterations than the
+    // article's 1000, for test time).
+    let id = c.submit(&[
+        "/nodegroup:azurenodes",
+        "/numnodes:4",
+        MPIEXEC,
+        "-c",
+        "1",
+        "-affinity",
+        PINGPONG,
+        "-p",
+        "4000000:20",
+        "-op",
+        "-s",
+        "nul",
+    ]);
+    let state = c.wait(id);
+    let view = c.ok("task", &["view", &format!("{id}.1")]);
+    assert_eq!(state, "Finished", "{view}");
+    let output = output_of(&view);
+    assert_eq!(pair_lines(&output).len(), 6, "{output}");
+    assert!(
+        output.contains("Throughput (MB/s) for packet size 4000000 bytes, 20 iterations:"),
+        "{output}"
+    );
 }
 
 #[test]
