@@ -14,9 +14,11 @@
 # Sizes: LAT_SIZE (1), LAT_ITERS (1000), BW_SIZE (4000000), BW_ITERS (100).
 set -u
 if [ -z "${RXE_NS_A:-}" ]; then
-  cd "$(dirname "$0")/.." && cargo build -q --bins && exec tests/rxe/run.sh benches/verbs.sh
+  cd "$(dirname "$0")/.." && cargo build -q --release --bin mpiexec --bin mpipingpong \
+    && exec tests/rxe/run.sh benches/verbs.sh
 fi
-B=${CARGO_TARGET_DIR:-$PWD/target}/debug
+# Release binaries (the ones a site runs); PROFILE=debug for a dev build.
+B=${CARGO_TARGET_DIR:-$PWD/target}/${PROFILE:-release}
 LAT_SIZE=${LAT_SIZE:-1} LAT_ITERS=${LAT_ITERS:-1000}
 BW_SIZE=${BW_SIZE:-4000000} BW_ITERS=${BW_ITERS:-100}
 A=(ip netns exec "$RXE_NS_A") Bn=(ip netns exec "$RXE_NS_B")
@@ -39,6 +41,7 @@ mpp() {
 
 lat_row=$(perf ib_send_lat -s "$LAT_SIZE" -n "$LAT_ITERS")
 bw_row=$(perf ib_write_bw -s "$BW_SIZE" -n "$BW_ITERS")
+rd_row=$(perf ib_read_bw -s "$BW_SIZE" -n "$BW_ITERS")
 # ib_send_lat: #bytes #iters t_min t_max t_typical t_avg ...; one-way µs.
 perf_lat=$(awk '{print $6}' <<<"$lat_row")
 # ib_write_bw: #bytes #iters BW_peak BW_average[MB/s, MB = 2^20] ...
@@ -47,6 +50,7 @@ mpp_lat=$(mpp "$LAT_SIZE:$LAT_ITERS")
 mpp_bw=$(mpp "$BW_SIZE:$BW_ITERS")
 echo "ib_send_lat row: $lat_row"
 echo "ib_write_bw row: $bw_row"
+echo "ib_read_bw row:  $rd_row"
 printf '%-44s %12s %12s %8s\n' "" mpipingpong perftest ratio
 printf '%-44s %12s %12s %8s\n' "latency, $LAT_SIZE B, half round trip (us, avg)" "$mpp_lat" "$perf_lat" \
   "$(awk -v a="$mpp_lat" -v b="$perf_lat" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "?"}')"

@@ -25,7 +25,7 @@
 //!
 //! See [`proto`]: eager sends into pre-posted buffers (inline when they
 //! fit the queue pair's inline size), credits returned in headers or by
-//! credit messages, rendezvous by RDMA READ straight from the sender's
+//! credit messages, rendezvous by RDMA WRITE straight from the sender's
 //! user buffer into the receiver's, both registered through a
 //! [`regcache::RegCache`].
 //!

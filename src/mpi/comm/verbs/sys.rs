@@ -9,10 +9,12 @@
 //! `ibv_post_send`/`ibv_post_recv`/`ibv_poll_cq` path is used: sideway's
 //! extended `ibv_wr_*` path fails on Soft-RoCE (kernel 6.1; see the spec).
 //!
-//! The one invariant callers must keep is on [`Qp::post_read`]: the target
-//! slice must stay borrowed until the read's completion has been polled
-//! (the transport blocks in `recv` until then, and on failure moves the
-//! queue pair to the error state and drains it before returning).
+//! The one invariant callers must keep is on [`Qp::post_write`] and on
+//! registered user buffers: a buffer must stay borrowed while the device
+//! may touch it, that is until the write's completion (sender) or the
+//! peer's FIN (receiver). The transport blocks in `send`/`recv` until then,
+//! and on failure moves the queue pair to the error state, after which the
+//! device neither reads nor accepts writes for it, before returning.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -223,11 +225,11 @@ impl Device {
         Ok(Arena { mr, mem })
     }
 
-    /// Registers a user buffer for RDMA: `writable` for the target of a
-    /// read, else for being read by the peer.
+    /// Registers a user buffer for RDMA: `writable` for the target of the
+    /// peer's writes, else only as the source of this rank's.
     pub fn register(&self, addr: usize, len: usize, writable: bool) -> io::Result<Region> {
         let access = if writable {
-            AccessFlags::LocalWrite | AccessFlags::RemoteRead
+            AccessFlags::LocalWrite | AccessFlags::RemoteWrite
         } else {
             AccessFlags::RemoteRead
         };
@@ -465,10 +467,10 @@ impl Qp {
         g.post().map_err(io::Error::other)
     }
 
-    /// Reads `len` bytes at the peer's `raddr` (key `rkey`) into `local`'s
-    /// `addr` (inside `local`'s registration). See the module doc for the
-    /// borrow the caller keeps until completion.
-    pub fn post_read(
+    /// Writes `len` bytes at `addr` (inside `local`'s registration) to the
+    /// peer's `raddr` (key `rkey`). See the module doc for the borrow the
+    /// caller keeps until completion.
+    pub fn post_write(
         &mut self,
         local: &Region,
         addr: u64,
@@ -480,7 +482,7 @@ impl Qp {
         let mut g = self.qp.start_post_send();
         let wr = g
             .construct_wr(wr_id, WorkRequestFlags::Signaled)
-            .setup_read(rkey, raddr);
+            .setup_write(rkey, raddr);
         // SAFETY: `addr..addr + len` lies in `local`'s registration; the
         // caller keeps that buffer borrowed until the completion.
         unsafe { wr.setup_sge(local.lkey(), addr, len as u32) };

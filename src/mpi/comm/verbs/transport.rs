@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use super::endpoint::{self, Endpoint, Want};
-use super::proto::{self, Credits, Header, Kind, Rts, SendRndv, EAGER_BUF, HEADER, RECV_DEPTH};
+use super::proto::{
+    self, Credits, EAGER_BUF, HEADER, Header, Kind, RECV_DEPTH, RecvRndv, RemoteBuf, SendRndv,
+};
 use super::regcache::RegCache;
 use super::sys::{self, Arena, Completion, Device, Qp, Region, Remote};
 use super::{MAX_RANKS, SLEEP, SPIN, YIELD_FOR};
@@ -19,8 +21,8 @@ use crate::mpi::comm::{CommError, Transport};
 const SEND_SLOTS: u32 = 16;
 /// Send queue depth per queue pair.
 const SEND_WR: u32 = 64;
-/// RDMA READs in flight per rendezvous.
-const READ_WINDOW: u32 = 8;
+/// RDMA WRITEs in flight per rendezvous.
+const RDMA_WINDOW: u32 = 8;
 /// Inline size asked of the queue pair.
 const INLINE: u32 = 64;
 /// Registration cache bounds.
@@ -31,7 +33,7 @@ const CACHE_BYTES: usize = 1 << 30;
 const WR_RECV: u64 = 1;
 const WR_SLOT: u64 = 2;
 const WR_INLINE: u64 = 3;
-const WR_READ: u64 = 4;
+const WR_RDMA: u64 = 4;
 
 fn wr(kind: u64, peer: usize, slot: u32) -> u64 {
     (kind << 56) | ((peer as u64) << 32) | u64::from(slot)
@@ -49,10 +51,11 @@ struct Peer {
     /// Receive slots holding eager or rendezvous messages, in arrival order.
     arrived: VecDeque<u32>,
     rndv: SendRndv,
+    rrndv: RecvRndv,
     free_slots: Vec<u32>,
     /// Work requests posted and not yet completed.
     sq_used: u32,
-    reads_done: u32,
+    rdma_done: u32,
 }
 
 /// [`Transport`] over RDMA verbs (see the parent module).
@@ -149,9 +152,10 @@ impl VerbsTransport {
                 credits: Credits::new(),
                 arrived: VecDeque::new(),
                 rndv: SendRndv::Idle,
+                rrndv: RecvRndv::Idle,
                 free_slots: (0..SEND_SLOTS).map(|s| r as u32 * SEND_SLOTS + s).rev().collect(),
                 sq_used: 0,
-                reads_done: 0,
+                rdma_done: 0,
             });
         }
         let host = host_hash();
@@ -279,7 +283,7 @@ impl VerbsTransport {
         if !wc.ok() {
             let what = match kind {
                 WR_RECV => "receiving from",
-                WR_READ => "reading (rendezvous) from",
+                WR_RDMA => "writing (rendezvous) to",
                 _ => "sending to",
             };
             return Err(self.err(peer, what, io::Error::other(wc.status_text())));
@@ -298,7 +302,16 @@ impl VerbsTransport {
                 match h.kind {
                     Kind::Eager | Kind::Rts => p.arrived.push_back(slot),
                     Kind::Fin => {
-                        if let Err(e) = p.rndv.fin() {
+                        if let Err(e) = p.rrndv.fin() {
+                            return Err(self.err(peer, "receiving from", io::Error::other(e)));
+                        }
+                        self.repost(peer, slot, true)?;
+                    }
+                    Kind::Cts => {
+                        let b = RemoteBuf::decode(self.recv.read(off + HEADER, RemoteBuf::LEN))
+                            .ok_or("a short clear-to-send (cts)")
+                            .and_then(|b| p.rndv.cts(b));
+                        if let Err(e) = b {
                             return Err(self.err(peer, "receiving from", io::Error::other(e)));
                         }
                         self.repost(peer, slot, true)?;
@@ -311,9 +324,9 @@ impl VerbsTransport {
                 p.free_slots.push(slot);
             }
             WR_INLINE => p.sq_used -= 1,
-            WR_READ => {
+            WR_RDMA => {
                 p.sq_used -= 1;
-                p.reads_done += 1;
+                p.rdma_done += 1;
             }
             _ => {}
         }
@@ -436,22 +449,51 @@ impl Transport for VerbsTransport {
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
         self.check_up(dest)?;
         let big = proto::rendezvous(data.len());
-        let needs_slot = HEADER + if big { Rts::LEN } else { data.len() } > self.peers[dest].qp.inline as usize;
+        let needs_slot = !big && HEADER + data.len() > self.peers[dest].qp.inline as usize;
         self.wait_for(dest, |p| {
             p.credits.can_send() && p.sq_used < SEND_WR && (!needs_slot || !p.free_slots.is_empty())
         })?;
         if !big {
             return self.post_small(dest, Kind::Eager, tag, data.len() as u64, data);
         }
-        let rkey = self.region(dest, data.as_ptr() as usize, data.len(), false)?.rkey();
-        let rts = Rts {
-            addr: data.as_ptr() as u64,
-            rkey,
-        };
-        self.post_small(dest, Kind::Rts, tag, data.len() as u64, &rts.encode())?;
-        self.peers[dest].rndv = SendRndv::AwaitFin;
-        // `data` stays borrowed until the receiver's FIN: it read it by then.
-        self.wait_for(dest, |p| p.rndv == SendRndv::Idle)
+        let base = data.as_ptr() as usize;
+        self.region(dest, base, data.len(), false)?;
+        self.post_small(dest, Kind::Rts, tag, data.len() as u64, &[])?;
+        self.peers[dest].rndv = SendRndv::AwaitCts;
+        self.wait_for(dest, |p| matches!(p.rndv, SendRndv::Cleared(_)))?;
+        let to = self.peers[dest].rndv.take().expect("cleared just above");
+        self.peers[dest].rdma_done = 0;
+        let mut posted = 0u32;
+        for (o, l) in proto::chunks(data.len()) {
+            self.wait_for(dest, |p| posted - p.rdma_done < RDMA_WINDOW && p.sq_used < SEND_WR)?;
+            let region = self.cache.get(base, data.len()).expect("registered above");
+            let p = &mut self.peers[dest];
+            let r = p.qp.post_write(
+                region,
+                (base + o) as u64,
+                l,
+                to.addr + o as u64,
+                to.rkey,
+                wr(WR_RDMA, dest, posted),
+            );
+            if let Err(e) = r {
+                p.qp.fail();
+                return Err(self.err(dest, "writing (rendezvous) to", e));
+            }
+            p.sq_used += 1;
+            posted += 1;
+        }
+        // The FIN follows the writes on the connection, so the receiver
+        // sees it only once the bytes are in place.
+        self.wait_for(dest, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
+        self.post_small(dest, Kind::Fin, tag, 0, &[])?;
+        let n = posted;
+        // `data` stays borrowed until the device has read it all.
+        if let Err(e) = self.wait_for(dest, |p| p.rdma_done >= n) {
+            self.peers[dest].qp.fail();
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
@@ -475,43 +517,25 @@ impl Transport for VerbsTransport {
             self.peers[src].arrived.pop_front();
             return self.repost(src, slot, false);
         }
-        let rts = Rts::decode(self.recv.read(off + HEADER, Rts::LEN)).expect("sent with the header");
+        // Rendezvous: offer the user's buffer, then wait for the FIN that
+        // follows the sender's writes.
         let base = buf.as_mut_ptr() as usize;
-        // Registered (or found) in the cache, where it stays while the reads
-        // run: nothing else is inserted meanwhile.
-        self.region(src, base, buf.len(), true)?;
-        let chunks: Vec<(usize, usize)> = proto::read_chunks(buf.len()).collect();
-        self.peers[src].reads_done = 0;
-        let mut posted = 0u32;
-        for &(o, l) in &chunks {
-            self.wait_for(src, |p| posted - p.reads_done < READ_WINDOW && p.sq_used < SEND_WR)?;
-            let region = self.cache.get(base, buf.len()).expect("registered above");
-            let p = &mut self.peers[src];
-            let r = p.qp.post_read(
-                region,
-                (base + o) as u64,
-                l,
-                rts.addr + o as u64,
-                rts.rkey,
-                wr(WR_READ, src, posted),
-            );
-            if let Err(e) = r {
-                p.qp.fail();
-                return Err(self.err(src, "reading (rendezvous) from", e));
-            }
-            p.sq_used += 1;
-            posted += 1;
-        }
-        let n = posted;
-        if let Err(e) = self.wait_for(src, |p| p.reads_done >= n) {
-            // Stop the device writing into `buf` before giving it back.
+        let rkey = self.region(src, base, buf.len(), true)?.rkey();
+        self.peers[src].arrived.pop_front();
+        self.repost(src, slot, true)?;
+        self.wait_for(src, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
+        let cts = RemoteBuf {
+            addr: base as u64,
+            rkey,
+        };
+        self.post_small(src, Kind::Cts, tag, buf.len() as u64, &cts.encode())?;
+        self.peers[src].rrndv = RecvRndv::AwaitFin;
+        if let Err(e) = self.wait_for(src, |p| p.rrndv == RecvRndv::Idle) {
+            // Stop the peer writing into `buf` before giving it back.
             self.peers[src].qp.fail();
             let _ = self.progress(None);
             return Err(e);
         }
-        self.peers[src].arrived.pop_front();
-        self.repost(src, slot, true)?;
-        self.wait_for(src, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
-        self.post_small(src, Kind::Fin, tag, 0, &[])
+        Ok(())
     }
 }
