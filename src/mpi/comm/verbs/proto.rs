@@ -7,16 +7,20 @@
 //! unused: u8, returned credits: u16, tag: u32, length: u64, little-endian):
 //!
 //! - [`Kind::Eager`]: the payload follows (up to [`EAGER_MAX`] bytes).
-//! - [`Kind::Rts`] (rendezvous "ready to send", larger messages): header
-//!   only; the length is the message's. When the receiver reaches the
-//!   matching receive it registers the user's buffer and answers
-//!   [`Kind::Cts`] ("clear to send") with its address and remote key
-//!   ([`RemoteBuf`]); the sender RDMA WRITEs the bytes straight from its user
-//!   buffer into that one, in pieces of at most [`RDMA_CHUNK`] bytes
-//!   ([`chunks`]), then sends [`Kind::Fin`]. A reliable connection
-//!   delivers the FIN after the writes, so its arrival means the data is
-//!   in place. (RDMA WRITE rather than READ: on Soft-RoCE, perftest's
-//!   `ib_read_bw` reaches about two thirds of `ib_write_bw`.)
+//! - Rendezvous (larger messages), driven by the receiver: a receive
+//!   names its size, so once `recv` is called for a message above
+//!   [`EAGER_MAX`] the receiver registers the user's buffer and sends
+//!   [`Kind::Cts`] ("clear to send": tag, length, and the buffer's address
+//!   and remote key, [`RemoteBuf`]) without waiting to hear from the sender.
+//!   The sender's `send` takes the oldest clearance ([`Clearances`]),
+//!   checks its tag and length, RDMA WRITEs the bytes straight from its
+//!   user buffer into the receiver's in pieces of at most [`RDMA_CHUNK`]
+//!   ([`chunks`]), then sends [`Kind::Fin`]. A reliable connection delivers
+//!   the FIN after the writes, so its arrival means the data is in place.
+//!   One message each way and no request-to-send: in a pingpong the
+//!   clearance is usually waiting when the sender gets there. (WRITE rather
+//!   than READ: on Soft-RoCE, perftest's `ib_read_bw` reaches about two
+//!   thirds of `ib_write_bw`.) [`Kind::Rts`] is reserved.
 //! - [`Kind::Credit`]: returns receive buffers when no other message
 //!   carries them back (see [`Credits`]).
 //!
@@ -201,38 +205,38 @@ impl Credits {
     }
 }
 
-/// How far the sender of a rendezvous is.
+/// A receiver's clearance: where the message `tag` of `len` bytes goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendRndv {
-    /// No rendezvous in flight to this peer.
-    Idle,
-    /// The RTS went out; waiting for the receiver's buffer.
-    AwaitCts,
-    /// The receiver's buffer arrived; the sender writes into it.
-    Cleared(RemoteBuf),
+pub struct Cleared {
+    pub tag: u32,
+    pub len: u64,
+    pub buf: RemoteBuf,
 }
 
-impl SendRndv {
-    /// A CTS arrived. One with no RTS waiting is a protocol error.
-    pub fn cts(&mut self, b: RemoteBuf) -> Result<(), &'static str> {
-        match self {
-            SendRndv::AwaitCts => {
-                *self = SendRndv::Cleared(b);
-                Ok(())
-            }
-            _ => Err("a rendezvous clear-to-send (cts) with no rendezvous waiting for one"),
-        }
+/// The clearances a sender holds from one peer, oldest first (the peer's
+/// receives, in the order it posted them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Clearances(std::collections::VecDeque<Cleared>);
+
+impl Clearances {
+    pub fn push(&mut self, c: Cleared) {
+        self.0.push_back(c);
     }
 
-    /// The buffer to write into, once cleared; back to idle.
-    pub fn take(&mut self) -> Option<RemoteBuf> {
-        match *self {
-            SendRndv::Cleared(b) => {
-                *self = SendRndv::Idle;
-                Some(b)
-            }
-            _ => None,
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The buffer for the message `tag` of `len` bytes being sent: `None`
+    /// while no clearance came; `Err` with the oldest clearance when it is
+    /// for another message (the two ranks disagree on the order; it stays).
+    pub fn take(&mut self, tag: u32, len: u64) -> Option<Result<RemoteBuf, Cleared>> {
+        let c = *self.0.front()?;
+        if c.tag != tag || c.len != len {
+            return Some(Err(c));
         }
+        self.0.pop_front();
+        Some(Ok(c.buf))
     }
 }
 
@@ -343,15 +347,15 @@ mod tests {
     #[test]
     fn rendezvous_steps_in_order_and_reject_strays() {
         let b = RemoteBuf { addr: 64, rkey: 9 };
-        let mut s = SendRndv::Idle;
-        assert!(s.cts(b).is_err(), "cts before rts");
-        assert_eq!(s.take(), None);
-        s = SendRndv::AwaitCts;
-        assert_eq!(s.take(), None, "not cleared yet");
-        s.cts(b).unwrap();
-        assert!(s.cts(b).is_err(), "a second cts");
-        assert_eq!(s.take(), Some(b));
-        assert_eq!(s, SendRndv::Idle);
+        let mut c = Clearances::default();
+        assert_eq!(c.take(1, 100), None, "no clearance yet");
+        c.push(Cleared { tag: 1, len: 100, buf: b });
+        c.push(Cleared { tag: 2, len: 200, buf: b });
+        // Out of order: the oldest is named and stays.
+        assert_eq!(c.take(2, 200), Some(Err(Cleared { tag: 1, len: 100, buf: b })));
+        assert_eq!(c.take(1, 100), Some(Ok(b)));
+        assert_eq!(c.take(2, 200), Some(Ok(b)));
+        assert!(c.is_empty());
         let mut r = RecvRndv::Idle;
         assert!(r.fin().is_err());
         r = RecvRndv::AwaitFin;

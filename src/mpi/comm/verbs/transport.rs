@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::endpoint::{self, Endpoint, Want};
 use super::proto::{
-    self, Credits, EAGER_BUF, HEADER, Header, Kind, RECV_DEPTH, RecvRndv, RemoteBuf, SendRndv,
+    self, Credits, EAGER_BUF, HEADER, Header, Kind, RECV_DEPTH, Cleared, Clearances, RecvRndv, RemoteBuf,
 };
 use super::regcache::RegCache;
 use super::sys::{self, Arena, Completion, Device, Qp, Region, Remote};
@@ -50,7 +50,8 @@ struct Peer {
     credits: Credits,
     /// Receive slots holding eager or rendezvous messages, in arrival order.
     arrived: VecDeque<u32>,
-    rndv: SendRndv,
+    /// The peer's clearances for this rank's rendezvous sends.
+    cleared: Clearances,
     rrndv: RecvRndv,
     free_slots: Vec<u32>,
     /// Work requests posted and not yet completed.
@@ -151,7 +152,7 @@ impl VerbsTransport {
                 up: false,
                 credits: Credits::new(),
                 arrived: VecDeque::new(),
-                rndv: SendRndv::Idle,
+                cleared: Clearances::default(),
                 rrndv: RecvRndv::Idle,
                 free_slots: (0..SEND_SLOTS).map(|s| r as u32 * SEND_SLOTS + s).rev().collect(),
                 sq_used: 0,
@@ -300,7 +301,7 @@ impl VerbsTransport {
                 };
                 p.credits.grant(h.credits);
                 match h.kind {
-                    Kind::Eager | Kind::Rts => p.arrived.push_back(slot),
+                    Kind::Eager => p.arrived.push_back(slot),
                     Kind::Fin => {
                         if let Err(e) = p.rrndv.fin() {
                             return Err(self.err(peer, "receiving from", io::Error::other(e)));
@@ -308,15 +309,24 @@ impl VerbsTransport {
                         self.repost(peer, slot, true)?;
                     }
                     Kind::Cts => {
-                        let b = RemoteBuf::decode(self.recv.read(off + HEADER, RemoteBuf::LEN))
-                            .ok_or("a short clear-to-send (cts)")
-                            .and_then(|b| p.rndv.cts(b));
-                        if let Err(e) = b {
-                            return Err(self.err(peer, "receiving from", io::Error::other(e)));
+                        match RemoteBuf::decode(self.recv.read(off + HEADER, RemoteBuf::LEN)) {
+                            Some(buf) => p.cleared.push(Cleared {
+                                tag: h.tag,
+                                len: h.len,
+                                buf,
+                            }),
+                            None => {
+                                let e = io::Error::other("a short clear-to-send (cts)");
+                                return Err(self.err(peer, "receiving from", e));
+                            }
                         }
                         self.repost(peer, slot, true)?;
                     }
                     Kind::Credit => self.repost(peer, slot, true)?,
+                    Kind::Rts => {
+                        let e = io::Error::other("an unexpected request-to-send (rts)");
+                        return Err(self.err(peer, "receiving from", e));
+                    }
                 }
             }
             WR_SLOT => {
@@ -458,10 +468,21 @@ impl Transport for VerbsTransport {
         }
         let base = data.as_ptr() as usize;
         self.region(dest, base, data.len(), false)?;
-        self.post_small(dest, Kind::Rts, tag, data.len() as u64, &[])?;
-        self.peers[dest].rndv = SendRndv::AwaitCts;
-        self.wait_for(dest, |p| matches!(p.rndv, SendRndv::Cleared(_)))?;
-        let to = self.peers[dest].rndv.take().expect("cleared just above");
+        self.wait_for(dest, |p| !p.cleared.is_empty())?;
+        let to = match self.peers[dest].cleared.take(tag, data.len() as u64) {
+            Some(Ok(to)) => to,
+            Some(Err(c)) => {
+                return Err(CommError::Mismatch {
+                    rank: dest,
+                    addr: self.addr(dest),
+                    tag: c.tag,
+                    len: c.len as usize,
+                    got_tag: tag,
+                    got_len: data.len() as u64,
+                });
+            }
+            None => unreachable!("waited for a clearance"),
+        };
         self.peers[dest].rdma_done = 0;
         let mut posted = 0u32;
         for (o, l) in proto::chunks(data.len()) {
@@ -498,6 +519,9 @@ impl Transport for VerbsTransport {
 
     fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
         self.check_up(src)?;
+        if proto::rendezvous(buf.len()) && self.peers[src].arrived.is_empty() {
+            return self.recv_rendezvous(src, tag, buf);
+        }
         self.wait_for(src, |p| !p.arrived.is_empty())?;
         let slot = *self.peers[src].arrived.front().expect("waited for it");
         let off = slot as usize * EAGER_BUF;
@@ -512,17 +536,18 @@ impl Transport for VerbsTransport {
                 got_len: h.len,
             });
         }
-        if h.kind == Kind::Eager {
-            buf.copy_from_slice(self.recv.read(off + HEADER, buf.len()));
-            self.peers[src].arrived.pop_front();
-            return self.repost(src, slot, false);
-        }
-        // Rendezvous: offer the user's buffer, then wait for the FIN that
-        // follows the sender's writes.
+        buf.copy_from_slice(self.recv.read(off + HEADER, buf.len()));
+        self.peers[src].arrived.pop_front();
+        self.repost(src, slot, false)
+    }
+}
+
+impl VerbsTransport {
+    /// Receives a rendezvous message: clears the sender to write into
+    /// `buf`, then waits for its FIN (see [`proto`]).
+    fn recv_rendezvous(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
         let base = buf.as_mut_ptr() as usize;
         let rkey = self.region(src, base, buf.len(), true)?.rkey();
-        self.peers[src].arrived.pop_front();
-        self.repost(src, slot, true)?;
         self.wait_for(src, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
         let cts = RemoteBuf {
             addr: base as u64,
@@ -530,12 +555,24 @@ impl Transport for VerbsTransport {
         };
         self.post_small(src, Kind::Cts, tag, buf.len() as u64, &cts.encode())?;
         self.peers[src].rrndv = RecvRndv::AwaitFin;
-        if let Err(e) = self.wait_for(src, |p| p.rrndv == RecvRndv::Idle) {
-            // Stop the peer writing into `buf` before giving it back.
-            self.peers[src].qp.fail();
-            let _ = self.progress(None);
-            return Err(e);
+        let waited = self.wait_for(src, |p| p.rrndv == RecvRndv::Idle || !p.arrived.is_empty());
+        if waited.is_ok() && self.peers[src].rrndv == RecvRndv::Idle {
+            return Ok(());
         }
-        Ok(())
+        // The peer sent something else, or failed: it must never write into
+        // `buf` once we return, so this pair is closed for good.
+        self.peers[src].qp.fail();
+        let _ = self.progress(None);
+        waited?;
+        let slot = *self.peers[src].arrived.front().expect("arrived");
+        let h = Header::decode(self.recv.read(slot as usize * EAGER_BUF, HEADER)).expect("checked");
+        Err(CommError::Mismatch {
+            rank: src,
+            addr: self.addr(src),
+            tag,
+            len: buf.len(),
+            got_tag: h.tag,
+            got_len: h.len,
+        })
     }
 }
