@@ -70,6 +70,14 @@ pub enum RunError {
     Thresholds(#[from] ThresholdsFailed),
 }
 
+/// Prints `mpipingpong: <what>` on stderr in one write, so the lines of
+/// several ranks reaching one terminal never interleave (std's stderr is
+/// unbuffered: `eprintln!` writes each piece on its own).
+fn complain(what: impl std::fmt::Display) {
+    let line = format!("mpipingpong: {what}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// The binary's entry point.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
@@ -83,14 +91,14 @@ pub fn main() -> ExitCode {
         }
         Ok(Command::Run(o)) => o,
         Err(e) => {
-            eprintln!("mpipingpong: {e}");
+            complain(&e);
             return ExitCode::from(2);
         }
     };
     let mut comm = match Comm::init() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mpipingpong: {e}");
+            complain(&e);
             return ExitCode::FAILURE;
         }
     };
@@ -102,7 +110,7 @@ pub fn main() -> ExitCode {
         Ok(()) => match comm.finalize() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("mpipingpong: {e}");
+                complain(&e);
                 ExitCode::FAILURE
             }
         },
@@ -112,14 +120,14 @@ pub fn main() -> ExitCode {
             // only rank 0 judges thresholds), so nobody waits on a peer:
             // rank 0 says it once and all leave in order.
             if comm.rank() == 0 {
-                eprintln!("mpipingpong: {e}");
+                complain(&e);
             }
             let _ = comm.finalize();
             ExitCode::FAILURE
         }
         Err(e) => {
             // Peers may be blocked on us: end the whole job.
-            eprintln!("mpipingpong: rank {}: {e}", comm.rank());
+            complain(format_args!("rank {}: {e}", comm.rank()));
             let _ = comm.abort(1);
             ExitCode::FAILURE
         }
