@@ -403,7 +403,7 @@ impl Comm {
         }
         drop(self.shm.take());
         drop(self.tcp.take());
-        drop(self.nd.take());
+        self.nd = None;
         Ok(self.pmi.finalize()?)
     }
 

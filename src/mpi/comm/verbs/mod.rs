@@ -99,3 +99,12 @@ mod disabled {
 
 #[cfg(not(feature = "verbs"))]
 pub use disabled::VerbsTransport;
+
+#[cfg(all(test, not(feature = "verbs")))]
+mod tests {
+    #[test]
+    fn a_build_without_verbs_says_so() {
+        let err = super::VerbsTransport::open(0, 2, None).err().unwrap();
+        assert_eq!(err, "built without verbs (cargo feature `verbs`)");
+    }
+}
