@@ -51,6 +51,16 @@ if pair netmask 120 "-m -p 100000:20" "${NOSOCK[@]}" -genv MPICH_NETMASK 172.16.
   ok "MPICH_NETMASK picks the device, MSMPI_PRECONNECT all"
 else fail "MPICH_NETMASK" netmask; fi
 
+# 3b. Four ranks, two per namespace: every pair over verbs, including the
+# two pairs inside one namespace (one device to itself).
+if run four 240 "$B/mpiexec" "${NOSOCK[@]}" \
+    -n 2 ip netns exec "$RXE_NS_A" "$B/mpipingpong" -m -p 100000:10 : \
+    -n 2 ip netns exec "$RXE_NS_B" "$B/mpipingpong" -m -p 100000:10 \
+  && grep -q '^0:\.@@@$' "$T/four" && grep -q '^3:@@@\.$' "$T/four" \
+  && grep -q 'Network Direct: *6' "$T/four"; then
+  ok "four ranks, all six pairs over verbs"
+else fail "four ranks over verbs" four; fi
+
 # 4. A rank killed mid-transfer ends the job (not a hang).
 pair kill 90 "-m -p 4000000:1000000" "${NOSOCK[@]}" &
 job=$!
@@ -68,6 +78,7 @@ start=$SECONDS
 wait $job; rc=$?
 if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $rc -ne 124 ]; then
   ok "rank 1 killed mid-transfer: job ended with status $rc after $((SECONDS - start)) s"
+  grep -m2 -e 'mpipingpong: rank' -e 'terminated\|killed\|exited' "$T/kill" | sed 's/^/  /'
 else echo "  (victim=${victim:-none} rc=$rc)"; fail "rank killed mid-transfer" kill; fi
 
 # 5. libibverbs hidden: TCP fallback saying so; with sockets off, a clear failure.
