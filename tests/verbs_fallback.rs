@@ -63,8 +63,9 @@ fn issue_4_no_device_falls_back_to_sockets_and_says_why() {
 fn issue_4_no_device_and_no_sockets_fails_naming_the_device() {
     let (out, text) = mpiexec(&[], &[NO_SHM, NO_SOCK, NO_DEVICE]);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("no channel between rank 0"), "{text}");
-    assert!(text.contains("network direct: rank 0: "), "{text}");
+    // Whichever rank reports first names itself first.
+    assert!(text.contains("no channel between rank "), "{text}");
+    assert!(text.contains("network direct: rank "), "{text}");
     assert!(says_no_device(&text), "{text}");
     assert!(text.contains("sockets disabled by MSMPI_DISABLE_SOCK=1"), "{text}");
 }
@@ -73,8 +74,10 @@ fn issue_4_no_device_and_no_sockets_fails_naming_the_device() {
 fn issue_4_disable_nd_is_named_as_written() {
     let (out, text) = mpiexec(&[], &[NO_SHM, NO_SOCK, ("MSMPI_DISABLE_ND", "1")]);
     assert!(!out.status.success(), "{text}");
+    let (a, b) = ("rank 0: disabled by MSMPI_DISABLE_ND=1", "rank 1: disabled by MSMPI_DISABLE_ND=1");
     assert!(
-        text.contains("network direct: rank 0: disabled by MSMPI_DISABLE_ND=1, rank 1: disabled by MSMPI_DISABLE_ND=1"),
+        text.contains(&format!("network direct: {a}, {b}"))
+            || text.contains(&format!("network direct: {b}, {a}")),
         "{text}"
     );
 }
@@ -106,7 +109,11 @@ fn issue_4_without_libibverbs_falls_back_or_fails_naming_the_library() {
     assert!(text.contains("): libibverbs not found (libibverbs.so.1 could not be loaded)"), "{text}");
     let (out, text) = mpiexec(&hide, &[NO_SHM, NO_SOCK]);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("network direct: rank 0: libibverbs not found"), "{text}");
+    assert!(
+        text.contains("network direct: rank 0: libibverbs not found")
+            || text.contains("network direct: rank 1: libibverbs not found"),
+        "{text}"
+    );
 }
 
 fn nix_root() -> bool {
