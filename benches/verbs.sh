@@ -45,19 +45,23 @@ ROUNDS=${ROUNDS:-3}
 best() { awk -v a="$1" -v b="$2" -v dir="$3" 'BEGIN {
   if (a == "") { print b; exit } if (b == "") { print a; exit }
   if ((dir == "min" && b + 0 < a + 0) || (dir == "max" && b + 0 > a + 0)) print b; else print a }'; }
-perf_lat="" perf_bw="" perf_rd="" mpp_lat="" mpp_bw=""
+perf_lat="" perf_bw="" perf_rd="" perf_wl="" mpp_lat="" mpp_bw=""
 for r in $(seq "$ROUNDS"); do
   lat_row=$(perf ib_send_lat -s "$LAT_SIZE" -n "$LAT_ITERS")
   bw_row=$(perf ib_write_bw -s "$BW_SIZE" -n "$BW_ITERS")
   rd_row=$(perf ib_read_bw -s "$BW_SIZE" -n "$BW_ITERS")
+  # ib_write_lat: a pingpong of RDMA writes, what mpipingpong does.
+  wl_row=$(perf ib_write_lat -s "$BW_SIZE" -n 20)
   echo "round $r: ib_send_lat: $(echo $lat_row)"
   echo "round $r: ib_write_bw: $(echo $bw_row)"
   echo "round $r: ib_read_bw:  $(echo $rd_row)"
+  echo "round $r: ib_write_lat: $(echo $wl_row)"
   # ib_send_lat: #bytes #iters t_min t_max t_typical t_avg ...; one-way µs.
   perf_lat=$(best "$perf_lat" "$(awk '{print $6}' <<<"$lat_row")" min)
   # *_bw: #bytes #iters BW_peak BW_average[MB/s, MB = 2^20] ...
   perf_bw=$(best "$perf_bw" "$(awk '{printf "%.2f", $4 * 1.048576}' <<<"$bw_row")" max)
   perf_rd=$(best "$perf_rd" "$(awk '{printf "%.2f", $4 * 1.048576}' <<<"$rd_row")" max)
+  perf_wl=$(best "$perf_wl" "$(awk '{if ($6 > 0) printf "%.2f", $1 / $6}' <<<"$wl_row")" max)
   l=$(mpp "$LAT_SIZE:$LAT_ITERS"); b=$(mpp "$BW_SIZE:$BW_ITERS")
   echo "round $r: mpipingpong: $l us, $b MB/s"
   mpp_lat=$(best "$mpp_lat" "$l" min); mpp_bw=$(best "$mpp_bw" "$b" max)
@@ -66,4 +70,5 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 printf '%-48s %12s %12s %8s\n' "best of $ROUNDS rounds" mpipingpong perftest ratio
 printf '%-48s %12s %12s %8s\n' "latency, $LAT_SIZE B, half round trip (us, avg)" "$mpp_lat" "$perf_lat" "$(ratio "$mpp_lat" "$perf_lat")"
 printf '%-48s %12s %12s %8s\n' "bandwidth, $BW_SIZE B (10^6 B/s) vs ib_write_bw" "$mpp_bw" "$perf_bw" "$(ratio "$mpp_bw" "$perf_bw")"
-printf '%-48s %12s %12s %8s\n' "  (ib_read_bw, for reference)" "" "$perf_rd" ""
+printf '%-48s %12s %12s %8s\n' "  vs ib_read_bw" "" "$perf_rd" "$(ratio "$mpp_bw" "$perf_rd")"
+printf '%-48s %12s %12s %8s\n' "  vs ib_write_lat's pingpong (size / t_avg)" "" "$perf_wl" "$(ratio "$mpp_bw" "$perf_wl")"
