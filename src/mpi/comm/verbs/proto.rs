@@ -18,9 +18,10 @@
 //!   ([`chunks`]), then sends [`Kind::Fin`]. A reliable connection delivers
 //!   the FIN after the writes, so its arrival means the data is in place.
 //!   One message each way and no request-to-send: in a pingpong the
-//!   clearance is usually waiting when the sender gets there. (WRITE rather
-//!   than READ: on Soft-RoCE, perftest's `ib_read_bw` reaches about two
-//!   thirds of `ib_write_bw`.) [`Kind::Rts`] is reserved.
+//!   clearance is usually waiting when the sender gets there. (WRITE
+//!   rather than READ: a read-based rendezvous needs the sender's
+//!   request-to-send first; on Soft-RoCE the two verbs measured alike on a
+//!   quiet machine.) [`Kind::Rts`] is reserved.
 //! - [`Kind::Credit`]: returns receive buffers when no other message
 //!   carries them back (see [`Credits`]).
 //!
