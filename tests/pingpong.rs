@@ -493,3 +493,32 @@ fn progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe() {
     assert!(!stdout.contains('\x1b'), "{stdout}");
     assert_eq!(stdout.matches(" done, ").count(), 3, "{stdout}");
 }
+
+#[test]
+fn ranks_in_two_network_namespaces_talk_over_tcp_not_loopback() {
+    if hpcpack::node::sys::uid() != 0 {
+        return; // network namespaces need root
+    }
+    // Two namespaces of this host joined by a veth pair: one kernel (shared
+    // memory would work) but two loopbacks, so TCP must use the veth.
+    let tag = format!("hpt{}", std::process::id() % 100_000);
+    let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+    let sh = |script: &str| {
+        let out = Command::new("sh").args(["-ec", script]).output().expect("sh");
+        assert!(out.status.success(), "{script}: {out:?}");
+    };
+    sh(&format!(
+        "ip netns add {a}; ip netns add {b}; ip link add {a}v type veth peer name {b}v; \
+         ip link set {a}v netns {a}; ip link set {b}v netns {b}; \
+         ip -n {a} addr add 10.231.0.1/24 dev {a}v; ip -n {b} addr add 10.231.0.2/24 dev {b}v; \
+         ip -n {a} link set {a}v up; ip -n {b} link set {b}v up; ip -n {a} link set lo up; ip -n {b} link set lo up"
+    ));
+    let (out, stdout, _) = mpiexec(&[
+        "-genv", "MSMPI_DISABLE_SHM", "1", "-genv", "MSMPI_CONNECTIVITY_TABLE", "1",
+        "-n", "1", "ip", "netns", "exec", &a, PINGPONG, "-m", "-p", "1:100", ":",
+        "-n", "1", "ip", "netns", "exec", &b, PINGPONG, "-m", "-p", "1:100",
+    ]);
+    sh(&format!("ip netns del {a}; ip netns del {b}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table_rows(&stdout), [".S", "S."], "{stdout}");
+}

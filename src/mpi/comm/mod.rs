@@ -230,6 +230,7 @@ impl Comm {
                     let ep = on(Channel::Sock, p)
                         .then(|| cards[p].sock.clone())
                         .flatten();
+                    // Loopback reaches ranks of this network namespace only.
                     (ep, cards[p].host == cards[rank].host)
                 })
                 .collect();
@@ -468,17 +469,20 @@ impl std::ops::DerefMut for Buffer {
     }
 }
 
-/// This host's identity for choosing shared memory
+/// This host's identity for choosing shared memory and loopback
 /// ([`select::host_identity`]).
 fn this_host() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let ns = std::fs::read_link("/proc/self/ns/pid")
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let ns = |which: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{which}"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     select::host_identity(
         &crate::node::sys::hostname(),
         &read("/proc/sys/kernel/random/boot_id"),
-        &ns,
+        &ns("pid"),
+        &ns("net"),
     )
 }
 

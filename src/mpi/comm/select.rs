@@ -303,7 +303,7 @@ pub struct NoPath {
 
 /// Picks the channel between rank `a` and rank `b` (see the module doc).
 pub fn choose(a: usize, ca: &Card, b: usize, cb: &Card) -> Result<Channel, NoPath> {
-    let same_host = ca.host == cb.host;
+    let same_host = same_kernel(&ca.host, &cb.host);
     let off = |what: &str, var: &str, ea: &Option<String>, eb: &Option<String>| -> String {
         let who: Vec<String> = [(a, ea), (b, eb)]
             .iter()
@@ -349,17 +349,31 @@ pub fn choose(a: usize, ca: &Card, b: usize, cb: &Card) -> Result<Channel, NoPat
     })
 }
 
-/// This host's identity for "same host": the boot id and the pid namespace
-/// (ranks in one pid namespace of one running kernel can map each other's
-/// memory), with the host name first for readability.
-pub fn host_identity(hostname: &str, boot_id: &str, pid_ns: &str) -> String {
+/// This host's identity: the host name (for readability), the boot id and
+/// the pid namespace (ranks in one pid namespace of one running kernel can
+/// map each other's memory: [`same_kernel`]), and the network namespace
+/// (ranks in one can reach each other over loopback).
+pub fn host_identity(hostname: &str, boot_id: &str, pid_ns: &str, net_ns: &str) -> String {
     let clean = |s: &str| {
         s.trim()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':'))
             .collect::<String>()
     };
-    format!("{}/{}/{}", clean(hostname), clean(boot_id), clean(pid_ns))
+    format!(
+        "{}/{}/{}/{}",
+        clean(hostname),
+        clean(boot_id),
+        clean(pid_ns),
+        clean(net_ns)
+    )
+}
+
+/// Whether two [`host_identity`] values are one kernel and pid namespace
+/// (shared memory works between them), whatever their network namespaces.
+pub fn same_kernel(a: &str, b: &str) -> bool {
+    let head = |s: &str| s.rsplit_once('/').map_or(s.to_string(), |(h, _)| h.to_string());
+    head(a) == head(b)
 }
 
 /// One rank's row of the connectivity table: its node and one indicator per
@@ -583,6 +597,19 @@ mod tests {
             msg.contains("sockets disabled by MSMPI_DISABLE_SOCK=1 on rank 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn network_namespaces_do_not_split_a_host_for_shared_memory() {
+        let a = host_identity("vm", "b00t", "pid:[1]", "net:[7]");
+        let b = host_identity("vm", "b00t", "pid:[1]", "net:[8]");
+        let c = host_identity("vm", "b00t", "pid:[2]", "net:[7]");
+        assert!(same_kernel(&a, &b) && a != b);
+        assert!(!same_kernel(&a, &c));
+        let mut ca = card("x", true, true);
+        let mut cb = card("x", true, true);
+        (ca.host, cb.host) = (a, b);
+        assert_eq!(choose(0, &ca, 1, &cb), Ok(Channel::Shm));
     }
 
     #[test]
