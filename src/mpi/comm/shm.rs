@@ -778,11 +778,15 @@ impl ShmTransport {
         let src = peer.rank;
         let ring = Ring::of(&self.inbound, src);
         let start = ring.tail().load(Ordering::Relaxed);
+        let mut header = [0u8; FRAME_HEADER];
         wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
+            // Touch the frame's line while polling `head`, so the two cache
+            // misses of a new message overlap instead of following each
+            // other (the bytes are read again below, after `head`).
+            ring.read(start, &mut header[..1]);
             let avail = ring.head().load(Ordering::Acquire).wrapping_sub(start);
             (avail >= FRAME_HEADER as u64).then_some(())
         })?;
-        let mut header = [0u8; FRAME_HEADER];
         ring.read(start, &mut header);
         let kind = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         let got_tag = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
