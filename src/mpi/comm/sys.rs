@@ -38,21 +38,21 @@ pub fn memfd(name: &str, len: usize) -> io::Result<File> {
     Ok(file)
 }
 
-/// A `MAP_SHARED` read-write mapping of a whole file, unmapped on drop.
+/// One `MAP_SHARED` mapping of the first `len` (> 0) bytes of a file,
+/// unmapped on drop; the types below decide how it may be accessed.
 #[derive(Debug)]
-pub struct SharedMap {
+struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; every access
-// goes through atomics or raw copies (see the module doc), which are as
-// valid from any thread as from the one that mapped it.
-unsafe impl Send for SharedMap {}
+// SAFETY: the mapping is plain memory owned by this value, valid from any
+// thread; `Mapping` itself hands out nothing (the wrappers below state how
+// their accesses are sound).
+unsafe impl Send for Mapping {}
 
-impl SharedMap {
-    /// Maps the first `len` bytes of `file` shared, read-write.
-    pub fn new(file: &File, len: usize) -> io::Result<SharedMap> {
+impl Mapping {
+    fn new(file: &File, len: usize, prot: libc::c_int) -> io::Result<Mapping> {
         if len == 0 {
             return Err(io::Error::other("cannot map zero bytes"));
         }
@@ -62,7 +62,7 @@ impl SharedMap {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
                 0,
@@ -73,28 +73,56 @@ impl SharedMap {
         }
         let ptr =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(SharedMap { ptr, len })
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned, unmapped only here;
+        // every reference the wrappers hand out borrows them, so none
+        // survives this.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// A read-write shared mapping of a whole file that other processes write
+/// concurrently: accessed through atomics and raw copies only (see the
+/// module doc).
+#[derive(Debug)]
+pub struct SharedMap {
+    m: Mapping,
+}
+
+impl SharedMap {
+    /// Maps the first `len` bytes of `file` shared, read-write.
+    pub fn new(file: &File, len: usize) -> io::Result<SharedMap> {
+        Ok(SharedMap {
+            m: Mapping::new(file, len, libc::PROT_READ | libc::PROT_WRITE)?,
+        })
     }
 
     /// This process's address of byte `off` (what a peer passes to
     /// `process_vm_readv`).
     pub fn addr(&self, off: usize) -> usize {
         assert!(
-            off < self.len,
+            off < self.m.len,
             "offset {off} past a mapping of {} bytes",
-            self.len
+            self.m.len
         );
-        self.ptr.as_ptr() as usize + off
+        self.m.ptr.as_ptr() as usize + off
     }
 
     fn at(&self, off: usize, size: usize, align: usize) -> *mut u8 {
         assert!(
-            off.checked_add(size).is_some_and(|end| end <= self.len) && off % align == 0,
+            off.checked_add(size).is_some_and(|end| end <= self.m.len) && off % align == 0,
             "access of {size} bytes at {off} outside or misaligned in a mapping of {} bytes",
-            self.len
+            self.m.len
         );
         // SAFETY: in bounds, checked just above.
-        unsafe { self.ptr.as_ptr().add(off) }
+        unsafe { self.m.ptr.as_ptr().add(off) }
     }
 
     /// The 64-bit atomic at `off` (8-aligned).
@@ -130,32 +158,29 @@ impl SharedMap {
     }
 }
 
-/// A read-only `MAP_SHARED` mapping of a peer's buffer file, unmapped on
-/// drop: the peer writes it, this process only copies out of it.
+/// A read-only shared mapping of a peer's buffer file: the peer writes it,
+/// this process only copies out of it.
 #[derive(Debug)]
 pub struct ReadOnlyMap {
-    ptr: NonNull<u8>,
-    len: usize,
+    m: Mapping,
 }
-
-// SAFETY: as for SharedMap; only raw copies read it.
-unsafe impl Send for ReadOnlyMap {}
 
 impl ReadOnlyMap {
     /// Maps the first `len` bytes of `file` shared, read-only.
     pub fn new(file: &File, len: usize) -> io::Result<ReadOnlyMap> {
-        let ptr = map(file, len, libc::PROT_READ)?;
-        Ok(ReadOnlyMap { ptr, len })
+        Ok(ReadOnlyMap {
+            m: Mapping::new(file, len, libc::PROT_READ)?,
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.m.len
     }
 
     /// Copies bytes at `off` out of the mapping into `dst`; false when the
     /// range is outside the mapping.
     pub fn read(&self, off: usize, dst: &mut [u8]) -> bool {
-        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+        if off.checked_add(dst.len()).is_none_or(|end| end > self.m.len) {
             return false;
         }
         // SAFETY: the source range is inside the mapping (checked above)
@@ -163,18 +188,9 @@ impl ReadOnlyMap {
         // the mapping is formed, so a writer in the other process breaks
         // nothing here (it can only change the bytes we copy).
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+            std::ptr::copy_nonoverlapping(self.m.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
         };
         true
-    }
-}
-
-impl Drop for ReadOnlyMap {
-    fn drop(&mut self) {
-        // SAFETY: exactly what mmap returned, unmapped only here.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
     }
 }
 
@@ -183,18 +199,15 @@ impl Drop for ReadOnlyMap {
 /// an ordinary byte slice.
 #[derive(Debug)]
 pub struct OwnedShared {
-    ptr: NonNull<u8>,
-    len: usize,
+    m: Mapping,
 }
-
-// SAFETY: plain memory owned by this value.
-unsafe impl Send for OwnedShared {}
 
 impl OwnedShared {
     /// Maps the first `len` (> 0) bytes of `file` shared, read-write.
     pub fn new(file: &File, len: usize) -> io::Result<OwnedShared> {
-        let ptr = map(file, len, libc::PROT_READ | libc::PROT_WRITE)?;
-        Ok(OwnedShared { ptr, len })
+        Ok(OwnedShared {
+            m: Mapping::new(file, len, libc::PROT_READ | libc::PROT_WRITE)?,
+        })
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -202,55 +215,12 @@ impl OwnedShared {
         // no other process writes it (peers map it read-only and the file
         // is reached only through this process's descriptor), and `&self`
         // excludes our own writes for the slice's life.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.m.ptr.as_ptr(), self.m.len) }
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`, and `&mut self` makes it the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for OwnedShared {
-    fn drop(&mut self) {
-        // SAFETY: exactly what mmap returned, unmapped only here; slices
-        // borrow `self`, so none survive this.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
-/// `mmap` of the first `len` (> 0) bytes of `file`, shared, with `prot`.
-fn map(file: &File, len: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
-    if len == 0 {
-        return Err(io::Error::other("cannot map zero bytes"));
-    }
-    // SAFETY: a fresh mapping chosen by the kernel (null hint) cannot
-    // overlap any Rust object; the result is checked before use.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            prot,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))
-}
-
-impl Drop for SharedMap {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, unmapped only here;
-        // references handed out borrow `self`, so none survive this.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.m.ptr.as_ptr(), self.m.len) }
     }
 }
 
