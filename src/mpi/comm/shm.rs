@@ -149,9 +149,8 @@ const SPACE_SLEEPING: usize = 3 * LINE + 4;
 const FRAME_HEADER: usize = 16;
 const KIND_DATA: u32 = 1;
 const KIND_RNDV: u32 = 2;
-const RNDV_FRAME: usize = FRAME_HEADER + 24;
 const KIND_SHARED: u32 = 3;
-const SHARED_FRAME: usize = FRAME_HEADER + 40;
+const SHARED_FRAME: usize = rendezvous_frame(3);
 
 /// A buffer of this rank that peers may read directly.
 #[derive(Clone, Copy, Debug)]
@@ -494,6 +493,25 @@ impl ShmTransport {
             .map(|r| (*r, a - r.start))
     }
 
+    /// Copies `buf.len()` bytes at address `addr` of process `pid` into
+    /// `buf` with `process_vm_readv`.
+    fn read_cma(&self, pid: u32, addr: usize, buf: &mut [u8]) -> io::Result<()> {
+        if !self.cma_allowed {
+            // Refused as the kernel would refuse it.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        let mut copied = 0;
+        while copied < buf.len() {
+            match sys::vm_read(pid, addr + copied, &mut buf[copied..]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(n) => copied += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `buf.len()` bytes at `offset` of buffer `id` of process `pid`
     /// (descriptor `fd`) into `buf`.
     fn copy_shared(
@@ -708,26 +726,9 @@ impl Outbound {
     /// A `RNDV` frame, then the wait for the receiver's copy; `Ok(false)`
     /// if the receiver could not read our memory.
     fn send_rndv(&mut self, peer: Peer, tag: u32, data: &[u8]) -> Result<bool, CommError> {
-        self.seq += 1;
-        let seq = self.seq;
-        let mut frame = [0u8; RNDV_FRAME];
-        frame[..FRAME_HEADER].copy_from_slice(&frame_header(KIND_RNDV, tag, data.len()));
-        frame[16..24].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
-        frame[24..32].copy_from_slice(&(data.as_ptr() as u64).to_le_bytes());
-        frame[32..40].copy_from_slice(&seq.to_le_bytes());
-        self.wait_space(peer, RNDV_FRAME)?;
-        self.ring().write(self.head, &frame);
-        self.publish(self.head + RNDV_FRAME as u64);
-        let ring = self.ring();
-        let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
-            let d = ring.done().load(Ordering::Acquire);
-            (d >> 1 == seq).then_some(d)
-        })?;
-        Ok(done & REFUSED == 0)
+        self.rendezvous(peer, KIND_RNDV, tag, data.len(), &[data.as_ptr() as u64])
     }
-}
 
-impl Outbound {
     /// A `SHARED` frame for `len` bytes at `offset` of buffer `region`,
     /// then the wait for the receiver's copy; `Ok(false)` if refused.
     fn send_shared(
@@ -738,18 +739,36 @@ impl Outbound {
         offset: usize,
         len: usize,
     ) -> Result<bool, CommError> {
+        let fields = [region.fd as u64, region.id, offset as u64];
+        self.rendezvous(peer, KIND_SHARED, tag, len, &fields)
+    }
+
+    /// Posts a rendezvous frame of `kind` (header; our pid; `fields`; a new
+    /// sequence number) and waits until the receiver has copied the message
+    /// and stored that sequence in `done`; `Ok(false)` if it refused.
+    fn rendezvous(
+        &mut self,
+        peer: Peer,
+        kind: u32,
+        tag: u32,
+        len: usize,
+        fields: &[u64],
+    ) -> Result<bool, CommError> {
         self.seq += 1;
         let seq = self.seq;
+        let size = rendezvous_frame(fields.len());
         let mut frame = [0u8; SHARED_FRAME];
-        frame[..FRAME_HEADER].copy_from_slice(&frame_header(KIND_SHARED, tag, len));
-        frame[16..24].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
-        frame[24..32].copy_from_slice(&(region.fd as u64).to_le_bytes());
-        frame[32..40].copy_from_slice(&region.id.to_le_bytes());
-        frame[40..48].copy_from_slice(&(offset as u64).to_le_bytes());
-        frame[48..56].copy_from_slice(&seq.to_le_bytes());
-        self.wait_space(peer, SHARED_FRAME)?;
-        self.ring().write(self.head, &frame);
-        self.publish(self.head + SHARED_FRAME as u64);
+        frame[..FRAME_HEADER].copy_from_slice(&frame_header(kind, tag, len));
+        let words = std::iter::once(u64::from(std::process::id()))
+            .chain(fields.iter().copied())
+            .chain(std::iter::once(seq));
+        for (i, w) in words.enumerate() {
+            let at = FRAME_HEADER + 8 * i;
+            frame[at..at + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        self.wait_space(peer, size)?;
+        self.ring().write(self.head, &frame[..size]);
+        self.publish(self.head + size as u64);
         let ring = self.ring();
         let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
             let d = ring.done().load(Ordering::Acquire);
@@ -757,6 +776,12 @@ impl Outbound {
         })?;
         Ok(done & REFUSED == 0)
     }
+}
+
+/// Bytes of a rendezvous frame carrying `fields` words besides the pid and
+/// the sequence number.
+const fn rendezvous_frame(fields: usize) -> usize {
+    FRAME_HEADER + 8 * (fields + 2)
 }
 
 fn frame_header(kind: u32, tag: u32, len: usize) -> [u8; FRAME_HEADER] {
@@ -825,56 +850,28 @@ impl ShmTransport {
                 release(body + buf.len() as u64);
                 Ok(true)
             }
-            KIND_RNDV => {
-                let mut body = [0u8; RNDV_FRAME - FRAME_HEADER];
-                ring.read(start + FRAME_HEADER as u64, &mut body);
-                let pid = le_u64(&body[..8]) as u32;
-                let addr = le_u64(&body[8..16]) as usize;
-                let seq = le_u64(&body[16..24]);
-                release(start + RNDV_FRAME as u64);
-                let mut copied = 0;
-                let result = loop {
-                    if !self.cma_allowed {
-                        // Refused as the kernel would refuse it.
-                        break Err(io::Error::from_raw_os_error(libc::EPERM));
-                    }
-                    if copied == buf.len() {
-                        break Ok(());
-                    }
-                    match sys::vm_read(pid, addr + copied, &mut buf[copied..]) {
-                        Ok(0) => break Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                        Ok(n) => copied += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
+            KIND_RNDV | KIND_SHARED => {
+                let fields = if kind == KIND_RNDV { 1 } else { 3 };
+                let size = rendezvous_frame(fields);
+                let mut body = [0u8; SHARED_FRAME - FRAME_HEADER];
+                let body = &mut body[..size - FRAME_HEADER];
+                ring.read(start + FRAME_HEADER as u64, body);
+                let word = |i: usize| le_u64(&body[8 * i..]);
+                let pid = word(0) as u32;
+                let seq = word(fields + 1);
+                release(start + size as u64);
+                let result = if kind == KIND_RNDV {
+                    self.read_cma(pid, word(1) as usize, buf)
+                } else {
+                    self.copy_shared(pid, word(1) as i32, word(2), word(3) as usize, buf)
                 };
                 // Any failure but the sender's death (EPERM above all, also
                 // a partial read) is answered "refused": the sender then
-                // streams the message, so it is delivered all the same.
+                // tries its other ways, so the message is delivered all the
+                // same.
                 if result.is_err() && !sys::alive(pid) {
                     return Err(CommError::PeerGone { rank: src, pid });
                 }
-                let refused = result.is_err();
-                ring.done()
-                    .store(seq << 1 | u64::from(refused), Ordering::Release);
-                notify(ring.space_seq(), ring.space_sleeping());
-                Ok(!refused)
-            }
-            KIND_SHARED => {
-                let mut body = [0u8; SHARED_FRAME - FRAME_HEADER];
-                ring.read(start + FRAME_HEADER as u64, &mut body);
-                let pid = le_u64(&body[..8]) as u32;
-                let fd = le_u64(&body[8..16]) as i32;
-                let id = le_u64(&body[16..24]);
-                let offset = le_u64(&body[24..32]) as usize;
-                let seq = le_u64(&body[32..40]);
-                release(start + SHARED_FRAME as u64);
-                let result = self.copy_shared(pid, fd, id, offset, buf);
-                if result.is_err() && !sys::alive(pid) {
-                    return Err(CommError::PeerGone { rank: src, pid });
-                }
-                // Refused (the sender then tries its other ways) on any
-                // other failure.
                 let refused = result.is_err();
                 ring.done()
                     .store(seq << 1 | u64::from(refused), Ordering::Release);
