@@ -137,23 +137,9 @@ fn node_outside_the_allocation_is_refused() {
 #[test]
 fn job_cancel_leaves_no_rank() {
     let c = four_nodes();
-    let marker = format!("launch-cancel-{}", std::process::id());
-    let cmd = format!("{MPIEXEC} -c 1 -lines {} {marker}", prog("sleep"));
-    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
-    // Four ranks plus mpiexec carry the marker.
-    let ranks = || {
-        pids_matching(&marker)
-            .into_iter()
-            .filter(|p| !is_mpiexec(*p))
-            .collect::<Vec<_>>()
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), || ranks().len() == 4),
-        "ranks: {:?}",
-        ranks()
-    );
+    let (id, marker) = sleeping_ranks(&c, "cancel", "-lines");
     let head = c.head_pid();
-    for r in ranks() {
+    for r in ranks(&marker) {
         let runner = parent(r).unwrap_or(0);
         assert!(
             cmdline(runner).contains("hpcd run-rank"),
@@ -166,12 +152,39 @@ fn job_cancel_leaves_no_rank() {
             "rank {r} was not started by the service"
         );
     }
+    cancel_leaves_nothing(&c, id, &marker);
+}
+
+/// Submits `mpiexec -c 1 <flags> sleep <marker>` on the 4 virtual nodes and
+/// waits until its 4 ranks run; returns the job and the marker that
+/// mpiexec and the ranks carry on their command lines.
+fn sleeping_ranks(c: &Cluster, what: &str, flags: &str) -> (u64, String) {
+    let marker = format!("launch-{what}-{}", std::process::id());
+    let cmd = format!("{MPIEXEC} -c 1 {flags} {} {marker}", prog("sleep"));
+    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    assert!(
+        wait_until(Duration::from_secs(20), || ranks(&marker).len() == 4),
+        "ranks: {:?}",
+        ranks(&marker)
+    );
+    (id, marker)
+}
+
+/// The rank processes carrying `marker` (mpiexec left out).
+fn ranks(marker: &str) -> Vec<u32> {
+    pids_matching(marker)
+        .into_iter()
+        .filter(|p| !is_mpiexec(*p))
+        .collect()
+}
+
+/// Cancels job `id` and waits until no process carries `marker`.
+fn cancel_leaves_nothing(c: &Cluster, id: u64, marker: &str) {
     c.ok("job", &["cancel", &id.to_string()]);
     assert!(
-        wait_until(Duration::from_secs(10), || pids_matching(&marker)
-            .is_empty()),
+        wait_until(Duration::from_secs(10), || pids_matching(marker).is_empty()),
         "left: {:?}",
-        pids_matching(&marker)
+        pids_matching(marker)
     );
     assert_eq!(c.wait(id), "Canceled");
 }
@@ -179,15 +192,8 @@ fn job_cancel_leaves_no_rank() {
 #[test]
 fn killed_mpiexec_leaves_no_rank() {
     let c = four_nodes();
-    let marker = format!("launch-kill9-{}", std::process::id());
-    let cmd = format!("{MPIEXEC} -c 1 {} {marker}", prog("sleep"));
-    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
+    let (id, marker) = sleeping_ranks(&c, "kill9", "");
     let all = || pids_matching(&marker);
-    assert!(
-        wait_until(Duration::from_secs(20), || all().len() == 5),
-        "{:?}",
-        all()
-    );
     let mpiexec = all()
         .into_iter()
         .find(|p| is_mpiexec(*p))
@@ -292,20 +298,8 @@ fn service_ranks_end_the_job_as_local_ones_do() {
 #[test]
 fn ranks_survive_a_head_node_restart() {
     let c = four_nodes();
-    let marker = format!("launch-restart-{}", std::process::id());
-    let cmd = format!("{MPIEXEC} -c 1 {} {marker}", prog("sleep"));
-    let id = c.submit(&["/nodegroup:azurenodes", "/numnodes:4", &cmd]);
-    let ranks = || {
-        pids_matching(&marker)
-            .into_iter()
-            .filter(|p| !is_mpiexec(*p))
-            .collect::<Vec<_>>()
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), || ranks().len() == 4),
-        "ranks: {:?}",
-        ranks()
-    );
+    let (id, marker) = sleeping_ranks(&c, "restart", "");
+    let ranks = || ranks(&marker);
     let before = ranks();
     let head = c.head_pid();
     c.ok("hpcd", &["local", "stop"]);
@@ -327,12 +321,5 @@ fn ranks_survive_a_head_node_restart() {
         "Running"
     );
     assert_eq!(ranks(), before);
-    c.ok("job", &["cancel", &id.to_string()]);
-    assert!(
-        wait_until(Duration::from_secs(10), || pids_matching(&marker)
-            .is_empty()),
-        "left: {:?}",
-        pids_matching(&marker)
-    );
-    assert_eq!(c.wait(id), "Canceled");
+    cancel_leaves_nothing(&c, id, &marker);
 }

@@ -7,23 +7,14 @@
 
 use std::process::Command;
 
+use crate::common::without_host_mpi_env;
+
 const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
 const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
 
 /// `$ <tool> <args>`, the exit code, then stdout and stderr, scrubbed.
 fn shown(exe: &str, args: &[&str]) -> String {
-    let mut c = Command::new(exe);
-    for v in [
-        "CCP_NODES",
-        "HPCPACK_LOCAL_NODES",
-        "HPCPACK_LAUNCH",
-        "MPIEXEC_TIMEOUT",
-        "MPIEXEC_AFFINITY",
-        "CCP_MPI_NETMASK",
-    ] {
-        c.env_remove(v);
-    }
-    let out = c
+    let out = without_host_mpi_env(&mut Command::new(exe))
         .args(args)
         .current_dir(std::env::temp_dir())
         .output()

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use crate::common::without_host_mpi_env;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -10,16 +12,7 @@ const MPICC: &str = "/usr/bin/mpicc.mpich";
 
 fn mpiexec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mpiexec"));
-    // The host's own settings must not leak into the tests.
-    for v in [
-        "CCP_NODES",
-        "MPIEXEC_TIMEOUT",
-        "MPIEXEC_AFFINITY",
-        "CCP_MPI_NETMASK",
-        "CCP_MPI_WORKDIR",
-    ] {
-        c.env_remove(v);
-    }
+    without_host_mpi_env(&mut c);
     c
 }
 

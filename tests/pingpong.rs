@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{Cluster, output_of};
+use crate::common::{Cluster, output_of, without_host_mpi_env};
 
 const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
 const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
@@ -12,17 +12,10 @@ const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
 /// `mpiexec args…` on this host, with the host's own settings removed.
 fn mpiexec(args: &[&str]) -> (Output, String, Duration) {
     let start = Instant::now();
-    let mut c = Command::new(MPIEXEC);
-    for v in [
-        "CCP_NODES",
-        "HPCPACK_LOCAL_NODES",
-        "MPIEXEC_TIMEOUT",
-        "MPIEXEC_AFFINITY",
-        "CCP_MPI_NETMASK",
-    ] {
-        c.env_remove(v);
-    }
-    let out = c.args(args).output().expect("run mpiexec");
+    let out = without_host_mpi_env(&mut Command::new(MPIEXEC))
+        .args(args)
+        .output()
+        .expect("run mpiexec");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (out, stdout, start.elapsed())
 }
@@ -32,6 +25,30 @@ fn pair_lines(text: &str) -> Vec<&str> {
     text.lines()
         .filter(|l| l.starts_with("  ") && l.contains(" <-> "))
         .collect()
+}
+
+/// The seed command with `-p <packets>`, through `job submit` on the
+/// cluster's 4 virtual nodes; returns the task's output once the job
+/// Finished.
+fn seed_command(c: &Cluster, packets: &str) -> String {
+    let id = c.submit(&[
+        "/nodegroup:azurenodes",
+        "/numnodes:4",
+        MPIEXEC,
+        "-c",
+        "1",
+        "-affinity",
+        PINGPONG,
+        "-p",
+        packets,
+        "-op",
+        "-s",
+        "nul",
+    ]);
+    let state = c.wait(id);
+    let view = c.ok("task", &["view", &format!("{id}.1")]);
+    assert_eq!(state, "Finished", "{view}");
+    output_of(&view)
 }
 
 #[test]
@@ -44,24 +61,7 @@ fn seed_command_on_four_virtual_nodes() {
         "--node-group",
         "azurenodes",
     ]);
-    let id = c.submit(&[
-        "/nodegroup:azurenodes",
-        "/numnodes:4",
-        MPIEXEC,
-        "-c",
-        "1",
-        "-affinity",
-        PINGPONG,
-        "-p",
-        "1:2000",
-        "-op",
-        "-s",
-        "nul",
-    ]);
-    let state = c.wait(id);
-    let view = c.ok("task", &["view", &format!("{id}.1")]);
-    assert_eq!(state, "Finished", "{view}");
-    let output = output_of(&view);
+    let output = seed_command(&c, "1:2000");
     let pairs = pair_lines(&output);
     assert_eq!(pairs.len(), 6, "{output}");
     // Participants are the virtual nodes, one rank each, all distinct.
@@ -84,24 +84,7 @@ fn seed_command_on_four_virtual_nodes() {
 
     // The throughput form, the same way (fewer iterations than the
     // article's 1000, for test time).
-    let id = c.submit(&[
-        "/nodegroup:azurenodes",
-        "/numnodes:4",
-        MPIEXEC,
-        "-c",
-        "1",
-        "-affinity",
-        PINGPONG,
-        "-p",
-        "4000000:20",
-        "-op",
-        "-s",
-        "nul",
-    ]);
-    let state = c.wait(id);
-    let view = c.ok("task", &["view", &format!("{id}.1")]);
-    assert_eq!(state, "Finished", "{view}");
-    let output = output_of(&view);
+    let output = seed_command(&c, "4000000:20");
     assert_eq!(pair_lines(&output).len(), 6, "{output}");
     assert!(
         output.contains("Throughput (MB/s) for packet size 4000000 bytes, 20 iterations:"),
@@ -386,12 +369,9 @@ fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
         args.len()
     );
     let (k, v) = mark.split_once('=').unwrap();
-    let mut child = Command::new(MPIEXEC)
+    let mut child = without_host_mpi_env(&mut Command::new(MPIEXEC))
         .args(args)
         .env(k, v)
-        .env_remove("CCP_NODES")
-        .env_remove("HPCPACK_LOCAL_NODES")
-        .env_remove("MPIEXEC_TIMEOUT")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -476,10 +456,8 @@ fn a_hung_rank_is_ended_by_timeout_issue_3() {
 fn progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe() {
     // `script` gives mpiexec a terminal; mpiexec tells rank 0 (HPCPACK_TTY).
     let line = format!("{MPIEXEC} -n 3 {PINGPONG} -m -p 1:200 -op");
-    let out = Command::new("script")
+    let out = without_host_mpi_env(&mut Command::new("script"))
         .args(["-qc", &line, "/dev/null"])
-        .env_remove("CCP_NODES")
-        .env_remove("HPCPACK_LOCAL_NODES")
         .output()
         .expect("script (bsdutils)");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -8,6 +8,8 @@
 
 use std::process::{Command, Output};
 
+use crate::common::without_host_mpi_env;
+
 const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
 const PINGPONG: &str = env!("CARGO_BIN_EXE_mpipingpong");
 
@@ -19,11 +21,10 @@ fn mpiexec(wrap: &[&str], env: &[(&str, &str)]) -> (Output, String) {
         args.extend(["-env".to_string(), k.to_string(), v.to_string()]);
     }
     args.extend([PINGPONG, "-m", "-p", "1:100"].map(String::from));
-    let mut c = Command::new(&args[0]);
-    for v in ["CCP_NODES", "HPCPACK_LOCAL_NODES", "MPIEXEC_TIMEOUT", "CCP_MPI_NETMASK"] {
-        c.env_remove(v);
-    }
-    let out = c.args(&args[1..]).output().expect("run mpiexec");
+    let out = without_host_mpi_env(&mut Command::new(&args[0]))
+        .args(&args[1..])
+        .output()
+        .expect("run mpiexec");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -194,6 +194,29 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// What the machine running the tests may have set that changes what
+/// `mpiexec` does (a job's nodes and launch services, timeout, affinity,
+/// netmask, working directory).
+const HOST_MPI_VARS: &[&str] = &[
+    "CCP_NODES",
+    "HPCPACK_LOCAL_NODES",
+    "HPCPACK_LAUNCH",
+    "HPCPACK_JOB_CREDENTIAL",
+    "MPIEXEC_TIMEOUT",
+    "MPIEXEC_AFFINITY",
+    "CCP_MPI_NETMASK",
+    "CCP_MPI_WORKDIR",
+];
+
+/// `c` without the host's [`HOST_MPI_VARS`], so an `mpiexec` it starts
+/// (directly or through a wrapper) sees only what the test sets.
+pub fn without_host_mpi_env(c: &mut Command) -> &mut Command {
+    for v in HOST_MPI_VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// Sends a signal to a process (a gone process is fine).
 pub fn unsafe_kill(pid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
