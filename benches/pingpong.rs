@@ -41,6 +41,8 @@
 //! MPICH's on both paths; shm throughput at or above MPICH's and at least 80% of memcpy.
 
 // A bench's root file resolves modules next to itself, hence the paths.
+#[path = "common.rs"]
+mod common;
 #[path = "pingpong/ceiling.rs"]
 mod ceiling;
 #[path = "pingpong/child.rs"]
@@ -116,7 +118,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     );
     let timeout = Duration::from_secs(args.timeout.max(1));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = load_average();
+    let load = common::load_average();
     if load.is_some_and(|l| l > 0.5 * cpus as f64) {
         eprintln!(
             "warning: load average {:.2} on {cpus} CPUs: something else is running, the numbers will be noisy",
@@ -301,12 +303,3 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// The 1-minute load average, to warn when the machine is busy with something else.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}

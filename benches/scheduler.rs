@@ -34,6 +34,8 @@
 //! tenth of Slurm's.
 
 // A bench's root file resolves modules next to itself, hence the paths.
+#[path = "common.rs"]
+mod common;
 #[path = "scheduler/headnode.rs"]
 mod headnode;
 #[path = "scheduler/measure.rs"]
@@ -126,7 +128,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<ExitCode> {
     let plan = args.plan();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = load_average();
+    let load = common::load_average();
     if load.is_some_and(|l| l > 0.5 * cpus as f64) {
         eprintln!(
             "warning: load average {:.2} on {cpus} CPUs: something else is running, the numbers will be noisy",
@@ -202,12 +204,3 @@ fn run_slurm(plan: &Plan, install: bool) -> Result<(String, Option<Results>)> {
     })
 }
 
-/// The 1-minute load average, to warn when the machine is busy with something else.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}

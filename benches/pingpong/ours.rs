@@ -15,39 +15,9 @@ use crate::measure::{Path, PathResults, Plan, Sample};
 pub struct Bins(PathBuf);
 
 impl Bins {
-    /// `$HPCPACK_BIN_DIR`, else the directory of this bench's own profile (so a custom
-    /// `CARGO_TARGET_DIR` works), else `<manifest>/target/release`.
+    /// See [`crate::common::release_dir`].
     pub fn locate() -> Result<Self> {
-        let mut candidates = Vec::new();
-        if let Some(dir) = std::env::var_os("HPCPACK_BIN_DIR") {
-            candidates.push(PathBuf::from(dir));
-        } else {
-            // target/release/deps/pingpong-<hash> -> target/release
-            if let Some(dir) = std::env::current_exe()
-                .ok()
-                .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
-            {
-                candidates.push(dir);
-            }
-            candidates.push(FsPath::new(env!("CARGO_MANIFEST_DIR")).join("target/release"));
-        }
-        for dir in &candidates {
-            if ["mpiexec", "mpipingpong"]
-                .iter()
-                .all(|b| dir.join(b).is_file())
-            {
-                return Ok(Bins(dir.clone()));
-            }
-        }
-        bail!(
-            "the release binaries mpiexec and mpipingpong are not in {}; run `cargo build --release` \
-             first (or point HPCPACK_BIN_DIR at them)",
-            candidates
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )
+        crate::common::release_dir(&["mpiexec", "mpipingpong"]).map(Bins)
     }
 
     /// Every size on one path. A failed size is an error in the results, not an abort.

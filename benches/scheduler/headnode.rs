@@ -23,39 +23,9 @@ const REST: &str = "http://localhost/hpc";
 pub struct Bins(PathBuf);
 
 impl Bins {
-    /// `$HPCPACK_BIN_DIR`, else the directory of this bench's own profile (so a custom
-    /// `CARGO_TARGET_DIR` works), else `<manifest>/target/release`.
+    /// See [`crate::common::release_dir`].
     pub fn locate() -> Result<Self> {
-        let mut candidates = Vec::new();
-        if let Some(dir) = std::env::var_os("HPCPACK_BIN_DIR") {
-            candidates.push(PathBuf::from(dir));
-        } else {
-            // target/release/deps/scheduler-<hash> -> target/release
-            if let Some(dir) = std::env::current_exe()
-                .ok()
-                .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
-            {
-                candidates.push(dir);
-            }
-            candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release"));
-        }
-        for dir in &candidates {
-            if ["job", "task", "hpcd"]
-                .iter()
-                .all(|b| dir.join(b).is_file())
-            {
-                return Ok(Bins(dir.clone()));
-            }
-        }
-        bail!(
-            "the release binaries job, task and hpcd are not in {}; run `cargo build --release` first \
-             (or point HPCPACK_BIN_DIR at them)",
-            candidates
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )
+        crate::common::release_dir(&["job", "task", "hpcd"]).map(Bins)
     }
 
     fn path(&self, name: &str) -> PathBuf {
