@@ -131,6 +131,59 @@ pub trait Transport {
     fn connect(&mut self, peer: usize) -> Result<(), CommError>;
     /// Whether the way to `peer` is open (for the connectivity table).
     fn is_connected(&self, peer: usize) -> bool;
+    /// Moves a send of `data` to `dest` under `tag` forward without waiting
+    /// for the peer; `Ok(true)` once `data` may be reused. The caller
+    /// (the request engine of [`Comm`]) starts with `Partial::default()` and
+    /// passes the same `data` and `state` until then; it has at most one
+    /// send per peer in progress and calls no blocking [`Transport::send`]
+    /// toward that peer meanwhile.
+    fn try_send(
+        &mut self,
+        dest: usize,
+        tag: u32,
+        data: &[u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        // Placeholder until each transport has its own (see issue 3).
+        let _ = state;
+        self.send(dest, tag, data).map(|()| true)
+    }
+    /// Moves a receive of exactly `buf.len()` bytes from `src` under `tag`
+    /// forward without waiting; `Ok(true)` once `buf` holds the message.
+    /// Same contract as [`Transport::try_send`], per direction.
+    fn try_recv(
+        &mut self,
+        src: usize,
+        tag: u32,
+        buf: &mut [u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        let _ = state;
+        self.recv(src, tag, buf).map(|()| true)
+    }
+    /// [`CommError::PeerGone`] when `peer` is known to have exited. The
+    /// request engine asks after about 100 ms without progress, since
+    /// `try_*` never waits long enough to notice a dead peer by itself.
+    fn check_peer(&mut self, peer: usize) -> Result<(), CommError> {
+        let _ = peer;
+        Ok(())
+    }
+}
+
+/// Where a message under [`Transport::try_send`] or
+/// [`Transport::try_recv`] stands: the transport's cursor, which the caller
+/// keeps between calls. The fields mean what the transport says; a new
+/// message starts from `Partial::default()`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Partial {
+    /// The message's stage (0: not started).
+    pub stage: u32,
+    /// Bytes moved so far.
+    pub moved: usize,
+    /// A word of the transport's (a rendezvous sequence number, say).
+    pub word: u64,
+    /// Bytes of the transport's (a partly read header, say).
+    pub bytes: [u8; 32],
 }
 
 /// One rank's view of the job.
