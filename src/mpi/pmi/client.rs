@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::wire::{self, MAX_LINE, Message, Request, WireError};
 use super::{PMI_FD, PMI_ID, PMI_PORT, PMI_RANK, PMI_SIZE};
@@ -269,6 +270,21 @@ impl<S: Read + Write> Client<S> {
         Ok(())
     }
 
+    /// The first half of [`Client::barrier`]: announces that this rank
+    /// entered, without waiting. [`Client::barrier_end`] reads the reply,
+    /// so a rank can make other progress in between.
+    pub fn barrier_begin(&mut self) -> Result<(), ClientError> {
+        self.send(&Request::BarrierIn)
+    }
+
+    /// The second half of [`Client::barrier`]: waits for every rank.
+    pub fn barrier_end(&mut self) -> Result<(), ClientError> {
+        if self.conn.is_some() {
+            self.expect("barrier_out")?;
+        }
+        Ok(())
+    }
+
     /// `PMI_Finalize`: waits for the server's acknowledgement, then closes
     /// the connection.
     pub fn finalize(mut self) -> Result<(), ClientError> {
@@ -346,6 +362,30 @@ impl<S: Read + Write> Client<S> {
             });
         }
         Ok(m)
+    }
+}
+
+impl AsRawFd for EnvStream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            EnvStream::Fd(s) => s.as_raw_fd(),
+            EnvStream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl<S: Read + Write + AsRawFd> Client<S> {
+    /// Whether a reply can be read without waiting (a singleton's always
+    /// can): for [`Client::barrier_end`] after [`Client::barrier_begin`].
+    pub fn reply_ready(&self) -> Result<bool, ClientError> {
+        let Some(conn) = &self.conn else {
+            return Ok(true);
+        };
+        if !conn.buffer().is_empty() {
+            return Ok(true);
+        }
+        crate::mpi::comm::sys::wait_fd(conn.get_ref().as_raw_fd(), false, Duration::ZERO)
+            .map_err(|source| ClientError::Io { op: "poll", source })
     }
 }
 
@@ -584,6 +624,37 @@ mod tests {
         let mut server = served.join().unwrap();
         assert!(server.all_finalized());
         assert_eq!(server.take_events(), []);
+    }
+
+    #[test]
+    fn split_barrier_is_ready_only_when_every_rank_entered() {
+        let server = Server::new(2, "k", process_mapping(&[2]));
+        let (mut ends, mut conns) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (a, b) = UnixStream::pair().unwrap();
+            ends.push(a);
+            conns.push(b);
+        }
+        let served = serve(server, conns);
+        let mut clients: Vec<_> = ends
+            .into_iter()
+            .enumerate()
+            .map(|(rank, end)| Client::new(end, rank as u32, 2))
+            .collect();
+        clients[0].barrier_begin().unwrap();
+        thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!clients[0].reply_ready().unwrap(), "rank 1 has not entered");
+        clients[1].barrier_begin().unwrap();
+        let start = std::time::Instant::now();
+        while !clients[0].reply_ready().unwrap() {
+            assert!(start.elapsed().as_secs() < 10, "barrier_out never came");
+            thread::yield_now();
+        }
+        for c in &mut clients {
+            c.barrier_end().unwrap();
+        }
+        drop(clients);
+        served.join().unwrap();
     }
 
     #[test]
