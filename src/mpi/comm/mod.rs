@@ -1,6 +1,6 @@
 //! A minimal communicator for our own ranks (`mpipingpong`): rank, size,
-//! blocking point-to-point messages and a barrier, over a channel chosen
-//! per pair of ranks.
+//! blocking and non-blocking ([`requests`]) point-to-point messages and a
+//! barrier, over a channel chosen per pair of ranks.
 //!
 //! [`Comm::init`] connects to the launcher's PMI server
 //! ([`crate::mpi::pmi::Client::from_env`]), reads the channel settings
@@ -20,6 +20,7 @@
 //! order they were sent; a message whose tag or size differs from the one
 //! expected is an error ([`CommError::Mismatch`]), not queued.
 
+mod requests;
 pub mod select;
 pub mod shm;
 pub(crate) mod sys;
@@ -33,6 +34,7 @@ use thiserror::Error;
 use crate::env;
 use crate::mpi::pmi::{Client, ClientError, EnvStream};
 
+pub use requests::Request;
 pub use select::Channel;
 use select::{Card, NoPath, Row, Settings};
 pub use shm::ShmTransport;
@@ -203,6 +205,8 @@ pub struct Comm {
     /// the transport opens a direction lazily (shared memory maps a peer's
     /// segment only to send to it).
     used: Vec<bool>,
+    /// Non-blocking requests in progress ([`requests`]).
+    engine: requests::Engine,
 }
 
 impl std::fmt::Debug for Comm {
@@ -310,6 +314,7 @@ impl Comm {
             tcp,
             nd,
             used: vec![false; size],
+            engine: requests::Engine::new(size),
         };
         comm.preconnect()?;
         Ok(comm)
@@ -376,6 +381,9 @@ impl Comm {
 
     /// Blocking send of `data` to `dest` under `tag`.
     pub fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
+        if self.engine.busy() {
+            return self.send_queued(dest, tag, data);
+        }
         self.via(dest)?.send(dest, tag, data)?;
         self.used[dest] = true;
         Ok(())
@@ -383,6 +391,9 @@ impl Comm {
 
     /// Blocking receive of exactly `buf.len()` bytes from `src` under `tag`.
     pub fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
+        if self.engine.busy() {
+            return self.recv_queued(src, tag, buf);
+        }
         self.via(src)?.recv(src, tag, buf)?;
         self.used[src] = true;
         Ok(())
@@ -398,8 +409,12 @@ impl Comm {
         })
     }
 
-    /// Waits for every rank (a PMI barrier).
+    /// Waits for every rank (a PMI barrier), moving pending requests
+    /// meanwhile.
     pub fn barrier(&mut self) -> Result<(), CommError> {
+        if self.engine.busy() {
+            return self.barrier_with_progress();
+        }
         Ok(self.pmi.barrier()?)
     }
 
@@ -426,10 +441,13 @@ impl Comm {
         }
     }
 
-    /// Leaves the job: with `MSMPI_CONNECTIVITY_TABLE=1` rank 0 prints the
+    /// Leaves the job: completes the requests still pending (MPI wants
+    /// them waited for; their results are dropped), then with
+    /// `MSMPI_CONNECTIVITY_TABLE=1` rank 0 prints the
     /// connectivity table; then a last barrier, so no rank closes its
     /// connections while a peer still reads, then `PMI_Finalize`.
     pub fn finalize(mut self) -> Result<(), CommError> {
+        self.drain()?;
         if self.settings.table {
             let row: String = self.table_row().indicators.iter().collect();
             self.pmi.put(&format!("conn-{}", self.rank), &row)?;
