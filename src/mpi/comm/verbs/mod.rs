@@ -26,16 +26,40 @@
 //! See [`proto`]: eager sends into pre-posted buffers (inline when they
 //! fit the queue pair's inline size), credits returned in headers or by
 //! credit messages, rendezvous by RDMA WRITE straight from the sender's
-//! user buffer into the receiver's, both registered through a
-//! [`regcache::RegCache`].
+//! user buffer into the receiver's. Heap buffers are registered through a
+//! [`regcache::RegCache`] (once the first pair is up, malloc is told to
+//! keep the memory it frees, so a cached registration never goes stale),
+//! other memory for one message at a time.
+//!
+//! # Progress without waiting
+//!
+//! A send or receive is a sequence of steps that never wait for the peer
+//! (post an eager message once a credit and a slot are free; take the
+//! clearance; post the writes, at most [`proto::RDMA_WINDOW`] in flight;
+//! post the FIN; see the writes complete; on the receiving side, post the
+//! clearance; see the FIN), with the message's stage kept in the caller's
+//! [`Partial`](crate::mpi::comm::Partial). `try_send` and `try_recv` run
+//! the steps that can run now, poll the completion queue once, and try
+//! again; the blocking `send` and `recv` run the same steps with the
+//! waiting below in between. The queue is shared by every pair, so each
+//! completion updates its own pair's state (credits, arrived messages,
+//! clearances, writes done), whichever call polled it.
+//!
+//! A failed completion, a protocol error, or an error while a rendezvous
+//! is under way (the caller then lets go of its buffer) closes that pair
+//! alone for good: its queue pair goes to the error state, so the device
+//! stops touching the buffers, and every later call for the pair says what
+//! failed first. `check_peer` reports that, a peer on the same host whose
+//! process is gone, or a queue pair found in the error state; a dead peer
+//! on another host with nothing in flight towards it shows nothing (the
+//! launcher ends the job).
 //!
 //! # Waiting
 //!
 //! Spin on the completion queue ([`SPIN`] polls), then yield for
 //! [`YIELD_FOR`] (ranks sharing a CPU), then arm the queue and sleep on its
-//! completion channel for at most [`SLEEP`], checking after each sleep that
-//! a peer on the same host still exists (a dead peer on another host shows
-//! as a failed send, or the launcher ends the job).
+//! completion channel for at most [`SLEEP`], checking after each sleep what
+//! `check_peer` checks.
 
 //!
 //! # Measurements
@@ -93,7 +117,10 @@ mod disabled {
             Err("built without verbs (cargo feature `verbs`)".to_string())
         }
 
-        pub fn with_peers(self, _endpoints: Vec<Option<String>>) -> Result<VerbsTransport, CommError> {
+        pub fn with_peers(
+            self,
+            _endpoints: Vec<Option<String>>,
+        ) -> Result<VerbsTransport, CommError> {
             Ok(self)
         }
     }

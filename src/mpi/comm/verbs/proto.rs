@@ -8,20 +8,30 @@
 //!
 //! - [`Kind::Eager`]: the payload follows (up to [`EAGER_MAX`] bytes).
 //! - Rendezvous (larger messages), driven by the receiver: a receive
-//!   names its size, so once `recv` is called for a message above
-//!   [`EAGER_MAX`] the receiver registers the user's buffer and sends
+//!   names its size, so once a receive of a message above [`EAGER_MAX`]
+//!   starts, the receiver registers the user's buffer and sends
 //!   [`Kind::Cts`] ("clear to send": tag, length, and the buffer's address
 //!   and remote key, [`RemoteBuf`]) without waiting to hear from the sender.
-//!   The sender's `send` takes the oldest clearance ([`Clearances`]),
-//!   checks its tag and length, RDMA WRITEs the bytes straight from its
-//!   user buffer into the receiver's in pieces of at most [`RDMA_CHUNK`]
-//!   ([`chunks`]), then sends [`Kind::Fin`]. A reliable connection delivers
-//!   the FIN after the writes, so its arrival means the data is in place.
-//!   One message each way and no request-to-send: in a pingpong the
-//!   clearance is usually waiting when the sender gets there. (WRITE
-//!   rather than READ: a read-based rendezvous needs the sender's
+//!   The sender takes the oldest clearance ([`Clearances`]), checks its tag
+//!   and length, RDMA WRITEs the bytes straight from its user buffer into
+//!   the receiver's in pieces of at most [`RDMA_CHUNK`], at most
+//!   [`RDMA_WINDOW`] in flight, then sends [`Kind::Fin`]. A reliable
+//!   connection delivers the FIN after the writes, so its arrival means the
+//!   data is in place. One message each way and no request-to-send: in a
+//!   pingpong the clearance is usually waiting when the sender gets there.
+//!   (WRITE rather than READ: a read-based rendezvous needs the sender's
 //!   request-to-send first; on Soft-RoCE the two verbs measured alike on a
 //!   quiet machine.) [`Kind::Rts`] is reserved.
+//!
+//!   Both sides are stage machines that never wait: the sender's
+//!   [`RndvSend`] (clearance awaited, writes being posted, FIN due, writes
+//!   draining) and the receiver's [`RecvStage`] (not started, clearance
+//!   sent). Their state lives in the caller's [`Partial`] between calls, so
+//!   the non-blocking `try_send`/`try_recv` move them one step at a time
+//!   and the blocking `send`/`recv` run the same steps with waiting in
+//!   between. The user buffer stays borrowed (and its registration held)
+//!   from the clearance until the FIN arrived (receiver) or every write
+//!   completed (sender).
 //! - [`Kind::Credit`]: returns receive buffers when no other message
 //!   carries them back (see [`Credits`]).
 //!
@@ -29,6 +39,8 @@
 //! credit per buffer it may fill and gets them back in the header of any
 //! message coming the other way. Because a SEND never arrives without a
 //! posted buffer, the queue pair never sees receiver-not-ready.
+
+use crate::mpi::comm::Partial;
 
 /// Bytes of the message header.
 pub const HEADER: usize = 16;
@@ -40,6 +52,8 @@ pub const EAGER_MAX: usize = EAGER_BUF - HEADER;
 pub const RECV_DEPTH: u16 = 32;
 /// Largest single RDMA WRITE of a rendezvous.
 pub const RDMA_CHUNK: usize = 1 << 20;
+/// RDMA WRITEs in flight per rendezvous.
+pub const RDMA_WINDOW: u32 = 8;
 
 /// What a message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,12 +139,145 @@ pub fn rendezvous(len: usize) -> bool {
     len > EAGER_MAX
 }
 
-/// The RDMA WRITEs that move `len` bytes: `(offset, length)` pieces of at
-/// most [`RDMA_CHUNK`].
-pub fn chunks(len: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..len)
-        .step_by(RDMA_CHUNK)
-        .map(move |off| (off, RDMA_CHUNK.min(len - off)))
+/// Where a rendezvous send stands; kept in a [`Partial`] between calls
+/// (`stage`, `word` = writes posted, `moved` = bytes they cover, `bytes` =
+/// the receiver's buffer once cleared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RndvSend {
+    pub stage: SendStage,
+    /// The receiver's buffer (meaningful from [`SendStage::Writing`] on).
+    pub to: RemoteBuf,
+    /// RDMA WRITEs posted.
+    pub posted: u32,
+    /// Bytes those writes cover.
+    pub moved: usize,
+}
+
+/// The stages of a rendezvous send, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStage {
+    /// Waiting for the receiver's clearance (where every send starts).
+    AwaitCts = 0,
+    /// Cleared: posting the writes.
+    Writing = 1,
+    /// Every write is posted; the FIN goes next.
+    Fin = 2,
+    /// The FIN is posted; the device may still read the buffer until every
+    /// write completed.
+    Drain = 3,
+}
+
+/// What a rendezvous send does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendNext {
+    /// Take the receiver's clearance ([`RndvSend::cleared`]).
+    Clearance,
+    /// Post write number `index`: `len` bytes at `off` of both buffers
+    /// ([`RndvSend::wrote`] once posted).
+    Write { index: u32, off: usize, len: usize },
+    /// Post the FIN ([`RndvSend::fin_sent`] once posted).
+    Fin,
+    /// Nothing until a completion comes (a write finishing).
+    Wait,
+    /// Every write completed: the buffer may be reused.
+    Done,
+}
+
+impl RndvSend {
+    /// The send `p` describes (`Partial::default()`: a new one).
+    pub fn load(p: &Partial) -> RndvSend {
+        let stage = match p.stage {
+            1 => SendStage::Writing,
+            2 => SendStage::Fin,
+            3 => SendStage::Drain,
+            _ => SendStage::AwaitCts,
+        };
+        RndvSend {
+            stage,
+            to: RemoteBuf::decode(&p.bytes).expect("32 bytes hold a remote buffer"),
+            posted: p.word as u32,
+            moved: p.moved,
+        }
+    }
+
+    pub fn store(&self, p: &mut Partial) {
+        p.stage = self.stage as u32;
+        p.word = u64::from(self.posted);
+        p.moved = self.moved;
+        p.bytes[..RemoteBuf::LEN].copy_from_slice(&self.to.encode());
+    }
+
+    /// Whether the device may still use the buffers (a failure from here
+    /// on must close the pair).
+    pub fn in_flight(&self) -> bool {
+        self.stage != SendStage::AwaitCts
+    }
+
+    /// The next step for a message of `len` bytes once `completed` of its
+    /// writes completed.
+    pub fn next(&self, len: usize, completed: u32) -> SendNext {
+        match self.stage {
+            SendStage::AwaitCts => SendNext::Clearance,
+            SendStage::Writing if self.posted - completed.min(self.posted) < RDMA_WINDOW => {
+                SendNext::Write {
+                    index: self.posted,
+                    off: self.moved,
+                    len: RDMA_CHUNK.min(len - self.moved),
+                }
+            }
+            SendStage::Writing => SendNext::Wait,
+            SendStage::Fin => SendNext::Fin,
+            SendStage::Drain if completed >= self.posted => SendNext::Done,
+            SendStage::Drain => SendNext::Wait,
+        }
+    }
+
+    /// The receiver cleared the message for its buffer `to`.
+    pub fn cleared(&mut self, to: RemoteBuf, len: usize) {
+        debug_assert_eq!(self.stage, SendStage::AwaitCts);
+        self.to = to;
+        self.stage = if len == 0 {
+            SendStage::Fin
+        } else {
+            SendStage::Writing
+        };
+    }
+
+    /// A write of `len` bytes was posted for a message of `total` bytes.
+    pub fn wrote(&mut self, len: usize, total: usize) {
+        self.posted += 1;
+        self.moved += len;
+        if self.moved >= total {
+            self.stage = SendStage::Fin;
+        }
+    }
+
+    pub fn fin_sent(&mut self) {
+        self.stage = SendStage::Drain;
+    }
+}
+
+/// Where a receive stands; kept in [`Partial::stage`] between calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvStage {
+    /// Nothing sent yet (an eager receive stays here until its message).
+    Start = 0,
+    /// The clearance went out: the buffer is the peer's to write until its
+    /// FIN ([`RecvRndv::AwaitFin`] on the pair).
+    Cleared = 1,
+}
+
+impl RecvStage {
+    pub fn load(p: &Partial) -> RecvStage {
+        match p.stage {
+            1 => RecvStage::Cleared,
+            _ => RecvStage::Start,
+        }
+    }
+
+    pub fn store(self, p: &mut Partial) {
+        p.stage = self as u32;
+    }
 }
 
 /// One direction's flow control with one peer.
@@ -296,16 +443,90 @@ mod tests {
         assert!(rendezvous(EAGER_MAX + 1));
     }
 
+    /// Drives a rendezvous send of `len` bytes through a [`Partial`] the
+    /// way the transport does, with a device completing one write whenever
+    /// nothing else can move; returns the writes posted.
+    fn drive(len: usize) -> Vec<(u32, usize, usize)> {
+        let to = RemoteBuf {
+            addr: 4096,
+            rkey: 7,
+        };
+        let mut p = Partial::default();
+        let (mut writes, mut completed, mut fin) = (Vec::new(), 0u32, false);
+        loop {
+            // Every step starts from the caller's cursor, as after a return.
+            let mut s = RndvSend::load(&p);
+            match s.next(len, completed) {
+                SendNext::Clearance => s.cleared(to, len),
+                SendNext::Write { index, off, len: l } => {
+                    assert!(!fin, "a write after the fin");
+                    assert!(s.posted - completed < RDMA_WINDOW, "window exceeded");
+                    assert_eq!(index as usize, writes.len());
+                    writes.push((index, off, l));
+                    s.wrote(l, len);
+                }
+                SendNext::Fin => {
+                    assert_eq!(s.moved, len, "the fin before every write");
+                    fin = true;
+                    s.fin_sent();
+                }
+                SendNext::Wait => {
+                    assert!(completed < s.posted, "waiting with nothing in flight");
+                    completed += 1;
+                }
+                SendNext::Done => {
+                    assert!(fin && completed == s.posted);
+                    return writes;
+                }
+            }
+            assert_eq!(s.in_flight(), s.stage != SendStage::AwaitCts);
+            s.store(&mut p);
+            assert_eq!(RndvSend::load(&p), s, "the cursor holds the whole state");
+        }
+    }
+
     #[test]
-    fn writes_cover_the_message_in_chunks() {
-        assert_eq!(chunks(0).count(), 0);
-        assert_eq!(chunks(5).collect::<Vec<_>>(), vec![(0, 5)]);
-        let c: Vec<_> = chunks(2 * RDMA_CHUNK + 3).collect();
+    fn a_rendezvous_send_writes_in_chunks_within_its_window_then_fins_then_drains() {
+        let w = drive(2 * RDMA_CHUNK + 3);
         assert_eq!(
-            c,
-            vec![(0, RDMA_CHUNK), (RDMA_CHUNK, RDMA_CHUNK), (2 * RDMA_CHUNK, 3)]
+            w,
+            vec![
+                (0, 0, RDMA_CHUNK),
+                (1, RDMA_CHUNK, RDMA_CHUNK),
+                (2, 2 * RDMA_CHUNK, 3)
+            ]
         );
-        assert_eq!(chunks(4_000_000).map(|(_, l)| l).sum::<usize>(), 4_000_000);
+        assert_eq!(
+            drive(4_000_000).iter().map(|w| w.2).sum::<usize>(),
+            4_000_000
+        );
+        assert_eq!(drive(EAGER_MAX + 1), vec![(0, 0, EAGER_MAX + 1)]);
+        // More chunks than the window: the ninth waits for a completion.
+        let n = RDMA_WINDOW as usize + 3;
+        assert_eq!(drive(n * RDMA_CHUNK).len(), n);
+        let s = RndvSend {
+            stage: SendStage::Writing,
+            to: RemoteBuf { addr: 0, rkey: 0 },
+            posted: RDMA_WINDOW,
+            moved: RDMA_WINDOW as usize * RDMA_CHUNK,
+        };
+        assert_eq!(s.next(n * RDMA_CHUNK, 0), SendNext::Wait);
+        assert!(
+            matches!(s.next(n * RDMA_CHUNK, 1), SendNext::Write { index, .. } if index == RDMA_WINDOW)
+        );
+        // A new send starts by waiting for its clearance.
+        let fresh = RndvSend::load(&Partial::default());
+        assert_eq!(fresh.next(1 << 30, 0), SendNext::Clearance);
+        assert!(!fresh.in_flight());
+    }
+
+    #[test]
+    fn a_receive_keeps_its_stage_in_the_cursor() {
+        let mut p = Partial::default();
+        assert_eq!(RecvStage::load(&p), RecvStage::Start);
+        RecvStage::Cleared.store(&mut p);
+        assert_eq!(RecvStage::load(&p), RecvStage::Cleared);
+        assert_eq!(p.stage, 1);
     }
 
     #[test]
@@ -342,7 +563,10 @@ mod tests {
         for _ in 0..RECV_DEPTH / 2 - 1 {
             assert!(!c.consumed());
         }
-        assert!(c.consumed(), "half the buffers owed asks for a credit message");
+        assert!(
+            c.consumed(),
+            "half the buffers owed asks for a credit message"
+        );
     }
 
     #[test]
@@ -350,10 +574,25 @@ mod tests {
         let b = RemoteBuf { addr: 64, rkey: 9 };
         let mut c = Clearances::default();
         assert_eq!(c.take(1, 100), None, "no clearance yet");
-        c.push(Cleared { tag: 1, len: 100, buf: b });
-        c.push(Cleared { tag: 2, len: 200, buf: b });
+        c.push(Cleared {
+            tag: 1,
+            len: 100,
+            buf: b,
+        });
+        c.push(Cleared {
+            tag: 2,
+            len: 200,
+            buf: b,
+        });
         // Out of order: the oldest is named and stays.
-        assert_eq!(c.take(2, 200), Some(Err(Cleared { tag: 1, len: 100, buf: b })));
+        assert_eq!(
+            c.take(2, 200),
+            Some(Err(Cleared {
+                tag: 1,
+                len: 100,
+                buf: b
+            }))
+        );
         assert_eq!(c.take(1, 100), Some(Ok(b)));
         assert_eq!(c.take(2, 200), Some(Ok(b)));
         assert!(c.is_empty());

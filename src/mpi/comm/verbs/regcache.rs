@@ -9,11 +9,16 @@
 //! used first; an evicted handle is dropped, which deregisters it.
 //!
 //! Caveat, as for every MPI registration cache without memory hooks: a
-//! buffer that is freed and whose address range is handed out again while
-//! still cached keeps pointing at the old, still pinned pages. The verbs
-//! transport therefore uses the cache only for rendezvous buffers, and
-//! callers that free and reallocate large buffers between messages should
-//! keep the cache small.
+//! range that is unmapped and mapped again while still cached keeps
+//! pointing at the old, still pinned pages, so the bytes moved would be
+//! the wrong ones. The verbs transport therefore caches only rendezvous
+//! buffers of the heap, after telling malloc never to give heap memory
+//! back to the system (`sys::keep_heap`, what MPI libraries do when they
+//! leave memory pinned without hooks): a freed buffer's address then
+//! keeps its pages when malloc hands it out again. Other memory is
+//! registered for one message at a time. An entry the cache evicts while
+//! a message still uses it stays registered until that message ends (the
+//! transport holds a clone of the handle).
 
 /// A bounded, least-recently-used set of registrations.
 #[derive(Debug)]

@@ -12,15 +12,17 @@
 //! The one invariant callers must keep is on [`Qp::post_write`] and on
 //! registered user buffers: a buffer must stay borrowed while the device
 //! may touch it, that is until the write's completion (sender) or the
-//! peer's FIN (receiver). The transport blocks in `send`/`recv` until then,
-//! and on failure moves the queue pair to the error state, after which the
-//! device neither reads nor accepts writes for it, before returning.
+//! peer's FIN (receiver). The transport keeps the message in progress (and
+//! a clone of its [`Region`]) until then, and on failure moves the queue
+//! pair to the error state, after which the device neither reads nor
+//! accepts writes for it, before returning the error.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sideway::ibverbs::AccessFlags;
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid, GidType};
 use sideway::ibverbs::completion::{
     BasicCompletionQueue, CompletionChannel, CompletionQueue, GenericCompletionQueue,
@@ -31,10 +33,9 @@ use sideway::ibverbs::device_context::{DeviceContext, Mtu, PortState};
 use sideway::ibverbs::memory_region::MemoryRegion;
 use sideway::ibverbs::protection_domain::ProtectionDomain;
 use sideway::ibverbs::queue_pair::{
-    BasicQueuePair, PostSendGuard, QueuePair, QueuePairAttribute, QueuePairState, QueuePairType,
-    SetInlineData, SetScatterGatherEntry, WorkRequestFlags,
+    BasicQueuePair, PostSendGuard, QueuePair, QueuePairAttribute, QueuePairAttributeMask,
+    QueuePairState, QueuePairType, SetInlineData, SetScatterGatherEntry, WorkRequestFlags,
 };
-use sideway::ibverbs::AccessFlags;
 
 use super::endpoint::PortInfo;
 
@@ -311,7 +312,6 @@ impl Device {
         }
         Ok(())
     }
-
 }
 
 /// One work completion.
@@ -364,7 +364,9 @@ impl Arena {
     }
 }
 
-/// A registered user buffer.
+/// A registered user buffer; clones share the registration, which ends
+/// when the last one is dropped.
+#[derive(Clone)]
 pub struct Region {
     mr: Arc<MemoryRegion>,
 }
@@ -429,6 +431,19 @@ impl Qp {
         self.qp.modify(&attr).map_err(io::Error::other)
     }
 
+    /// Whether the pair went to the error state (a failed or flushed work
+    /// request, or [`Qp::fail`]); a pair whose state cannot be read counts
+    /// as failed.
+    pub fn in_error(&self) -> bool {
+        match self.qp.query(QueuePairAttributeMask::State) {
+            Ok((attr, _)) => matches!(
+                attr.state(),
+                QueuePairState::Error | QueuePairState::SendQueueError
+            ),
+            Err(_) => true,
+        }
+    }
+
     /// Moves the pair to the error state (flushing its work requests).
     pub fn fail(&mut self) {
         let mut attr = QueuePairAttribute::new();
@@ -437,7 +452,13 @@ impl Qp {
     }
 
     /// Posts a receive into `arena[off..off + len]`.
-    pub fn post_recv(&mut self, arena: &Arena, off: usize, len: usize, wr_id: u64) -> io::Result<()> {
+    pub fn post_recv(
+        &mut self,
+        arena: &Arena,
+        off: usize,
+        len: usize,
+        wr_id: u64,
+    ) -> io::Result<()> {
         let addr = arena.addr(off, len);
         let mut g = self.qp.start_post_recv();
         let wr = g.construct_wr(wr_id);
@@ -448,10 +469,18 @@ impl Qp {
     }
 
     /// Sends `arena[off..off + len]`.
-    pub fn post_send(&mut self, arena: &Arena, off: usize, len: usize, wr_id: u64) -> io::Result<()> {
+    pub fn post_send(
+        &mut self,
+        arena: &Arena,
+        off: usize,
+        len: usize,
+        wr_id: u64,
+    ) -> io::Result<()> {
         let addr = arena.addr(off, len);
         let mut g = self.qp.start_post_send();
-        let wr = g.construct_wr(wr_id, WorkRequestFlags::Signaled).setup_send();
+        let wr = g
+            .construct_wr(wr_id, WorkRequestFlags::Signaled)
+            .setup_send();
         // SAFETY: inside the registered arena; the slot is not reused
         // before this send's completion (the transport frees it then).
         unsafe { wr.setup_sge(arena.mr.lkey(), addr, len as u32) };
@@ -488,6 +517,41 @@ impl Qp {
         unsafe { wr.setup_sge(local.lkey(), addr, len as u32) };
         g.post().map_err(io::Error::other)
     }
+}
+
+/// Makes glibc's malloc keep the memory it frees (it no longer trims the
+/// heap, nor maps large blocks of their own), as MPI libraries do for a
+/// registration cache without memory hooks: an address of the heap then
+/// keeps its pages for the life of the process, so a cached registration
+/// of it never goes stale. Returns where the heap starts (`start_brk` of
+/// `/proc/self/stat`), or `None` if this cannot be arranged (then nothing
+/// may be cached).
+pub fn keep_heap() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // 3rd field, start_brk the 47th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start: usize = rest.split_whitespace().nth(47 - 3)?.parse().ok()?;
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallopt only changes malloc's tunables.
+        let ok = unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, -1) == 1
+        };
+        (ok && start > 0).then_some(start)
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let _ = start;
+        None
+    }
+}
+
+/// Where the heap ends now (the program break).
+pub fn heap_end() -> usize {
+    // SAFETY: sbrk(0) only reads the current break.
+    unsafe { libc::sbrk(0) as usize }
 }
 
 /// Whether process `pid` still exists (only `ESRCH` says no).

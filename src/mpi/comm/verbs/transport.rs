@@ -8,21 +8,20 @@ use std::time::Instant;
 
 use super::endpoint::{self, Endpoint, Want};
 use super::proto::{
-    self, Credits, EAGER_BUF, HEADER, Header, Kind, RECV_DEPTH, Cleared, Clearances, RecvRndv, RemoteBuf,
+    self, Clearances, Cleared, Credits, EAGER_BUF, HEADER, Header, Kind, RECV_DEPTH, RecvRndv,
+    RecvStage, RemoteBuf, RndvSend, SendNext,
 };
 use super::regcache::RegCache;
 use super::sys::{self, Arena, Completion, Device, Qp, Region, Remote};
 use super::{MAX_RANKS, SLEEP, SPIN, YIELD_FOR};
 use crate::env;
 use crate::mpi::comm::select::Netmask;
-use crate::mpi::comm::{CommError, Transport};
+use crate::mpi::comm::{CommError, Partial, Transport};
 
 /// Send slots per peer (eager messages too large to go inline).
 const SEND_SLOTS: u32 = 16;
 /// Send queue depth per queue pair.
 const SEND_WR: u32 = 64;
-/// RDMA WRITEs in flight per rendezvous.
-const RDMA_WINDOW: u32 = 8;
 /// Inline size asked of the queue pair.
 const INLINE: u32 = 64;
 /// Registration cache bounds.
@@ -48,7 +47,10 @@ struct Peer {
     remote: Option<Endpoint>,
     up: bool,
     credits: Credits,
-    /// Receive slots holding eager or rendezvous messages, in arrival order.
+    /// A batch of credits is due back and no message carried it yet.
+    credit_due: bool,
+    /// Receive slots holding eager messages not yet received, in arrival
+    /// order.
     arrived: VecDeque<u32>,
     /// The peer's clearances for this rank's rendezvous sends.
     cleared: Clearances,
@@ -56,7 +58,24 @@ struct Peer {
     free_slots: Vec<u32>,
     /// Work requests posted and not yet completed.
     sq_used: u32,
+    /// RDMA WRITEs of the rendezvous send in progress that completed.
     rdma_done: u32,
+    /// The registrations of the rendezvous in progress each way (this
+    /// rank's send, its receive), held so that the cache evicting them
+    /// cannot deregister memory the device still uses.
+    send_mr: Option<Region>,
+    recv_mr: Option<Region>,
+    /// Why the pair is closed for good (what was being done, why it
+    /// failed): the first failure seen; every later call fails with it.
+    broken: Option<(String, String)>,
+}
+
+/// How long a blocking call has gone without progress (see the parent
+/// module's "Waiting").
+#[derive(Default)]
+struct Waiter {
+    spins: u32,
+    idle_since: Option<Instant>,
 }
 
 /// [`Transport`] over RDMA verbs (see the parent module).
@@ -69,6 +88,9 @@ pub struct VerbsTransport {
     cache: RegCache<Region>,
     host: u64,
     wcs: Vec<Completion>,
+    /// Where the heap starts, once malloc keeps the memory it frees
+    /// ([`sys::keep_heap`]): only buffers of the heap are cached.
+    heap: Option<usize>,
 }
 
 /// This host's identity as a number (boot id and pid namespace), so a peer
@@ -112,15 +134,18 @@ impl VerbsTransport {
         }
         let ports = sys::discover()?;
         let device = match crate::env::var(env::HPCPACK_VERBS_DEVICE) {
-            Some(v) if !v.trim().is_empty() => Some(endpoint::parse_device(&v).ok_or_else(|| {
-                format!("HPCPACK_VERBS_DEVICE {v}: expected <device>[:<port>]")
-            })?),
+            Some(v) if !v.trim().is_empty() => {
+                Some(endpoint::parse_device(&v).ok_or_else(|| {
+                    format!("HPCPACK_VERBS_DEVICE {v}: expected <device>[:<port>]")
+                })?)
+            }
             _ => None,
         };
         let ips = local_ips();
         let want = Want {
             device,
-            netmask_ips: netmask.map(|m| ips.iter().copied().filter(|ip| m.contains(*ip)).collect()),
+            netmask_ips: netmask
+                .map(|m| ips.iter().copied().filter(|ip| m.contains(*ip)).collect()),
             local_ips: ips,
         };
         let (i, gid_index) = endpoint::pick(&ports, &want)?;
@@ -142,8 +167,13 @@ impl VerbsTransport {
             if r != rank {
                 for s in 0..u32::from(RECV_DEPTH) {
                     let slot = r as u32 * u32::from(RECV_DEPTH) + s;
-                    qp.post_recv(&recv, slot as usize * EAGER_BUF, EAGER_BUF, wr(WR_RECV, r, slot))
-                        .map_err(what)?;
+                    qp.post_recv(
+                        &recv,
+                        slot as usize * EAGER_BUF,
+                        EAGER_BUF,
+                        wr(WR_RECV, r, slot),
+                    )
+                    .map_err(what)?;
                 }
             }
             peers.push(Peer {
@@ -151,12 +181,19 @@ impl VerbsTransport {
                 remote: None,
                 up: false,
                 credits: Credits::new(),
+                credit_due: false,
                 arrived: VecDeque::new(),
                 cleared: Clearances::default(),
                 rrndv: RecvRndv::Idle,
-                free_slots: (0..SEND_SLOTS).map(|s| r as u32 * SEND_SLOTS + s).rev().collect(),
+                free_slots: (0..SEND_SLOTS)
+                    .map(|s| r as u32 * SEND_SLOTS + s)
+                    .rev()
+                    .collect(),
                 sq_used: 0,
                 rdma_done: 0,
+                send_mr: None,
+                recv_mr: None,
+                broken: None,
             });
         }
         let host = host_hash();
@@ -181,13 +218,17 @@ impl VerbsTransport {
             cache: RegCache::new(CACHE_ENTRIES, CACHE_BYTES),
             host,
             wcs: Vec::new(),
+            heap: None,
         };
         Ok((t, ep.encode()))
     }
 
     /// Connects every queue pair whose peer is reached over verbs (its
     /// endpoint given, indexed by rank).
-    pub fn with_peers(mut self, endpoints: Vec<Option<String>>) -> Result<VerbsTransport, CommError> {
+    pub fn with_peers(
+        mut self,
+        endpoints: Vec<Option<String>>,
+    ) -> Result<VerbsTransport, CommError> {
         for (r, ep) in endpoints.into_iter().enumerate() {
             let Some(ep) = ep.filter(|_| r != self.rank && r < self.peers.len()) else {
                 continue;
@@ -206,13 +247,19 @@ impl VerbsTransport {
             };
             self.peers[r].remote = Some(remote);
             let dev = &self.dev;
-            self.peers[r].qp.connect(dev, &to).map_err(|source| CommError::Verbs {
-                rank: r,
-                addr: self.addr(r),
-                what: "connecting the queue pair of".into(),
-                source,
-            })?;
+            self.peers[r]
+                .qp
+                .connect(dev, &to)
+                .map_err(|source| CommError::Verbs {
+                    rank: r,
+                    addr: self.addr(r),
+                    what: "connecting the queue pair of".into(),
+                    source,
+                })?;
             self.peers[r].up = true;
+        }
+        if self.peers.iter().any(|p| p.up) {
+            self.heap = sys::keep_heap();
         }
         Ok(self)
     }
@@ -256,22 +303,76 @@ impl VerbsTransport {
         }
     }
 
-    /// Handles every completion available; errors name the peer.
+    /// [`Self::check_up`], and the pair not closed by an earlier failure.
+    fn usable(&self, rank: usize) -> Result<(), CommError> {
+        self.check_up(rank)?;
+        match &self.peers[rank].broken {
+            None => Ok(()),
+            Some((what, why)) => Err(self.err(rank, what, io::Error::other(why.clone()))),
+        }
+    }
+
+    /// Closes the pair with `peer` for good: its queue pair goes to the
+    /// error state, so the device neither reads nor accepts writes for the
+    /// messages in progress (whose registrations are let go), and every
+    /// later call for the pair fails saying that `what` failed and `why`
+    /// (the first failure is the one kept).
+    fn close(&mut self, peer: usize, what: &str, why: String) {
+        let p = &mut self.peers[peer];
+        p.qp.fail();
+        p.send_mr = None;
+        p.recv_mr = None;
+        if p.broken.is_none() {
+            p.broken = Some((what.to_string(), why));
+        }
+    }
+
+    /// [`Self::close`] for a failed device call, and the error to return.
+    fn fail(&mut self, peer: usize, what: &str, e: io::Error) -> CommError {
+        self.close(peer, what, e.to_string());
+        self.err(peer, what, e)
+    }
+
+    /// After `e` ended a call with a rendezvous `in_flight` with `peer`:
+    /// the caller lets go of the buffer, so the device must not touch it
+    /// again, and the pair closes.
+    fn close_in_flight(&mut self, peer: usize, in_flight: bool, e: &CommError) {
+        if in_flight && self.peers[peer].broken.is_none() {
+            self.close(peer, "reaching", format!("closed during a rendezvous: {e}"));
+        }
+    }
+
+    /// Handles every completion available (after sleeping up to [`SLEEP`]
+    /// for one when `block` names the peer waited for); true if any came.
+    /// A failed completion closes its own pair rather than failing the
+    /// call, so the other pairs go on.
     fn progress(&mut self, block: Option<usize>) -> Result<bool, CommError> {
         let mut wcs = std::mem::take(&mut self.wcs);
         wcs.clear();
         let polled = match block {
             None => self.dev.poll(&mut wcs),
-            Some(_) => self.dev.wait(SLEEP, &mut wcs).and_then(|()| self.dev.poll(&mut wcs)),
+            Some(_) => self
+                .dev
+                .wait(SLEEP, &mut wcs)
+                .and_then(|()| self.dev.poll(&mut wcs)),
         };
-        let result = polled
+        let mut result = polled
             .map_err(|e| self.err(block.unwrap_or(self.rank), "polling completions for", e))
-            .and_then(|()| {
-                for wc in &wcs {
-                    self.complete(wc)?;
+            .map(|()| !wcs.is_empty());
+        for wc in &wcs {
+            if let (Err(e), Ok(_)) = (self.complete(wc), &result) {
+                result = Err(e);
+            }
+        }
+        if !wcs.is_empty() {
+            // Completions free credits and send-queue room: return the
+            // credits that could not go when they fell due.
+            for peer in 0..self.peers.len() {
+                if self.peers[peer].credit_due {
+                    self.send_credit(peer);
                 }
-                Ok(!wcs.is_empty())
-            });
+            }
+        }
         self.wcs = wcs;
         result
     }
@@ -279,56 +380,15 @@ impl VerbsTransport {
     fn complete(&mut self, wc: &Completion) -> Result<(), CommError> {
         let (kind, peer, slot) = unwr(wc.wr_id);
         if peer >= self.peers.len() {
-            return Err(self.err(self.rank, "completion for", io::Error::other("unknown peer")));
-        }
-        if !wc.ok() {
-            let what = match kind {
-                WR_RECV => "receiving from",
-                WR_RDMA => "writing (rendezvous) to",
-                _ => "sending to",
-            };
-            return Err(self.err(peer, what, io::Error::other(wc.status_text())));
+            return Err(self.err(
+                self.rank,
+                "completion for",
+                io::Error::other("unknown peer"),
+            ));
         }
         let p = &mut self.peers[peer];
+        // A send-side work request is over, whatever its status.
         match kind {
-            WR_RECV => {
-                let off = slot as usize * EAGER_BUF;
-                let h = Header::decode(self.recv.read(off, (wc.byte_len as usize).min(EAGER_BUF)))
-                    .ok_or_else(|| io::Error::other("unreadable message header"));
-                let h = match h {
-                    Ok(h) => h,
-                    Err(e) => return Err(self.err(peer, "receiving from", e)),
-                };
-                p.credits.grant(h.credits);
-                match h.kind {
-                    Kind::Eager => p.arrived.push_back(slot),
-                    Kind::Fin => {
-                        if let Err(e) = p.rrndv.fin() {
-                            return Err(self.err(peer, "receiving from", io::Error::other(e)));
-                        }
-                        self.repost(peer, slot, true)?;
-                    }
-                    Kind::Cts => {
-                        match RemoteBuf::decode(self.recv.read(off + HEADER, RemoteBuf::LEN)) {
-                            Some(buf) => p.cleared.push(Cleared {
-                                tag: h.tag,
-                                len: h.len,
-                                buf,
-                            }),
-                            None => {
-                                let e = io::Error::other("a short clear-to-send (cts)");
-                                return Err(self.err(peer, "receiving from", e));
-                            }
-                        }
-                        self.repost(peer, slot, true)?;
-                    }
-                    Kind::Credit => self.repost(peer, slot, true)?,
-                    Kind::Rts => {
-                        let e = io::Error::other("an unexpected request-to-send (rts)");
-                        return Err(self.err(peer, "receiving from", e));
-                    }
-                }
-            }
             WR_SLOT => {
                 p.sq_used -= 1;
                 p.free_slots.push(slot);
@@ -336,59 +396,147 @@ impl VerbsTransport {
             WR_INLINE => p.sq_used -= 1,
             WR_RDMA => {
                 p.sq_used -= 1;
-                p.rdma_done += 1;
+                p.rdma_done += u32::from(wc.ok());
             }
             _ => {}
+        }
+        if !wc.ok() {
+            let what = match kind {
+                WR_RECV => "receiving from",
+                WR_RDMA => "writing (rendezvous) to",
+                _ => "sending to",
+            };
+            self.close(peer, what, wc.status_text());
+            return Ok(());
+        }
+        if kind != WR_RECV {
+            return Ok(());
+        }
+        let off = slot as usize * EAGER_BUF;
+        let msg = self.recv.read(off, (wc.byte_len as usize).min(EAGER_BUF));
+        let Some(h) = Header::decode(msg) else {
+            self.close(
+                peer,
+                "receiving from",
+                "an unreadable message header".into(),
+            );
+            return Ok(());
+        };
+        let body = RemoteBuf::decode(&msg[HEADER..]);
+        let whole = msg.len() as u64 == HEADER as u64 + h.len;
+        let p = &mut self.peers[peer];
+        p.credits.grant(h.credits);
+        match h.kind {
+            Kind::Eager if whole => p.arrived.push_back(slot),
+            Kind::Eager => {
+                let why = format!(
+                    "an eager message of {} bytes announcing {}",
+                    msg.len(),
+                    h.len
+                );
+                self.close(peer, "receiving from", why);
+            }
+            Kind::Fin => match p.rrndv.fin() {
+                Ok(()) => self.repost(peer, slot, true),
+                Err(e) => self.close(peer, "receiving from", e.into()),
+            },
+            Kind::Cts => match body {
+                Some(buf) => {
+                    p.cleared.push(Cleared {
+                        tag: h.tag,
+                        len: h.len,
+                        buf,
+                    });
+                    self.repost(peer, slot, true);
+                }
+                None => self.close(peer, "receiving from", "a short clear-to-send (cts)".into()),
+            },
+            Kind::Credit => self.repost(peer, slot, true),
+            Kind::Rts => {
+                let why = "an unexpected request-to-send (rts)".into();
+                self.close(peer, "receiving from", why);
+            }
         }
         Ok(())
     }
 
     /// Gives receive slot `slot` back to the queue pair of `peer`; owes the
     /// peer a credit (and returns a batch by message when due).
-    fn repost(&mut self, peer: usize, slot: u32, quiet: bool) -> Result<(), CommError> {
+    fn repost(&mut self, peer: usize, slot: u32, quiet: bool) {
         let p = &mut self.peers[peer];
         let off = slot as usize * EAGER_BUF;
-        if let Err(e) = p.qp.post_recv(&self.recv, off, EAGER_BUF, wr(WR_RECV, peer, slot)) {
-            return Err(self.err(peer, "re-posting a receive buffer for", e));
+        if let Err(e) =
+            p.qp.post_recv(&self.recv, off, EAGER_BUF, wr(WR_RECV, peer, slot))
+        {
+            self.close(peer, "re-posting a receive buffer for", e.to_string());
+            return;
         }
         if quiet {
             p.credits.consumed_quietly();
-            Ok(())
-        } else if p.credits.consumed() && p.credits.can_send_credit() && p.sq_used < SEND_WR {
-            self.post_small(peer, Kind::Credit, 0, 0, &[])
-        } else {
-            Ok(())
+        } else if p.credits.consumed() {
+            p.credit_due = true;
+            self.send_credit(peer);
         }
     }
 
-    /// Progresses until `ready` holds for `peer`'s state, spinning, then
-    /// yielding, then sleeping on the completion channel.
-    fn wait_for(
+    /// Sends the credits due to `peer` if a credit message can go now; if
+    /// not, a later [`Self::progress`] tries again.
+    fn send_credit(&mut self, peer: usize) {
+        let p = &self.peers[peer];
+        if p.credit_due && p.broken.is_none() && self.can_post(peer, HEADER, true) {
+            // A failed post closes the pair; the pair's calls report it.
+            let _ = self.post_small(peer, Kind::Credit, 0, 0, &[]);
+        }
+    }
+
+    /// Whether a message of `total` bytes (header included) can be posted
+    /// to `peer` now: a credit (data messages leave the last one to the
+    /// `control` messages: credit, clearance, fin), room in the send queue,
+    /// and a send slot unless it goes inline.
+    fn can_post(&self, peer: usize, total: usize, control: bool) -> bool {
+        let p = &self.peers[peer];
+        let credit = match control {
+            true => p.credits.can_send_credit(),
+            false => p.credits.can_send(),
+        };
+        credit && p.sq_used < SEND_WR && (total <= p.qp.inline as usize || !p.free_slots.is_empty())
+    }
+
+    /// One round of a blocking call's wait for `peer`: handles the
+    /// completions available; when none came for a while, spins, then
+    /// yields, then sleeps on the completion channel and checks the peer
+    /// ([`Transport::check_peer`]).
+    fn wait(&mut self, peer: usize, w: &mut Waiter) -> Result<(), CommError> {
+        if self.progress(None)? {
+            *w = Waiter::default();
+            return Ok(());
+        }
+        w.spins += 1;
+        if w.spins < SPIN {
+            std::hint::spin_loop();
+            return Ok(());
+        }
+        let since = *w.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < YIELD_FOR {
+            std::thread::yield_now();
+            return Ok(());
+        }
+        if !self.progress(Some(peer))? {
+            self.check(peer)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `step` (a send or receive step) until it is done, waiting
+    /// between rounds.
+    fn block_on(
         &mut self,
         peer: usize,
-        ready: impl Fn(&Peer) -> bool,
+        mut step: impl FnMut(&mut Self) -> Result<bool, CommError>,
     ) -> Result<(), CommError> {
-        let mut spins = 0u32;
-        let mut idle_since: Option<Instant> = None;
-        while !ready(&self.peers[peer]) {
-            if self.progress(None)? {
-                spins = 0;
-                idle_since = None;
-                continue;
-            }
-            spins += 1;
-            if spins < SPIN {
-                std::hint::spin_loop();
-                continue;
-            }
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < YIELD_FOR {
-                std::thread::yield_now();
-                continue;
-            }
-            if !self.progress(Some(peer))? {
-                self.check_alive(peer)?;
-            }
+        let mut w = Waiter::default();
+        while !step(self)? {
+            self.wait(peer, &mut w)?;
         }
         Ok(())
     }
@@ -405,10 +553,34 @@ impl VerbsTransport {
         }
     }
 
+    /// What this rank can tell of `peer` without its help: the pair closed
+    /// by a failure, its process gone (same host only), or its queue pair
+    /// in the error state. Either of the last two closes the pair.
+    fn check(&mut self, peer: usize) -> Result<(), CommError> {
+        self.usable(peer)?;
+        if let Err(e) = self.check_alive(peer) {
+            self.close(peer, "waiting for", e.to_string());
+            return Err(e);
+        }
+        if self.peers[peer].qp.in_error() {
+            let why = "the queue pair went to the error state".to_string();
+            self.close(peer, "reaching", why);
+            return self.usable(peer);
+        }
+        Ok(())
+    }
+
     /// Posts a header-only (or header + `body`) message of `kind`, inline
-    /// when it fits, else from a send slot. The caller checked credits and
-    /// send-queue room.
-    fn post_small(&mut self, peer: usize, kind: Kind, tag: u32, len: u64, body: &[u8]) -> Result<(), CommError> {
+    /// when it fits, else from a send slot. The caller checked
+    /// [`Self::can_post`].
+    fn post_small(
+        &mut self,
+        peer: usize,
+        kind: Kind,
+        tag: u32,
+        len: u64,
+        body: &[u8],
+    ) -> Result<(), CommError> {
         let p = &mut self.peers[peer];
         let h = Header {
             kind,
@@ -416,6 +588,7 @@ impl VerbsTransport {
             tag,
             len,
         };
+        p.credit_due = false;
         let total = HEADER + body.len();
         let result = if total <= p.qp.inline as usize {
             let mut b = [0u8; 256];
@@ -429,101 +602,175 @@ impl VerbsTransport {
             self.send.write(off + HEADER, body);
             p.qp.post_send(&self.send, off, total, wr(WR_SLOT, peer, slot))
         };
-        p.sq_used += 1;
-        result.map_err(|e| self.err(peer, "sending to", e))
-    }
-
-    /// The registration of a user buffer, from the cache or new.
-    fn region(&mut self, peer: usize, addr: usize, len: usize, writable: bool) -> Result<&Region, CommError> {
-        if self.cache.get(addr, len).is_none() {
-            let r = self
-                .dev
-                .register(addr, len, true)
-                .or_else(|e| if writable { Err(e) } else { self.dev.register(addr, len, false) })
-                .map_err(|e| self.err(peer, "registering a buffer for", e))?;
-            drop(self.cache.insert(addr, len, r));
-        }
-        Ok(self.cache.get(addr, len).expect("just inserted"))
-    }
-}
-
-impl Transport for VerbsTransport {
-    fn connect(&mut self, peer: usize) -> Result<(), CommError> {
-        self.check_up(peer)
-    }
-
-    fn is_connected(&self, peer: usize) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.up)
-    }
-
-    fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
-        self.check_up(dest)?;
-        let big = proto::rendezvous(data.len());
-        let needs_slot = !big && HEADER + data.len() > self.peers[dest].qp.inline as usize;
-        self.wait_for(dest, |p| {
-            p.credits.can_send() && p.sq_used < SEND_WR && (!needs_slot || !p.free_slots.is_empty())
-        })?;
-        if !big {
-            return self.post_small(dest, Kind::Eager, tag, data.len() as u64, data);
-        }
-        let base = data.as_ptr() as usize;
-        self.region(dest, base, data.len(), false)?;
-        self.wait_for(dest, |p| !p.cleared.is_empty())?;
-        let to = match self.peers[dest].cleared.take(tag, data.len() as u64) {
-            Some(Ok(to)) => to,
-            Some(Err(c)) => {
-                return Err(CommError::Mismatch {
-                    rank: dest,
-                    addr: self.addr(dest),
-                    tag: c.tag,
-                    len: c.len as usize,
-                    got_tag: tag,
-                    got_len: data.len() as u64,
-                });
+        match result {
+            Ok(()) => {
+                p.sq_used += 1;
+                Ok(())
             }
-            None => unreachable!("waited for a clearance"),
-        };
-        self.peers[dest].rdma_done = 0;
-        let mut posted = 0u32;
-        for (o, l) in proto::chunks(data.len()) {
-            self.wait_for(dest, |p| posted - p.rdma_done < RDMA_WINDOW && p.sq_used < SEND_WR)?;
-            let region = self.cache.get(base, data.len()).expect("registered above");
-            let p = &mut self.peers[dest];
-            let r = p.qp.post_write(
-                region,
-                (base + o) as u64,
-                l,
-                to.addr + o as u64,
-                to.rkey,
-                wr(WR_RDMA, dest, posted),
-            );
-            if let Err(e) = r {
-                p.qp.fail();
-                return Err(self.err(dest, "writing (rendezvous) to", e));
-            }
-            p.sq_used += 1;
-            posted += 1;
+            Err(e) => Err(self.fail(peer, "sending to", e)),
         }
-        // The FIN follows the writes on the connection, so the receiver
-        // sees it only once the bytes are in place.
-        self.wait_for(dest, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
-        self.post_small(dest, Kind::Fin, tag, 0, &[])?;
-        let n = posted;
-        // `data` stays borrowed until the device has read it all.
-        if let Err(e) = self.wait_for(dest, |p| p.rdma_done >= n) {
-            self.peers[dest].qp.fail();
-            return Err(e);
-        }
-        Ok(())
     }
 
-    fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
-        self.check_up(src)?;
+    /// The registration of a user buffer; the clone returned keeps it
+    /// alive whatever the cache evicts. A buffer of the heap comes from the
+    /// cache (or is registered and cached); any other memory may be
+    /// unmapped and mapped again at the same address with other pages
+    /// (a stale registration would move the wrong bytes), so it is
+    /// registered for this message only.
+    fn region(
+        &mut self,
+        peer: usize,
+        addr: usize,
+        len: usize,
+        writable: bool,
+    ) -> Result<Region, CommError> {
+        let cached = self
+            .heap
+            .is_some_and(|start| start <= addr && addr + len <= sys::heap_end());
+        if cached && let Some(r) = self.cache.get(addr, len) {
+            return Ok(r.clone());
+        }
+        let r = self
+            .dev
+            .register(addr, len, true)
+            .or_else(|e| match writable {
+                true => Err(e),
+                false => self.dev.register(addr, len, false),
+            })
+            .map_err(|e| self.err(peer, "registering a buffer for", e))?;
+        if cached {
+            drop(self.cache.insert(addr, len, r.clone()));
+        }
+        Ok(r)
+    }
+
+    /// Moves a send as far as it goes without waiting for the peer (see
+    /// [`proto`]); true once `data` may be reused. An eager message is
+    /// posted whole once a credit (and a slot) is free; a rendezvous moves
+    /// through [`RndvSend`]'s stages, kept in `st`.
+    fn send_step(
+        &mut self,
+        dest: usize,
+        tag: u32,
+        data: &[u8],
+        st: &mut Partial,
+    ) -> Result<bool, CommError> {
+        self.usable(dest)?;
+        if !proto::rendezvous(data.len()) {
+            if !self.can_post(dest, HEADER + data.len(), false) {
+                return Ok(false);
+            }
+            self.post_small(dest, Kind::Eager, tag, data.len() as u64, data)?;
+            return Ok(true);
+        }
+        let mut s = RndvSend::load(st);
+        let result = self.rndv_send_step(dest, tag, data, &mut s);
+        s.store(st);
+        result
+    }
+
+    fn rndv_send_step(
+        &mut self,
+        dest: usize,
+        tag: u32,
+        data: &[u8],
+        s: &mut RndvSend,
+    ) -> Result<bool, CommError> {
+        let (base, len) = (data.as_ptr() as usize, data.len());
+        loop {
+            match s.next(len, self.peers[dest].rdma_done) {
+                SendNext::Clearance => {
+                    // Registered before the clearance is there, so that
+                    // the cost overlaps the wait for it.
+                    let mr = self.region(dest, base, len, false)?;
+                    let to = match self.peers[dest].cleared.take(tag, len as u64) {
+                        None => return Ok(false),
+                        Some(Ok(to)) => to,
+                        Some(Err(c)) => {
+                            return Err(CommError::Mismatch {
+                                rank: dest,
+                                addr: self.addr(dest),
+                                tag: c.tag,
+                                len: c.len as usize,
+                                got_tag: tag,
+                                got_len: len as u64,
+                            });
+                        }
+                    };
+                    let p = &mut self.peers[dest];
+                    p.send_mr = Some(mr);
+                    p.rdma_done = 0;
+                    s.cleared(to, len);
+                }
+                SendNext::Write { index, off, len: l } => {
+                    let p = &mut self.peers[dest];
+                    if p.sq_used >= SEND_WR {
+                        return Ok(false);
+                    }
+                    let mr = p.send_mr.as_ref().expect("held since the clearance");
+                    let raddr = s.to.addr + off as u64;
+                    let id = wr(WR_RDMA, dest, index);
+                    let posted =
+                        p.qp.post_write(mr, (base + off) as u64, l, raddr, s.to.rkey, id);
+                    if let Err(e) = posted {
+                        return Err(self.fail(dest, "writing (rendezvous) to", e));
+                    }
+                    p.sq_used += 1;
+                    s.wrote(l, len);
+                }
+                SendNext::Fin => {
+                    // The FIN follows the writes on the connection, so the
+                    // receiver sees it only once the bytes are in place.
+                    if !self.can_post(dest, HEADER, true) {
+                        return Ok(false);
+                    }
+                    self.post_small(dest, Kind::Fin, tag, 0, &[])?;
+                    s.fin_sent();
+                }
+                SendNext::Wait => return Ok(false),
+                SendNext::Done => {
+                    self.peers[dest].send_mr = None;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Moves a receive as far as it goes without waiting for the peer;
+    /// true once `buf` holds the message. A rendezvous-sized receive with
+    /// no eager message waiting clears the sender to write into `buf`
+    /// ([`RecvStage::Cleared`], kept in `st`), then waits for its FIN.
+    fn recv_step(
+        &mut self,
+        src: usize,
+        tag: u32,
+        buf: &mut [u8],
+        st: &mut Partial,
+    ) -> Result<bool, CommError> {
+        if RecvStage::load(st) == RecvStage::Cleared {
+            return self.await_fin(src, tag, buf.len());
+        }
+        self.usable(src)?;
         if proto::rendezvous(buf.len()) && self.peers[src].arrived.is_empty() {
-            return self.recv_rendezvous(src, tag, buf);
+            if !self.can_post(src, HEADER + RemoteBuf::LEN, true) {
+                return Ok(false);
+            }
+            let base = buf.as_mut_ptr() as usize;
+            let mr = self.region(src, base, buf.len(), true)?;
+            let cts = RemoteBuf {
+                addr: base as u64,
+                rkey: mr.rkey(),
+            };
+            let p = &mut self.peers[src];
+            p.recv_mr = Some(mr);
+            p.rrndv = RecvRndv::AwaitFin;
+            self.post_small(src, Kind::Cts, tag, buf.len() as u64, &cts.encode())?;
+            RecvStage::Cleared.store(st);
+            return self.await_fin(src, tag, buf.len());
         }
-        self.wait_for(src, |p| !p.arrived.is_empty())?;
-        let slot = *self.peers[src].arrived.front().expect("waited for it");
+        let Some(&slot) = self.peers[src].arrived.front() else {
+            return Ok(false);
+        };
         let off = slot as usize * EAGER_BUF;
         let h = Header::decode(self.recv.read(off, HEADER)).expect("checked on arrival");
         if h.tag != tag || h.len != buf.len() as u64 {
@@ -538,41 +785,124 @@ impl Transport for VerbsTransport {
         }
         buf.copy_from_slice(self.recv.read(off + HEADER, buf.len()));
         self.peers[src].arrived.pop_front();
-        self.repost(src, slot, false)
+        self.repost(src, slot, false);
+        Ok(true)
     }
-}
 
-impl VerbsTransport {
-    /// Receives a rendezvous message: clears the sender to write into
-    /// `buf`, then waits for its FIN (see [`proto`]).
-    fn recv_rendezvous(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
-        let base = buf.as_mut_ptr() as usize;
-        let rkey = self.region(src, base, buf.len(), true)?.rkey();
-        self.wait_for(src, |p| p.credits.can_send_credit() && p.sq_used < SEND_WR)?;
-        let cts = RemoteBuf {
-            addr: base as u64,
-            rkey,
-        };
-        self.post_small(src, Kind::Cts, tag, buf.len() as u64, &cts.encode())?;
-        self.peers[src].rrndv = RecvRndv::AwaitFin;
-        let waited = self.wait_for(src, |p| p.rrndv == RecvRndv::Idle || !p.arrived.is_empty());
-        if waited.is_ok() && self.peers[src].rrndv == RecvRndv::Idle {
-            return Ok(());
+    /// A cleared receive: done once the sender's FIN came. Any other
+    /// message first means the two ranks disagree on the order; the sender
+    /// must then never write into the buffer, so the pair closes.
+    fn await_fin(&mut self, src: usize, tag: u32, len: usize) -> Result<bool, CommError> {
+        let p = &mut self.peers[src];
+        if p.rrndv == RecvRndv::Idle {
+            p.recv_mr = None;
+            return Ok(true);
         }
-        // The peer sent something else, or failed: it must never write into
-        // `buf` once we return, so this pair is closed for good.
-        self.peers[src].qp.fail();
-        let _ = self.progress(None);
-        waited?;
-        let slot = *self.peers[src].arrived.front().expect("arrived");
-        let h = Header::decode(self.recv.read(slot as usize * EAGER_BUF, HEADER)).expect("checked");
+        self.usable(src)?;
+        let Some(&slot) = self.peers[src].arrived.front() else {
+            return Ok(false);
+        };
+        let h = Header::decode(self.recv.read(slot as usize * EAGER_BUF, HEADER))
+            .expect("checked on arrival");
+        let why = format!(
+            "closed: tag {} with {} bytes came while a rendezvous of tag {tag} with {len} bytes waited for its data",
+            h.tag, h.len
+        );
+        self.close(src, "receiving from", why);
         Err(CommError::Mismatch {
             rank: src,
             addr: self.addr(src),
             tag,
-            len: buf.len(),
+            len,
             got_tag: h.tag,
             got_len: h.len,
         })
+    }
+
+    /// Whether a send stopped at `st` may still have the device reading
+    /// its buffer.
+    fn sending(st: &Partial, len: usize) -> bool {
+        proto::rendezvous(len) && RndvSend::load(st).in_flight()
+    }
+
+    /// Whether a receive stopped at `st` exposed its buffer to the peer.
+    fn receiving(st: &Partial) -> bool {
+        RecvStage::load(st) == RecvStage::Cleared
+    }
+}
+
+impl Transport for VerbsTransport {
+    fn connect(&mut self, peer: usize) -> Result<(), CommError> {
+        self.check_up(peer)
+    }
+
+    fn is_connected(&self, peer: usize) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.up)
+    }
+
+    fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
+        self.check_up(dest)?;
+        let mut st = Partial::default();
+        let result = self.block_on(dest, |t| t.send_step(dest, tag, data, &mut st));
+        if let Err(e) = &result {
+            self.close_in_flight(dest, Self::sending(&st, data.len()), e);
+        }
+        result
+    }
+
+    fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
+        self.check_up(src)?;
+        let mut st = Partial::default();
+        let result = self.block_on(src, |t| t.recv_step(src, tag, buf, &mut st));
+        if let Err(e) = &result {
+            self.close_in_flight(src, Self::receiving(&st), e);
+        }
+        result
+    }
+
+    fn try_send(
+        &mut self,
+        dest: usize,
+        tag: u32,
+        data: &[u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        self.check_up(dest)?;
+        let result = self.send_step(dest, tag, data, state).and_then(|done| {
+            match done || !self.progress(None)? {
+                true => Ok(done),
+                false => self.send_step(dest, tag, data, state),
+            }
+        });
+        if let Err(e) = &result {
+            self.close_in_flight(dest, Self::sending(state, data.len()), e);
+        }
+        result
+    }
+
+    fn try_recv(
+        &mut self,
+        src: usize,
+        tag: u32,
+        buf: &mut [u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        self.check_up(src)?;
+        let result = self.recv_step(src, tag, buf, state).and_then(|done| {
+            match done || !self.progress(None)? {
+                true => Ok(done),
+                false => self.recv_step(src, tag, buf, state),
+            }
+        });
+        if let Err(e) = &result {
+            self.close_in_flight(src, Self::receiving(state), e);
+        }
+        result
+    }
+
+    fn check_peer(&mut self, peer: usize) -> Result<(), CommError> {
+        self.check_up(peer)?;
+        self.progress(None)?;
+        self.check(peer)
     }
 }
