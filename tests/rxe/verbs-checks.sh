@@ -39,7 +39,7 @@ if pair small 120 "-m -p 1:200" "${NOSOCK[@]}" && grep -q '^0:\.@$' "$T/small" \
   grep -A1 '^Latency' "$T/small" | tail -1
 else fail "small messages over verbs" small; fi
 
-# 2. Rendezvous (RDMA READ between user buffers), several sizes at once.
+# 2. Rendezvous (RDMA WRITE between user buffers).
 if pair large 180 "-m -p 4000000:20" "${NOSOCK[@]}" && grep -q '^0:\.@$' "$T/large"; then
   ok "4 MB pingpong over verbs (rendezvous)"
   grep -A1 '^Throughput' "$T/large" | tail -1
@@ -60,6 +60,28 @@ if run four 240 "$B/mpiexec" "${NOSOCK[@]}" \
   && grep -q 'Network Direct: *6' "$T/four"; then
   ok "four ranks, all six pairs over verbs"
 else fail "four ranks over verbs" four; fi
+
+# 3c. Non-blocking messages (examples/exchange: every rank isends to every
+# other before it irecvs, which deadlocks with blocking calls), over verbs
+# only: two ranks, one per namespace, then four, two per namespace.
+X=$B/examples/exchange
+if [ ! -x "$X" ]; then
+  echo "  ($X is missing: cargo build --examples)" >"$T/xchg2"
+  fail "exchange over verbs (non-blocking)" xchg2
+else
+  if run xchg2 240 "$B/mpiexec" "${NOSOCK[@]}" \
+      -n 1 ip netns exec "$RXE_NS_A" "$X" 1 100000 4000000 : \
+      -n 1 ip netns exec "$RXE_NS_B" "$X" 1 100000 4000000 \
+    && grep -q '^exchange ok' "$T/xchg2" && grep -q '^0:\.@$' "$T/xchg2"; then
+    ok "exchange (isend/irecv/waitall), 2 ranks over verbs"
+  else fail "exchange, 2 ranks over verbs" xchg2; fi
+  if run xchg4 300 "$B/mpiexec" "${NOSOCK[@]}" \
+      -n 2 ip netns exec "$RXE_NS_A" "$X" 1 100000 4000000 : \
+      -n 2 ip netns exec "$RXE_NS_B" "$X" 1 100000 4000000 \
+    && grep -q '^exchange ok' "$T/xchg4" && grep -q '^0:\.@@@$' "$T/xchg4"; then
+    ok "exchange (isend/irecv/waitall), 4 ranks over verbs"
+  else fail "exchange, 4 ranks over verbs" xchg4; fi
+fi
 
 # 4. A rank killed mid-transfer ends the job (not a hang).
 pair kill 90 "-m -p 4000000:1000000" "${NOSOCK[@]}" &
