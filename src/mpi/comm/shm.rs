@@ -60,6 +60,35 @@
 //! A receive peeks at the header: a frame whose tag or length differs from
 //! the one expected is [`CommError::Mismatch`] and stays in the ring.
 //!
+//! # Non-blocking progress
+//!
+//! [`Transport::try_send`] and [`Transport::try_recv`] take the blocking
+//! calls' steps one at a time, each only when it needs no wait, and keep
+//! the message's place in the caller's [`Partial`]:
+//!
+//! - Sending, `stage` is the kind of the frame in progress (0 before one).
+//!   A `DATA` frame goes in as the room it needs is free (a frame that fits
+//!   the ring goes in whole, a larger one in pieces of at least a quarter
+//!   ring, the first holding the header): `word` is its position, `moved`
+//!   its bytes in. A rendezvous frame is posted once it fits (`word`: its
+//!   sequence number) and later calls look at `done`; a refusal turns that
+//!   way off for the pair, as in the blocking send, and the message starts
+//!   again.
+//! - Receiving, a published header is checked (a mismatch is an error and
+//!   the frame stays). A rendezvous is taken at once: its copy is local
+//!   work (`process_vm_readv` or a `memcpy` of a message already posted);
+//!   after a refusal the call goes on with the message's next frame. A
+//!   `DATA` body is copied as far as it is published, each piece released
+//!   at once (`stage` is then `DATA`, `word` the body's position, `moved`
+//!   the bytes copied).
+//!
+//! Each step publishes and wakes as the blocking calls do, so a peer asleep
+//! in one of them wakes; blocking and non-blocking calls may alternate
+//! between messages. [`Transport::check_peer`] reports a peer whose process
+//! is gone ([`CommError::PeerGone`]); when it left bytes unread in our ring,
+//! only if they are still there at the next check (it may have sent them
+//! just before exiting).
+//!
 //! # Waiting
 //!
 //! Ranks are often oversubscribed (two ranks on one CPU), so waiting is
@@ -107,7 +136,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::sys::{self, OwnedShared, ReadOnlyMap, SharedMap};
-use super::{CommError, Transport};
+use super::{CommError, Partial, Transport};
 use crate::env;
 
 /// Bytes of each ring's data area (a power of two).
@@ -211,7 +240,7 @@ impl Drop for ShmBuffer {
 const REFUSED: u64 = 1;
 
 /// A peer's published endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Endpoint {
     pid: u32,
     fd: i32,
@@ -281,6 +310,19 @@ impl<'a> Ring<'a> {
         let (a, b) = dst.split_at_mut(first);
         self.map.read(data + i, a);
         self.map.read(data, b);
+    }
+
+    /// Releases the bytes before `pos` to the producer.
+    fn release(&self, pos: u64) {
+        self.tail().store(pos, Ordering::Release);
+        notify(self.space_seq(), self.space_sleeping());
+    }
+
+    /// The consumer's answer to rendezvous `seq`: copied (`Some(true)`),
+    /// refused (`Some(false)`), or not yet.
+    fn answer(&self, seq: u64) -> Option<bool> {
+        let d = self.done().load(Ordering::Acquire);
+        (d >> 1 == seq).then_some(d & REFUSED == 0)
     }
 }
 
@@ -372,6 +414,8 @@ pub struct ShmTransport {
     file: File,
     inbound: SharedMap,
     endpoints: Vec<Option<String>>,
+    /// The same, parsed once: a send or receive does not parse them again.
+    parsed: Vec<Option<Endpoint>>,
     outbound: Vec<Option<Outbound>>,
     eager_limit: usize,
     /// Messages larger than this, sent from a [`ShmBuffer`], go by `SHARED`.
@@ -385,6 +429,9 @@ pub struct ShmTransport {
     /// Peers' buffers mapped read-only, by (pid, descriptor): the buffer id
     /// (a descriptor number may be reused for a new buffer) and the map.
     peer_buffers: RefCell<HashMap<(u32, i32), (u64, ReadOnlyMap)>>,
+    /// Per peer found dead by [`Transport::check_peer`] with bytes unread
+    /// in our ring: our `tail` then.
+    gone_tail: Vec<Option<u64>>,
 }
 
 impl std::fmt::Debug for ShmTransport {
@@ -429,6 +476,7 @@ impl ShmTransport {
             file,
             inbound,
             endpoints: vec![None; size],
+            parsed: vec![None; size],
             outbound: (0..size).map(|_| None).collect(),
             eager_limit,
             shared_limit,
@@ -436,6 +484,7 @@ impl ShmTransport {
             regions: Arc::new(Mutex::new(Vec::new())),
             next_region: 0,
             peer_buffers: RefCell::new(HashMap::new()),
+            gone_tail: vec![None; size],
         };
         Ok((t, endpoint))
     }
@@ -445,6 +494,9 @@ impl ShmTransport {
     pub fn with_peers(mut self, endpoints: Vec<Option<String>>) -> ShmTransport {
         self.endpoints = endpoints;
         self.endpoints.resize(self.size, None);
+        self.parsed = (self.endpoints.iter())
+            .map(|e| e.as_deref().and_then(Endpoint::parse))
+            .collect();
         self
     }
 
@@ -543,6 +595,9 @@ impl ShmTransport {
     }
 
     fn endpoint(&self, rank: usize) -> Result<Endpoint, CommError> {
+        if let Some(Some(ep)) = self.parsed.get(rank) {
+            return Ok(*ep);
+        }
         let shm_err = |what: &str, msg: String| CommError::Shm {
             rank,
             what: what.to_string(),
@@ -651,30 +706,96 @@ impl ShmTransport {
     }
 }
 
+/// A rendezvous frame to post: its kind and its fields besides the
+/// sender's pid and the sequence number (`RNDV` uses the first only).
+#[derive(Clone, Copy)]
+struct Rendezvous {
+    kind: u32,
+    fields: [u64; 3],
+}
+
+impl Rendezvous {
+    /// Bytes of the frame in the ring.
+    fn size(&self) -> usize {
+        rendezvous_frame(fields_of(self.kind))
+    }
+}
+
+/// Fields of a rendezvous frame of `kind`, besides the pid and the
+/// sequence number.
+const fn fields_of(kind: u32) -> usize {
+    if kind == KIND_RNDV { 1 } else { 3 }
+}
+
+/// Which ways besides `DATA` a message may take, decided before attaching.
+struct Plan {
+    /// The [`ShmBuffer`] the message lies in and its offset there, when it
+    /// is large enough for `SHARED`.
+    region: Option<(Region, usize)>,
+    /// Whether it is large enough for `RNDV` (and cross-memory attach is
+    /// allowed).
+    cma: bool,
+    /// Its address, for `RNDV`.
+    addr: u64,
+}
+
+impl Plan {
+    /// The rendezvous to try next through `out`: `SHARED` until the peer
+    /// refuses one, then `RNDV` until it refuses one; `None`: a `DATA`
+    /// frame.
+    fn rendezvous(&self, out: &Outbound) -> Option<Rendezvous> {
+        match self.region {
+            Some((r, offset)) if out.shared => Some(Rendezvous {
+                kind: KIND_SHARED,
+                fields: [r.fd as u64, r.id, offset as u64],
+            }),
+            _ if self.cma && out.cma => Some(Rendezvous {
+                kind: KIND_RNDV,
+                fields: [self.addr, 0, 0],
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The free bytes of `ring` for a producer at `head`, if at least `need`,
+/// without waiting. Most sends fit in the space seen last time: reading
+/// `tail` (a line the receiver writes for every message) only when they do
+/// not saves a cache miss per message.
+fn free_space(ring: Ring<'_>, head: u64, tail_seen: &mut u64, need: usize) -> Option<usize> {
+    let free = |tail: u64| RING.saturating_sub(head.wrapping_sub(tail) as usize);
+    if free(*tail_seen) < need {
+        *tail_seen = ring.tail().load(Ordering::Acquire);
+    }
+    let free = free(*tail_seen);
+    (free >= need).then_some(free)
+}
+
 impl Outbound {
     fn ring(&self) -> Ring<'_> {
         Ring::of(&self.map, self.sender)
     }
 
+    /// The free bytes if at least `need`, without waiting.
+    fn free(&mut self, need: usize) -> Option<usize> {
+        free_space(
+            Ring::of(&self.map, self.sender),
+            self.head,
+            &mut self.tail_seen,
+            need,
+        )
+    }
+
     /// Waits until `need` bytes are free; returns the free bytes.
     fn wait_space(&mut self, peer: Peer, need: usize) -> Result<usize, CommError> {
-        // Most sends fit in the space seen last time: reading `tail` (a line
-        // the receiver writes for every message) only when they do not
-        // saves a cache miss per message.
-        let free_seen = RING.saturating_sub(self.head.wrapping_sub(self.tail_seen) as usize);
-        if free_seen >= need {
-            return Ok(free_seen);
+        if let Some(free) = self.free(need) {
+            return Ok(free);
         }
-        let ring = self.ring();
-        let head = self.head;
-        let (free, tail) = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
-            let tail = ring.tail().load(Ordering::Acquire);
-            let used = head.wrapping_sub(tail) as usize;
-            let free = RING.saturating_sub(used);
-            (free >= need).then_some((free, tail))
-        })?;
-        self.tail_seen = tail;
-        Ok(free)
+        let ring = Ring::of(&self.map, self.sender);
+        let (head, tail_seen) = (self.head, &mut self.tail_seen);
+        wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
+            free_space(ring, head, tail_seen, need)
+        })
     }
 
     fn publish(&mut self, head: u64) {
@@ -684,14 +805,23 @@ impl Outbound {
         notify(ring.data_seq(), ring.data_sleeping());
     }
 
-    /// A `DATA` frame, streamed in pieces when it does not fit at once.
-    fn send_data(&mut self, peer: Peer, tag: u32, data: &[u8]) -> Result<(), CommError> {
+    /// Writes the `DATA` frame of `data` that starts at ring position
+    /// `start`, from its byte `*written` (header included) on, publishing
+    /// each piece: `space(self, need)` gives the free bytes once at least
+    /// `need`, or `None` to stop there for now. True once the whole frame
+    /// is in.
+    fn put_data(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        start: u64,
+        written: &mut usize,
+        mut space: impl FnMut(&mut Outbound, usize) -> Result<Option<usize>, CommError>,
+    ) -> Result<bool, CommError> {
         let header = frame_header(KIND_DATA, tag, data.len());
         let total = FRAME_HEADER + data.len();
-        let start = self.head;
-        let mut written = 0;
-        while written < total {
-            let remaining = total - written;
+        while *written < total {
+            let remaining = total - *written;
             // A frame that fits goes in one piece; a larger one in pieces of
             // at least a quarter ring, so neither side wakes for crumbs.
             let need = if total <= RING {
@@ -699,16 +829,16 @@ impl Outbound {
             } else {
                 remaining
                     .min(RING / 4)
-                    .max(FRAME_HEADER - written.min(FRAME_HEADER))
+                    .max(FRAME_HEADER - (*written).min(FRAME_HEADER))
             };
-            let free = self.wait_space(peer, need)?;
-            let chunk = free.min(remaining);
-            let pos = start + written as u64;
+            let Some(free) = space(self, need)? else {
+                return Ok(false);
+            };
             let ring = self.ring();
-            let (mut at, end) = (written, written + chunk);
+            let (mut at, end) = (*written, *written + free.min(remaining));
             if at < FRAME_HEADER {
                 let h = end.min(FRAME_HEADER);
-                ring.write(pos, &header[at..h]);
+                ring.write(start + at as u64, &header[at..h]);
                 at = h;
             }
             if at < end {
@@ -717,64 +847,38 @@ impl Outbound {
                     &data[at - FRAME_HEADER..end - FRAME_HEADER],
                 );
             }
-            written = end;
-            self.publish(start + written as u64);
+            *written = end;
+            self.publish(start + end as u64);
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// A `RNDV` frame, then the wait for the receiver's copy; `Ok(false)`
-    /// if the receiver could not read our memory.
-    fn send_rndv(&mut self, peer: Peer, tag: u32, data: &[u8]) -> Result<bool, CommError> {
-        self.rendezvous(peer, KIND_RNDV, tag, data.len(), &[data.as_ptr() as u64])
-    }
-
-    /// A `SHARED` frame for `len` bytes at `offset` of buffer `region`,
-    /// then the wait for the receiver's copy; `Ok(false)` if refused.
-    fn send_shared(
-        &mut self,
-        peer: Peer,
-        tag: u32,
-        region: Region,
-        offset: usize,
-        len: usize,
-    ) -> Result<bool, CommError> {
-        let fields = [region.fd as u64, region.id, offset as u64];
-        self.rendezvous(peer, KIND_SHARED, tag, len, &fields)
-    }
-
-    /// Posts a rendezvous frame of `kind` (header; our pid; `fields`; a new
-    /// sequence number) and waits until the receiver has copied the message
-    /// and stored that sequence in `done`; `Ok(false)` if it refused.
-    fn rendezvous(
-        &mut self,
-        peer: Peer,
-        kind: u32,
-        tag: u32,
-        len: usize,
-        fields: &[u64],
-    ) -> Result<bool, CommError> {
+    /// Posts `r` for a message of `len` bytes under `tag` (the caller made
+    /// sure it fits) with a new sequence number, which it returns.
+    fn post(&mut self, r: Rendezvous, tag: u32, len: usize) -> u64 {
         self.seq += 1;
-        let seq = self.seq;
-        let size = rendezvous_frame(fields.len());
+        let size = r.size();
         let mut frame = [0u8; SHARED_FRAME];
-        frame[..FRAME_HEADER].copy_from_slice(&frame_header(kind, tag, len));
+        frame[..FRAME_HEADER].copy_from_slice(&frame_header(r.kind, tag, len));
         let words = std::iter::once(u64::from(std::process::id()))
-            .chain(fields.iter().copied())
-            .chain(std::iter::once(seq));
+            .chain(r.fields[..fields_of(r.kind)].iter().copied())
+            .chain(std::iter::once(self.seq));
         for (i, w) in words.enumerate() {
             let at = FRAME_HEADER + 8 * i;
             frame[at..at + 8].copy_from_slice(&w.to_le_bytes());
         }
-        self.wait_space(peer, size)?;
         self.ring().write(self.head, &frame[..size]);
         self.publish(self.head + size as u64);
-        let ring = self.ring();
-        let done = wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
-            let d = ring.done().load(Ordering::Acquire);
-            (d >> 1 == seq).then_some(d)
-        })?;
-        Ok(done & REFUSED == 0)
+        self.seq
+    }
+
+    /// After the receiver refused a rendezvous of `kind`: this message and
+    /// the later ones to it go another way.
+    fn refused(&mut self, kind: u32) {
+        match kind {
+            KIND_SHARED => self.shared = false,
+            _ => self.cma = false,
+        }
     }
 }
 
@@ -796,129 +900,191 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
 }
 
+/// Copies what it can of the `DATA` body at ring position `body` into
+/// `buf` from byte `copied` on, given `avail` bytes published from there,
+/// and releases them; returns the bytes copied so far.
+#[inline]
+fn take_data(ring: Ring<'_>, body: u64, buf: &mut [u8], copied: usize, avail: u64) -> usize {
+    let n = avail.min((buf.len() - copied) as u64) as usize;
+    ring.read(body + copied as u64, &mut buf[copied..copied + n]);
+    let copied = copied + n;
+    if n > 0 || copied == buf.len() {
+        ring.release(body + copied as u64);
+    }
+    copied
+}
+
 impl ShmTransport {
-    /// Receives one frame from `src` into `buf`; `Ok(false)` when it was a
-    /// rendezvous we could not read (the sender then streams it).
-    fn recv_frame(&self, peer: Peer, tag: u32, buf: &mut [u8]) -> Result<bool, CommError> {
-        let src = peer.rank;
-        let ring = Ring::of(&self.inbound, src);
-        let start = ring.tail().load(Ordering::Relaxed);
+    /// Who `rank` is, from its endpoint.
+    fn peer(&self, rank: usize) -> Result<Peer, CommError> {
+        let ep = self.endpoint(rank)?;
+        Ok(Peer { rank, pid: ep.pid })
+    }
+
+    /// How `data` may go besides `DATA` (see [`Plan`]).
+    #[inline]
+    fn plan(&self, data: &[u8]) -> Plan {
+        Plan {
+            region: (data.len() > self.shared_limit)
+                .then(|| self.region_of(data))
+                .flatten(),
+            cma: data.len() > self.eager_limit && self.cma_allowed,
+            addr: data.as_ptr() as u64,
+        }
+    }
+
+    /// Reads the header of the frame at `start` of `src`'s ring (published
+    /// already) and checks it against a receive of `len` bytes under `tag`:
+    /// its kind, or [`CommError::Mismatch`] with the frame left in place.
+    #[inline]
+    fn check_header(
+        &self,
+        src: usize,
+        ring: Ring<'_>,
+        start: u64,
+        tag: u32,
+        len: usize,
+    ) -> Result<u32, CommError> {
         let mut header = [0u8; FRAME_HEADER];
-        wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
-            // Touch the frame's line while polling `head`, so the two cache
-            // misses of a new message overlap instead of following each
-            // other (the bytes are read again below, after `head`).
-            ring.read(start, &mut header[..1]);
-            let avail = ring.head().load(Ordering::Acquire).wrapping_sub(start);
-            (avail >= FRAME_HEADER as u64).then_some(())
-        })?;
         ring.read(start, &mut header);
         let kind = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         let got_tag = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
         let got_len = le_u64(&header[8..]);
-        if got_tag != tag || got_len != buf.len() as u64 {
-            return Err(CommError::Mismatch {
+        match kind {
+            KIND_DATA | KIND_RNDV | KIND_SHARED if got_tag == tag && got_len == len as u64 => {
+                Ok(kind)
+            }
+            _ => Err(self.bad_header(src, kind, tag, len, got_tag, got_len)),
+        }
+    }
+
+    /// The error for a header [`ShmTransport::check_header`] rejects (out
+    /// of the receive's fast path).
+    #[cold]
+    fn bad_header(
+        &self,
+        src: usize,
+        kind: u32,
+        tag: u32,
+        len: usize,
+        got_tag: u32,
+        got_len: u64,
+    ) -> CommError {
+        if got_tag != tag || got_len != len as u64 {
+            return CommError::Mismatch {
                 rank: src,
                 addr: self.addr(src),
                 tag,
-                len: buf.len(),
+                len,
                 got_tag,
                 got_len,
+            };
+        }
+        CommError::Shm {
+            rank: src,
+            what: "reading a frame".to_string(),
+            source: io::Error::other(format!("unknown frame kind {kind}")),
+        }
+    }
+
+    /// Takes the rendezvous frame of `kind` at `start` (published whole):
+    /// releases it, copies the message from the sender's memory into `buf`
+    /// and answers in `done`; `Ok(false)` if it refused (the sender then
+    /// sends the message again another way).
+    fn take_rendezvous(
+        &self,
+        peer: Peer,
+        ring: Ring<'_>,
+        kind: u32,
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<bool, CommError> {
+        let fields = fields_of(kind);
+        let size = rendezvous_frame(fields);
+        let mut body = [0u8; SHARED_FRAME - FRAME_HEADER];
+        let body = &mut body[..size - FRAME_HEADER];
+        ring.read(start + FRAME_HEADER as u64, body);
+        let word = |i: usize| le_u64(&body[8 * i..]);
+        let pid = word(0) as u32;
+        let seq = word(fields + 1);
+        ring.release(start + size as u64);
+        let result = if kind == KIND_RNDV {
+            self.read_cma(pid, word(1) as usize, buf)
+        } else {
+            self.copy_shared(pid, word(1) as i32, word(2), word(3) as usize, buf)
+        };
+        // Any failure but the sender's death (EPERM above all, also a
+        // partial read) is answered "refused": the sender then tries its
+        // other ways, so the message is delivered all the same.
+        if result.is_err() && !sys::alive(pid) {
+            return Err(CommError::PeerGone {
+                rank: peer.rank,
+                pid,
             });
         }
-        let release = |pos: u64| {
-            ring.tail().store(pos, Ordering::Release);
-            notify(ring.space_seq(), ring.space_sleeping());
-        };
-        match kind {
-            KIND_DATA => {
-                let body = start + FRAME_HEADER as u64;
-                let mut copied = 0;
-                while copied < buf.len() {
-                    let at = body + copied as u64;
-                    let avail = wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
-                        let a = ring.head().load(Ordering::Acquire).wrapping_sub(at);
-                        (a > 0).then_some(a as usize)
-                    })?;
-                    let n = avail.min(buf.len() - copied);
-                    ring.read(at, &mut buf[copied..copied + n]);
-                    copied += n;
-                    if copied < buf.len() {
-                        release(body + copied as u64);
-                    }
-                }
-                release(body + buf.len() as u64);
-                Ok(true)
-            }
-            KIND_RNDV | KIND_SHARED => {
-                let fields = if kind == KIND_RNDV { 1 } else { 3 };
-                let size = rendezvous_frame(fields);
-                let mut body = [0u8; SHARED_FRAME - FRAME_HEADER];
-                let body = &mut body[..size - FRAME_HEADER];
-                ring.read(start + FRAME_HEADER as u64, body);
-                let word = |i: usize| le_u64(&body[8 * i..]);
-                let pid = word(0) as u32;
-                let seq = word(fields + 1);
-                release(start + size as u64);
-                let result = if kind == KIND_RNDV {
-                    self.read_cma(pid, word(1) as usize, buf)
-                } else {
-                    self.copy_shared(pid, word(1) as i32, word(2), word(3) as usize, buf)
-                };
-                // Any failure but the sender's death (EPERM above all, also
-                // a partial read) is answered "refused": the sender then
-                // tries its other ways, so the message is delivered all the
-                // same.
-                if result.is_err() && !sys::alive(pid) {
-                    return Err(CommError::PeerGone { rank: src, pid });
-                }
-                let refused = result.is_err();
-                ring.done()
-                    .store(seq << 1 | u64::from(refused), Ordering::Release);
-                notify(ring.space_seq(), ring.space_sleeping());
-                Ok(!refused)
-            }
-            other => Err(CommError::Shm {
-                rank: src,
-                what: "reading a frame".to_string(),
-                source: io::Error::other(format!("unknown frame kind {other}")),
-            }),
+        let refused = result.is_err();
+        ring.done()
+            .store(seq << 1 | u64::from(refused), Ordering::Release);
+        notify(ring.space_seq(), ring.space_sleeping());
+        Ok(!refused)
+    }
+
+    /// Receives one frame from `peer` into `buf`; `Ok(false)` when it was
+    /// a rendezvous we could not read (the sender then streams it).
+    fn recv_frame(&self, peer: Peer, tag: u32, buf: &mut [u8]) -> Result<bool, CommError> {
+        let ring = Ring::of(&self.inbound, peer.rank);
+        let start = ring.tail().load(Ordering::Relaxed);
+        let avail = wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
+            // Touch the frame's line while polling `head`, so the two cache
+            // misses of a new message overlap instead of following each
+            // other (the bytes are read again, after `head`; `black_box`
+            // keeps the otherwise unused read).
+            let mut touch = [0u8; 1];
+            ring.read(start, &mut touch);
+            std::hint::black_box(touch);
+            let avail = ring.head().load(Ordering::Acquire).wrapping_sub(start);
+            (avail >= FRAME_HEADER as u64).then_some(avail)
+        })?;
+        let kind = self.check_header(peer.rank, ring, start, tag, buf.len())?;
+        if kind != KIND_DATA {
+            return self.take_rendezvous(peer, ring, kind, start, buf);
         }
+        let body = start + FRAME_HEADER as u64;
+        let mut copied = take_data(ring, body, buf, 0, avail - FRAME_HEADER as u64);
+        while copied < buf.len() {
+            let at = body + copied as u64;
+            let avail = wait_for(peer, ring.data_seq(), ring.data_sleeping(), || {
+                let a = ring.head().load(Ordering::Acquire).wrapping_sub(at);
+                (a > 0).then_some(a)
+            })?;
+            copied = take_data(ring, body, buf, copied, avail);
+        }
+        Ok(true)
     }
 }
 
 impl Transport for ShmTransport {
     fn send(&mut self, dest: usize, tag: u32, data: &[u8]) -> Result<(), CommError> {
-        let use_cma = data.len() > self.eager_limit && self.cma_allowed;
-        let region = if data.len() > self.shared_limit {
-            self.region_of(data)
-        } else {
-            None
-        };
+        let plan = self.plan(data);
         let (peer, out) = self.attach(dest)?;
-        if let Some((region, offset)) = region
-            && out.shared
-        {
-            if out.send_shared(peer, tag, region, offset, data.len())? {
+        while let Some(r) = plan.rendezvous(out) {
+            out.wait_space(peer, r.size())?;
+            let seq = out.post(r, tag, data.len());
+            let ring = out.ring();
+            if wait_for(peer, ring.space_seq(), ring.space_sleeping(), || {
+                ring.answer(seq)
+            })? {
                 return Ok(());
             }
-            out.shared = false;
+            out.refused(r.kind);
         }
-        if use_cma && out.cma {
-            if out.send_rndv(peer, tag, data)? {
-                return Ok(());
-            }
-            out.cma = false;
-        }
-        out.send_data(peer, tag, data)
+        let start = out.head;
+        let wait = |o: &mut Outbound, need| o.wait_space(peer, need).map(Some);
+        out.put_data(tag, data, start, &mut 0, wait).map(drop)
     }
 
     fn recv(&mut self, src: usize, tag: u32, buf: &mut [u8]) -> Result<(), CommError> {
-        let ep = self.endpoint(src)?;
-        let peer = Peer {
-            rank: src,
-            pid: ep.pid,
-        };
+        let peer = self.peer(src)?;
         // A refused rendezvous is followed by the same message another way.
         while !self.recv_frame(peer, tag, buf)? {}
         Ok(())
@@ -931,12 +1097,115 @@ impl Transport for ShmTransport {
     fn is_connected(&self, peer: usize) -> bool {
         self.outbound.get(peer).is_some_and(Option::is_some)
     }
+
+    /// The blocking send's steps, each taken only when it needs no wait
+    /// (see the module doc): `state.stage` is the kind of the frame in
+    /// progress (0 before one), `word` the rendezvous sequence number or
+    /// the `DATA` frame's position, `moved` the frame bytes written.
+    fn try_send(
+        &mut self,
+        dest: usize,
+        tag: u32,
+        data: &[u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        let plan = self.plan(data);
+        let (_, out) = self.attach(dest)?;
+        loop {
+            match state.stage {
+                0 => match plan.rendezvous(out) {
+                    Some(r) => {
+                        if out.free(r.size()).is_none() {
+                            return Ok(false);
+                        }
+                        state.word = out.post(r, tag, data.len());
+                        state.stage = r.kind;
+                    }
+                    None => {
+                        state.stage = KIND_DATA;
+                        state.word = out.head;
+                    }
+                },
+                KIND_DATA => {
+                    let poll = |o: &mut Outbound, need| Ok(o.free(need));
+                    return out.put_data(tag, data, state.word, &mut state.moved, poll);
+                }
+                kind => match out.ring().answer(state.word) {
+                    None => return Ok(false),
+                    Some(true) => return Ok(true),
+                    Some(false) => {
+                        out.refused(kind);
+                        *state = Partial::default();
+                    }
+                },
+            }
+        }
+    }
+
+    /// The blocking receive's steps without waiting: `state.stage` is
+    /// `KIND_DATA` once a `DATA` frame's header is taken (0 before), `word`
+    /// its body's position, `moved` the bytes copied.
+    fn try_recv(
+        &mut self,
+        src: usize,
+        tag: u32,
+        buf: &mut [u8],
+        state: &mut Partial,
+    ) -> Result<bool, CommError> {
+        let peer = self.peer(src)?;
+        let ring = Ring::of(&self.inbound, src);
+        while state.stage == 0 {
+            let start = ring.tail().load(Ordering::Relaxed);
+            let avail = ring.head().load(Ordering::Acquire).wrapping_sub(start);
+            if avail < FRAME_HEADER as u64 {
+                return Ok(false);
+            }
+            match self.check_header(src, ring, start, tag, buf.len())? {
+                KIND_DATA => {
+                    state.stage = KIND_DATA;
+                    state.word = start + FRAME_HEADER as u64;
+                }
+                // Refused: the same message comes again another way.
+                kind => {
+                    if self.take_rendezvous(peer, ring, kind, start, buf)? {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        let at = state.word + state.moved as u64;
+        let avail = ring.head().load(Ordering::Acquire).wrapping_sub(at);
+        state.moved = take_data(ring, state.word, buf, state.moved, avail);
+        Ok(state.moved == buf.len())
+    }
+
+    /// [`CommError::PeerGone`] once `peer`'s process is gone. Bytes it left
+    /// unread in our ring get one more round of receives first (it may have
+    /// sent them just before exiting); if the next check finds them still
+    /// there, nobody takes them.
+    fn check_peer(&mut self, peer: usize) -> Result<(), CommError> {
+        let p = self.peer(peer)?;
+        if sys::alive(p.pid) {
+            self.gone_tail[peer] = None;
+            return Ok(());
+        }
+        let ring = Ring::of(&self.inbound, peer);
+        let tail = ring.tail().load(Ordering::Relaxed);
+        if ring.head().load(Ordering::Acquire) != tail && self.gone_tail[peer] != Some(tail) {
+            self.gone_tail[peer] = Some(tail);
+            return Ok(());
+        }
+        Err(CommError::PeerGone {
+            rank: peer,
+            pid: p.pid,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, BufReader, Lines, Write};
+    use std::process::{Child, ChildStdout, Command, Stdio};
     use std::thread;
 
     use super::*;
@@ -1217,29 +1486,33 @@ mod tests {
         assert!(tail > 10 * RING as u64, "only {tail} bytes went through");
     }
 
+    /// Under [`Transport::recv`] and under [`Transport::try_recv`] alike.
     #[test]
     fn mismatched_tag_or_size_is_an_error_and_keeps_the_message() {
-        let (mut a, mut b) = pair();
-        a.send(1, 5, b"0123456789").expect("send");
-        let mut buf = [0u8; 10];
-        let err = b.recv(0, 6, &mut buf).expect_err("wrong tag");
-        assert!(matches!(
-            err,
-            CommError::Mismatch {
-                rank: 0,
-                tag: 6,
-                len: 10,
-                got_tag: 5,
-                got_len: 10,
-                ..
-            }
-        ));
-        let mut short = [0u8; 9];
-        let err = b.recv(0, 5, &mut short).expect_err("wrong size");
-        assert!(matches!(err, CommError::Mismatch { got_len: 10, .. }));
-        b.recv(0, 5, &mut buf)
-            .expect("the right receive still gets it");
-        assert_eq!(&buf, b"0123456789");
+        type Recv = fn(&mut ShmTransport, u32, &mut [u8]) -> Result<bool, CommError>;
+        let blocking: Recv = |t, tag, buf| t.recv(0, tag, buf).map(|()| true);
+        let trying: Recv = |t, tag, buf| t.try_recv(0, tag, buf, &mut Partial::default());
+        for recv in [blocking, trying] {
+            let (mut a, mut b) = pair();
+            a.send(1, 5, b"0123456789").expect("send");
+            let mut buf = [0u8; 10];
+            let err = recv(&mut b, 6, &mut buf).expect_err("wrong tag");
+            assert!(matches!(
+                err,
+                CommError::Mismatch {
+                    rank: 0,
+                    tag: 6,
+                    len: 10,
+                    got_tag: 5,
+                    got_len: 10,
+                    ..
+                }
+            ));
+            let err = recv(&mut b, 5, &mut [0u8; 9]).expect_err("wrong size");
+            assert!(matches!(err, CommError::Mismatch { got_len: 10, .. }));
+            assert!(recv(&mut b, 5, &mut buf).expect("the right receive still gets it"));
+            assert_eq!(&buf, b"0123456789");
+        }
     }
 
     #[test]
@@ -1279,8 +1552,10 @@ mod tests {
         t.send(0, 2, b"bye").expect("child small send");
     }
 
-    #[test]
-    fn peer_gone_when_a_child_rank_exits() {
+    /// Rank 1 in a child process (`child_rank`) and rank 0 here: rank
+    /// 0's transport, the child, its output (kept open until it exits)
+    /// and its pid.
+    fn child_pair() -> (ShmTransport, Child, Lines<BufReader<ChildStdout>>, u32) {
         let exe = std::env::current_exe().expect("test binary");
         let mut child = Command::new(exe)
             .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
@@ -1302,7 +1577,13 @@ mod tests {
             .expect("child endpoint parses")
             .pid;
         assert_eq!(child_pid, child.id());
-        let mut t = t.with_peers(vec![Some(ep), Some(child_ep)]);
+        let t = t.with_peers(vec![Some(ep), Some(child_ep)]);
+        (t, child, lines, child_pid)
+    }
+
+    #[test]
+    fn peer_gone_when_a_child_rank_exits() {
+        let (mut t, mut child, lines, child_pid) = child_pair();
 
         // Both paths across two processes first.
         let mut big = vec![0u8; BIG];
@@ -1329,6 +1610,277 @@ mod tests {
         assert!(reaper.join().expect("reaper").success());
         let err = t.send(1, 3, b"x").expect_err("send to the dead child");
         assert!(matches!(err, CommError::PeerGone { rank: 1, .. }), "{err}");
+    }
+
+    /// Calls `step` until it returns true; panics if that takes 20 s.
+    fn until(what: &str, mut step: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !step() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what}: no end"
+            );
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn check_peer_reports_a_dead_child_rank() {
+        let (mut t, mut child, lines, child_pid) = child_pair();
+        t.check_peer(1).expect("the child is alive");
+        let mut big = vec![0u8; BIG];
+        let mut state = Partial::default();
+        until("large message from the child", || {
+            t.try_recv(1, 1, &mut big, &mut state).expect("try_recv")
+        });
+        assert!(big == pattern(BIG, 1));
+        drop(lines);
+        assert!(child.wait().expect("wait for the child").success());
+        // It left "bye" unread: one round for it, then the death counts.
+        t.check_peer(1).expect("unread bytes get a round");
+        let err = t.check_peer(1).expect_err("nobody took them");
+        assert!(
+            matches!(err, CommError::PeerGone { rank: 1, pid } if pid == child_pid),
+            "{err}"
+        );
+        let mut small = [0u8; 3];
+        let mut state = Partial::default();
+        assert!(t.try_recv(1, 2, &mut small, &mut state).expect("bye"));
+        assert_eq!(&small, b"bye");
+        let err = t.check_peer(1).expect_err("nothing left");
+        assert!(matches!(err, CommError::PeerGone { rank: 1, .. }), "{err}");
+        let mut state = Partial::default();
+        let err = t
+            .try_send(1, 3, b"x", &mut state)
+            .expect_err("try_send to the dead child");
+        assert!(matches!(err, CommError::PeerGone { rank: 1, .. }), "{err}");
+    }
+
+    /// Both ranks try_send a message to the other and try_recv the
+    /// other's, driven alternately from one thread: the order in which
+    /// blocking calls deadlock once messages outgrow the ring. Returns
+    /// what each received and the ring bytes each send took.
+    fn exchange(
+        a: &mut ShmTransport,
+        b: &mut ShmTransport,
+        to_b: &[u8],
+        to_a: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, [u64; 2]) {
+        a.connect(1).expect("connect");
+        b.connect(0).expect("connect");
+        let head = |t: &ShmTransport, p: usize| t.outbound[p].as_ref().expect("attached").head;
+        let heads = [head(a, 1), head(b, 0)];
+        let (mut at_a, mut at_b) = (vec![0u8; to_a.len()], vec![0u8; to_b.len()]);
+        let mut states: [Partial; 4] = Default::default();
+        let mut done = [false; 4];
+        until("exchange", || {
+            let [sa, sb, ra, rb] = &mut states;
+            if !done[0] {
+                done[0] = a.try_send(1, 7, to_b, sa).expect("a try_send");
+            }
+            if !done[1] {
+                done[1] = b.try_send(0, 8, to_a, sb).expect("b try_send");
+            }
+            if !done[2] {
+                done[2] = a.try_recv(1, 8, &mut at_a, ra).expect("a try_recv");
+            }
+            if !done[3] {
+                done[3] = b.try_recv(0, 7, &mut at_b, rb).expect("b try_recv");
+            }
+            done == [true; 4]
+        });
+        let used = [head(a, 1) - heads[0], head(b, 0) - heads[1]];
+        (at_a, at_b, used)
+    }
+
+    #[test]
+    fn large_try_exchanges_finish_over_every_path() {
+        for n in [1 << 20, 8 << 20] {
+            // RNDV: each side reads the other's memory.
+            let (mut a, mut b) = pair();
+            let (at_a, at_b, used) = exchange(&mut a, &mut b, &pattern(n, 1), &pattern(n, 2));
+            assert!(at_a == pattern(n, 2) && at_b == pattern(n, 1), "rndv {n}");
+            assert_eq!(used, [rendezvous_frame(1) as u64; 2], "rndv {n}");
+
+            // SHARED: from buffers of `alloc`, CMA off (else streamed).
+            let (mut a, mut b) = pair();
+            a.cma_allowed = false;
+            b.cma_allowed = false;
+            let mut from_a = a.alloc(n).expect("alloc");
+            from_a.copy_from_slice(&pattern(n, 3));
+            let mut from_b = b.alloc(n).expect("alloc");
+            from_b.copy_from_slice(&pattern(n, 4));
+            let (at_a, at_b, used) = exchange(&mut a, &mut b, &from_a, &from_b);
+            assert!(at_a == pattern(n, 4) && at_b == pattern(n, 3), "shared {n}");
+            assert_eq!(used, [SHARED_FRAME as u64; 2], "shared {n}");
+
+            // Streamed DATA: CMA off, plain memory.
+            let (mut a, mut b) = pair();
+            a.cma_allowed = false;
+            b.cma_allowed = false;
+            let (at_a, at_b, used) = exchange(&mut a, &mut b, &pattern(n, 5), &pattern(n, 6));
+            assert!(
+                at_a == pattern(n, 6) && at_b == pattern(n, 5),
+                "streamed {n}"
+            );
+            assert_eq!(used, [(FRAME_HEADER + n) as u64; 2], "streamed {n}");
+        }
+    }
+
+    #[test]
+    fn refused_rendezvous_under_try_fall_back_to_streaming() {
+        let (mut a, mut b) = pair();
+        let n = 3 * RING + 5;
+        let mut buf = a.alloc(n).expect("alloc");
+        buf.copy_from_slice(&pattern(n, 9));
+        // The receiver refuses the SHARED frame (another buffer under that
+        // descriptor, as in `a_refused_shared_buffer_falls_back`), then the
+        // RNDV frame (CMA off on its side only).
+        a.regions.lock().unwrap()[0].fd = b.file.as_raw_fd();
+        b.cma_allowed = false;
+        let (_, at_b, used) = exchange(&mut a, &mut b, &buf, b"");
+        assert!(at_b == pattern(n, 9));
+        let expected = SHARED_FRAME + rendezvous_frame(1) + FRAME_HEADER + n;
+        assert_eq!(used[0], expected as u64, "SHARED, RNDV, then DATA");
+        let out = a.outbound[1].as_ref().expect("attached");
+        assert!(!out.shared && !out.cma, "later sends skip both ways");
+    }
+
+    #[test]
+    fn small_try_sends_queue_up_before_the_receiver_starts() {
+        let (mut a, mut b) = pair();
+        let count = 3000;
+        let size = |i: usize| (i * 37) % 1500 + 1;
+        let msg = |i: usize| pattern(size(i), i);
+        let mut sent = 0;
+        let mut state = Partial::default();
+        while a
+            .try_send(1, sent as u32, &msg(sent), &mut state)
+            .expect("try_send")
+        {
+            sent += 1;
+            state = Partial::default();
+        }
+        // The ring is full: the next frame waits whole, nothing written.
+        assert!(sent > 20 && sent < count, "{sent} fit");
+        assert_eq!((state.stage, state.moved), (KIND_DATA, 0));
+        let mut got = 0;
+        let mut rstate = Partial::default();
+        let mut buf = vec![0u8; size(0)];
+        until("draining", || {
+            if sent < count
+                && a.try_send(1, sent as u32, &msg(sent), &mut state)
+                    .expect("try_send")
+            {
+                sent += 1;
+                state = Partial::default();
+            }
+            if got < sent
+                && b.try_recv(0, got as u32, &mut buf, &mut rstate)
+                    .expect("try_recv")
+            {
+                assert!(buf == msg(got), "message {got} corrupted");
+                got += 1;
+                buf = vec![0u8; size(got)];
+                rstate = Partial::default();
+            }
+            got == count
+        });
+        let tail = Ring::of(&b.inbound, 0).tail().load(Ordering::Relaxed);
+        assert!(tail > 10 * RING as u64, "only {tail} bytes went through");
+    }
+
+    /// Each side alternates blocking calls and try_ loops between messages
+    /// of every kind; the messages arrive in order, intact.
+    #[test]
+    fn try_and_blocking_calls_alternate_on_one_pair() {
+        let (mut a, mut b) = pair();
+        let sizes = [1, 3 * RING + 5, 100, 0, 1 << 20, 5000, RING + 17, 2];
+        let count = 4 * sizes.len();
+        let size = move |i: usize| sizes[i % sizes.len()];
+        let receiver = thread::spawn(move || {
+            for i in 0..count {
+                let mut buf = vec![0u8; size(i)];
+                if i % 3 == 0 {
+                    b.recv(0, i as u32, &mut buf).expect("recv");
+                } else {
+                    let mut state = Partial::default();
+                    until("try_recv", || {
+                        b.try_recv(0, i as u32, &mut buf, &mut state)
+                            .expect("try_recv")
+                    });
+                }
+                assert!(buf == pattern(size(i), i), "message {i} corrupted");
+            }
+        });
+        for i in 0..count {
+            // Every fourth message without CMA: streamed when large.
+            a.cma_allowed = i % 4 != 3;
+            let data = pattern(size(i), i);
+            if i % 2 == 0 {
+                a.send(1, i as u32, &data).expect("send");
+            } else {
+                let mut state = Partial::default();
+                until("try_send", || {
+                    a.try_send(1, i as u32, &data, &mut state)
+                        .expect("try_send")
+                });
+            }
+        }
+        receiver.join().expect("receiver");
+    }
+
+    /// A rank asleep in a blocking call is woken by the peer's try_ calls
+    /// (not by the [`SLEEP`] timeout): for data, for space and for a
+    /// rendezvous answer.
+    #[test]
+    fn try_calls_wake_blocking_sleepers() {
+        let (mut a, mut b) = pair();
+        let pause = Duration::from_millis(30);
+        let big = 3 * RING;
+        // Attached (and CMA probed) while CMA is allowed.
+        b.connect(0).expect("connect");
+        // When each blocking call of rank 1 started and returned.
+        let t = thread::spawn(move || {
+            let mut calls = Vec::new();
+            let started = Instant::now();
+            b.recv(0, 1, &mut [0u8; 1]).expect("small");
+            calls.push(("data", started, Instant::now()));
+            b.cma_allowed = false;
+            let started = Instant::now();
+            b.send(0, 2, &pattern(big, 2)).expect("streamed");
+            calls.push(("space", started, Instant::now()));
+            b.cma_allowed = true;
+            let started = Instant::now();
+            b.send(0, 3, &pattern(big, 3)).expect("rendezvous");
+            calls.push(("rendezvous", started, Instant::now()));
+            calls
+        });
+        // When rank 0 made the try_ call that lets each one go on.
+        let mut acted = Vec::new();
+        thread::sleep(pause);
+        acted.push(Instant::now());
+        assert!(
+            a.try_send(1, 1, b"x", &mut Partial::default())
+                .expect("small")
+        );
+        let mut buf = vec![0u8; big];
+        for tag in [2, 3] {
+            thread::sleep(pause);
+            acted.push(Instant::now());
+            let mut state = Partial::default();
+            until("try_recv", || {
+                a.try_recv(1, tag, &mut buf, &mut state).expect("try_recv")
+            });
+            assert!(buf == pattern(big, tag as usize));
+        }
+        let calls = t.join().expect("peer");
+        for ((what, started, ended), acted) in calls.into_iter().zip(acted) {
+            // It waited long enough to sleep, and woke soon after.
+            assert!(acted - started > pause / 2, "{what} did not wait");
+            let after = ended - acted;
+            assert!(after < SLEEP / 2, "{what} went on {after:?} after");
+        }
     }
 
     /// Not a test: prints latency and throughput (`cargo test --release
@@ -1374,7 +1926,7 @@ mod tests {
         }
         for (name, cpus) in [("different CPUs", [0, 1]), ("same CPU", [0, 0])] {
             let us = pingpong(cpus, 1, 20_000, true, DEFAULT_EAGER_LIMIT) * 1e6;
-            println!("1-byte half round trip, {name}: {us:.2} µs");
+            println!("1-byte half round trip, {name}: {us:.3} µs");
         }
         for size in [16 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20] {
             let mb = |t: f64| size as f64 / t / 1e6;
