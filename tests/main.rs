@@ -7,6 +7,7 @@ mod cancel;
 mod concurrency;
 mod crash;
 mod docs;
+mod exchange;
 mod job_loop;
 mod launch;
 mod layouts;
