@@ -145,11 +145,7 @@ pub trait Transport {
         tag: u32,
         data: &[u8],
         state: &mut Partial,
-    ) -> Result<bool, CommError> {
-        // Placeholder until each transport has its own (see issue 3).
-        let _ = state;
-        self.send(dest, tag, data).map(|()| true)
-    }
+    ) -> Result<bool, CommError>;
     /// Moves a receive of exactly `buf.len()` bytes from `src` under `tag`
     /// forward without waiting; `Ok(true)` once `buf` holds the message.
     /// Same contract as [`Transport::try_send`], per direction.
@@ -159,17 +155,11 @@ pub trait Transport {
         tag: u32,
         buf: &mut [u8],
         state: &mut Partial,
-    ) -> Result<bool, CommError> {
-        let _ = state;
-        self.recv(src, tag, buf).map(|()| true)
-    }
+    ) -> Result<bool, CommError>;
     /// [`CommError::PeerGone`] when `peer` is known to have exited. The
     /// request engine asks after about 100 ms without progress, since
     /// `try_*` never waits long enough to notice a dead peer by itself.
-    fn check_peer(&mut self, peer: usize) -> Result<(), CommError> {
-        let _ = peer;
-        Ok(())
-    }
+    fn check_peer(&mut self, peer: usize) -> Result<(), CommError>;
 }
 
 /// Where a message under [`Transport::try_send`] or

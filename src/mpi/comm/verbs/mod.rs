@@ -103,7 +103,7 @@ pub use transport::VerbsTransport;
 #[cfg(not(feature = "verbs"))]
 mod disabled {
     use super::super::select::Netmask;
-    use super::super::{CommError, Transport};
+    use super::super::{CommError, Partial, Transport};
 
     /// The verbs transport of a build without the `verbs` feature.
     pub struct VerbsTransport(());
@@ -137,6 +137,27 @@ mod disabled {
         }
         fn is_connected(&self, _: usize) -> bool {
             false
+        }
+        fn try_send(
+            &mut self,
+            _: usize,
+            _: u32,
+            _: &[u8],
+            _: &mut Partial,
+        ) -> Result<bool, CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
+        }
+        fn try_recv(
+            &mut self,
+            _: usize,
+            _: u32,
+            _: &mut [u8],
+            _: &mut Partial,
+        ) -> Result<bool, CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
+        }
+        fn check_peer(&mut self, _: usize) -> Result<(), CommError> {
+            unreachable!("no verbs transport is ever opened in this build")
         }
     }
 }
