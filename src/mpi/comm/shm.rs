@@ -1597,7 +1597,7 @@ mod tests {
 
         // The child exits now; reap it while we wait, as a launcher would.
         let reaper = thread::spawn(move || {
-            drop(lines);
+            lines.for_each(drop);
             child.wait().expect("wait for the child")
         });
         let started = Instant::now();
@@ -1634,7 +1634,9 @@ mod tests {
             t.try_recv(1, 1, &mut big, &mut state).expect("try_recv")
         });
         assert!(big == pattern(BIG, 1));
-        drop(lines);
+        // Read its output to the end (closing it early could fail the
+        // child's last write), then reap it.
+        lines.for_each(drop);
         assert!(child.wait().expect("wait for the child").success());
         // It left "bye" unread: one round for it, then the death counts.
         t.check_peer(1).expect("unread bytes get a round");
