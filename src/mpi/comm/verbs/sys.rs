@@ -527,11 +527,7 @@ impl Qp {
 /// `/proc/self/stat`), or `None` if this cannot be arranged (then nothing
 /// may be cached).
 pub fn keep_heap() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces): state is the
-    // 3rd field, start_brk the 47th.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let start: usize = rest.split_whitespace().nth(47 - 3)?.parse().ok()?;
+    let start = start_brk(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
     #[cfg(target_env = "gnu")]
     {
         // SAFETY: mallopt only changes malloc's tunables.
@@ -548,6 +544,15 @@ pub fn keep_heap() -> Option<usize> {
     }
 }
 
+/// `start_brk` of a `/proc/<pid>/stat` line: the 47th field, counted
+/// after the command name (in parentheses, and free to hold spaces and
+/// parentheses itself).
+fn start_brk(stat: &str) -> Option<usize> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts with the 3rd field (the state).
+    rest.split_whitespace().nth(47 - 3)?.parse().ok()
+}
+
 /// Where the heap ends now (the program break).
 pub fn heap_end() -> usize {
     // SAFETY: sbrk(0) only reads the current break.
@@ -559,4 +564,29 @@ pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
     ret == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_start_is_the_47th_field_whatever_the_command_name() {
+        let tail = (4..=52)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = format!("4242 (a b) c)) S {tail}\n");
+        // Field 47 of this line holds "47".
+        assert_eq!(start_brk(&line), Some(47));
+        assert_eq!(start_brk("4242 (short) S 1 2 3"), None);
+        assert_eq!(start_brk("no parenthesis"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let start = start_brk(&own).expect("this kernel reports start_brk");
+        assert!(
+            start > 0 && start <= heap_end(),
+            "{start:#x} {:#x}",
+            heap_end()
+        );
+    }
 }
