@@ -18,7 +18,8 @@
 //! Semantics are deliberately smaller than MPI's: a receive names its source,
 //! tag and exact size, and messages between two ranks are received in the
 //! order they were sent; a message whose tag or size differs from the one
-//! expected is an error ([`CommError::Mismatch`]), not queued.
+//! expected is an error ([`CommError::Mismatch`]) and stays where it is, to
+//! be received by the call that names it.
 
 mod requests;
 pub mod select;
