@@ -130,6 +130,8 @@ fn issue_4_mpipingpong_over_verbs_and_its_failure_modes() {
         "ok: 4 MB pingpong over verbs (rendezvous)",
         "ok: MPICH_NETMASK picks the device, MSMPI_PRECONNECT all",
         "ok: four ranks, all six pairs over verbs",
+        "ok: exchange (isend/irecv/waitall), 2 ranks over verbs",
+        "ok: exchange (isend/irecv/waitall), 4 ranks over verbs",
         "ok: rank 1 killed mid-transfer",
         "ok: libibverbs hidden: falls back to sockets and says why",
         "ok: libibverbs hidden and MSMPI_DISABLE_SOCK=1: fails naming the missing library",
