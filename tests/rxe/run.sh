@@ -17,6 +17,7 @@
 #
 # Environment:
 #   RXE_TIMEOUT_S=600  hard limit for the guest (boot + CMD), seconds
+#   RXE_BOOT_TRIES=3   boots tried when the guest dies before its root is up
 #   RXE_INSTALL=1      apt-get install missing host packages (else: fail, naming them)
 #   RXE_ACCEL=auto     kvm | tcg | auto (probe KVM once per host/qemu/kernel, else TCG)
 #   RXE_KVM_PROBE_S=20 how long the probe waits for the guest kernel to speak
@@ -272,25 +273,39 @@ fi
 flock -u 9
 
 # -------------------------------------------------------------------- boot --
+# A guest that never reached its root filesystem never ran CMD, so it boots
+# again (RXE_BOOT_TRIES in all): the stock kernel under TCG has been seen,
+# rarely, to oops while patching its own code at boot ("Oops: int3").
 qemu_cmd "$ACCEL" "" "$RUN/console.log"
-say "booting the guest (accel=$ACCEL, timeout ${TIMEOUT_S}s, run dir $RUN)"
-tb=${EPOCHREALTIME/./}
-timeout -k 5 "$TIMEOUT_S" "${QEMU[@]}" </dev/null >"$RUN/qemu.out" 2>&1 &
-qpid=$!
-cleanup() { kill "$qpid" 2>/dev/null || true; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# CMD's stdout and stderr arrive in the run dir as the guest writes them.
-tail -n +1 -s 0.2 -f --pid="$qpid" "$RUN/out" &
-tail_out=$!
-tail -n +1 -s 0.2 -f --pid="$qpid" "$RUN/err" >&2 &
-tail_err=$!
-set +e
-wait "$qpid"
-qrc=$?
-set -e
-wait "$tail_out" "$tail_err" 2>/dev/null || true
-trap - EXIT
+TRIES=${RXE_BOOT_TRIES:-3}
+for try in $(seq "$TRIES"); do
+  : >"$RUN/out"; : >"$RUN/err"; : >"$RUN/console.log"; rm -f "$RUN/rc"
+  say "booting the guest (accel=$ACCEL, timeout ${TIMEOUT_S}s, run dir $RUN)"
+  tb=${EPOCHREALTIME/./}
+  timeout -k 5 "$TIMEOUT_S" "${QEMU[@]}" </dev/null >"$RUN/qemu.out" 2>&1 &
+  qpid=$!
+  cleanup() { kill "$qpid" 2>/dev/null || true; }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  # CMD's stdout and stderr arrive in the run dir as the guest writes them.
+  tail -n +1 -s 0.2 -f --pid="$qpid" "$RUN/out" &
+  tail_out=$!
+  tail -n +1 -s 0.2 -f --pid="$qpid" "$RUN/err" >&2 &
+  tail_err=$!
+  set +e
+  wait "$qpid"
+  qrc=$?
+  set -e
+  wait "$tail_out" "$tail_err" 2>/dev/null || true
+  trap - EXIT
+  if [ "$qrc" = 124 ] || [ "$qrc" = 137 ] || grep -q '^\[rxe\] root ready' "$RUN/console.log" \
+    || grep -q '^\[rxe\] FATAL: ' "$RUN/console.log" || [ "$try" = "$TRIES" ]; then
+    break
+  fi
+  why=$(grep -m1 -E 'Oops|Kernel panic|BUG:' "$RUN/console.log" || echo "no kernel message")
+  cp "$RUN/console.log" "$RUN/console.try$try.log"
+  say "the guest did not reach its root filesystem (try $try of $TRIES: $why); booting again"
+done
 
 # The guest's own milestones, as one line of timings.
 marks=$(sed -n 's/^\[rxe\] \(.*\) after \([0-9.]*\)s.*/\1 \2s/p' "$RUN/console.log" | paste -sd, - | sed 's/,/, /g')
