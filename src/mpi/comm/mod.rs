@@ -251,6 +251,11 @@ impl Comm {
             nd: nd_ep,
             nd_missing,
         };
+        if let Some(t) = &nd {
+            for (key, value) in t.qpn_entries() {
+                pmi.put(&key, &value)?;
+            }
+        }
         pmi.put(&format!("card-{rank}"), &card.encode())?;
         pmi.barrier()?;
         let mut cards = Vec::with_capacity(size);
@@ -285,13 +290,26 @@ impl Comm {
             t.with_peers(&peers)
         });
         let nd = match nd {
-            Some(t) => Some(
-                t.with_peers(
-                    (0..size)
-                        .map(|p| on(Channel::Nd, p).then(|| cards[p].nd.clone()).flatten())
-                        .collect(),
-                )?,
-            ),
+            Some(t) => {
+                // Of each peer, its endpoint and the key with its queue
+                // pair number for this rank.
+                let mut peers = Vec::with_capacity(size);
+                for (p, card) in cards.iter().enumerate() {
+                    let ep = match &card.nd {
+                        Some(ep) if on(Channel::Nd, p) => ep.clone(),
+                        _ => {
+                            peers.push(None);
+                            continue;
+                        }
+                    };
+                    let key = verbs::endpoint::qpn_key(p, verbs::endpoint::chunk_of(rank));
+                    let qpns = pmi
+                        .get(&key)?
+                        .ok_or(CommError::NoAddress { rank: p, key })?;
+                    peers.push(Some((ep, qpns)));
+                }
+                Some(t.with_peers(peers)?)
+            }
             None => None,
         };
         let mut comm = Comm {

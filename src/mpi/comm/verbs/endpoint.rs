@@ -2,13 +2,20 @@
 //! uses. Pure, so the rules are tested without a device.
 //!
 //! The endpoint is one token in the rank's card (no spaces, `=` or `|`):
-//! `v1,<lid>,<gid hex>,<mtu>,<host hash hex>,<pid>,<qpn>.<qpn>…` with one
-//! queue pair number (hex) per rank of the job, this rank's own slot `0`.
-//! The peers' entries for this rank are what [`super::VerbsTransport`]
-//! connects to; the host hash and pid let a peer on the same host notice
-//! that this rank died.
+//! `v2,<lid>,<gid hex>,<mtu>,<host hash hex>,<pid>`. The queue pair
+//! numbers, one per rank of the job, would not fit one PMI value (1024
+//! bytes) beyond a few dozen ranks, so they go under keys of their own:
+//! [`qpn_key`]`(rank, chunk)` holds rank `rank`'s numbers for the peers
+//! `chunk * QPNS_PER_KEY ..` (hex, dot-separated; its own slot `0`). A
+//! rank reads, of each peer, the one key that holds the number meant for
+//! it ([`qpn_in`]). The host hash and pid let a peer on the same host
+//! notice that this rank died.
 
 use std::net::Ipv4Addr;
+
+/// Queue pair numbers per PMI value: at most 7 characters each (24-bit
+/// hex and a dot), 700 of the 1024 bytes a PMI line may have.
+pub const QPNS_PER_KEY: usize = 100;
 
 /// A rank's published verbs address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,27 +26,20 @@ pub struct Endpoint {
     pub mtu: u32,
     pub host: u64,
     pub pid: u32,
-    /// Queue pair number per rank (index = peer rank).
-    pub qpns: Vec<u32>,
 }
 
 impl Endpoint {
     pub fn encode(&self) -> String {
         let gid: String = self.gid.iter().map(|b| format!("{b:02x}")).collect();
-        let qpns: Vec<String> = self.qpns.iter().map(|q| format!("{q:x}")).collect();
         format!(
-            "v1,{},{gid},{},{:x},{},{}",
-            self.lid,
-            self.mtu,
-            self.host,
-            self.pid,
-            qpns.join(".")
+            "v2,{},{gid},{},{:x},{}",
+            self.lid, self.mtu, self.host, self.pid
         )
     }
 
     pub fn decode(s: &str) -> Option<Endpoint> {
         let f: Vec<&str> = s.split(',').collect();
-        if f.len() != 7 || f[0] != "v1" || f[2].len() != 32 {
+        if f.len() != 6 || f[0] != "v2" || f[2].len() != 32 {
             return None;
         }
         let mut gid = [0u8; 16];
@@ -52,12 +52,36 @@ impl Endpoint {
             mtu: f[3].parse().ok()?,
             host: u64::from_str_radix(f[4], 16).ok()?,
             pid: f[5].parse().ok()?,
-            qpns: f[6]
-                .split('.')
-                .map(|q| u32::from_str_radix(q, 16).ok())
-                .collect::<Option<Vec<u32>>>()?,
         })
     }
+}
+
+/// The PMI key under which `rank` publishes its queue pair numbers for
+/// the peers of chunk `chunk`.
+pub fn qpn_key(rank: usize, chunk: usize) -> String {
+    format!("ndq-{rank}-{chunk}")
+}
+
+/// The chunk holding a rank's queue pair number for `peer`.
+pub fn chunk_of(peer: usize) -> usize {
+    peer / QPNS_PER_KEY
+}
+
+/// A rank's queue pair numbers (index = peer) as (chunk, PMI value).
+pub fn qpn_values(qpns: &[u32]) -> Vec<(usize, String)> {
+    qpns.chunks(QPNS_PER_KEY)
+        .enumerate()
+        .map(|(c, q)| {
+            let v: Vec<String> = q.iter().map(|q| format!("{q:x}")).collect();
+            (c, v.join("."))
+        })
+        .collect()
+}
+
+/// The number meant for `peer` in the value of its chunk.
+pub fn qpn_in(value: &str, peer: usize) -> Option<u32> {
+    let q = value.split('.').nth(peer % QPNS_PER_KEY)?;
+    u32::from_str_radix(q, 16).ok()
 }
 
 /// The IPv4-mapped RoCE v2 GID of `ip` (`::ffff:a.b.c.d`).
@@ -184,13 +208,37 @@ mod tests {
             mtu: 3,
             host: 0xabcdef,
             pid: 4242,
-            qpns: vec![0, 0x11, 0x12345],
         };
         let s = e.encode();
         assert!(!s.contains([' ', '=', '|']), "{s}");
         assert_eq!(Endpoint::decode(&s), Some(e));
         assert_eq!(Endpoint::decode("v2,0"), None);
-        assert_eq!(Endpoint::decode(&s.replace("v1", "v0")), None);
+        assert_eq!(Endpoint::decode(&s.replace("v2", "v1")), None);
+    }
+
+    #[test]
+    fn queue_pair_numbers_of_a_large_job_spread_over_keys_that_fit_pmi() {
+        // 1024 ranks, the largest numbers a queue pair can have (24 bits).
+        let qpns: Vec<u32> = (0..1024u32).map(|r| 0xff_ff00 | (r & 0xff)).collect();
+        let values = qpn_values(&qpns);
+        assert_eq!(values.len(), 11);
+        for (c, v) in &values {
+            // cmd=put kvsname=<name> key=<key> value=<v>: well inside a line.
+            assert!(v.len() <= 7 * QPNS_PER_KEY, "chunk {c}: {} bytes", v.len());
+            assert!(!v.contains([' ', '=', '|']));
+        }
+        for peer in [0, 1, 99, 100, 101, 555, 1023] {
+            let (c, v) = &values[chunk_of(peer)];
+            assert_eq!(*c, chunk_of(peer));
+            assert_eq!(qpn_in(v, peer), Some(qpns[peer]), "peer {peer}");
+        }
+        assert_eq!(qpn_key(7, 3), "ndq-7-3");
+        // A small job: one key; a short or damaged value names no number.
+        let small = qpn_values(&[0, 0x11, 0x12345]);
+        assert_eq!(small, vec![(0, "0.11.12345".to_string())]);
+        assert_eq!(qpn_in(&small[0].1, 2), Some(0x12345));
+        assert_eq!(qpn_in(&small[0].1, 3), None);
+        assert_eq!(qpn_in("0.zz", 1), None);
     }
 
     #[test]

@@ -11,15 +11,16 @@
 //! carrying the IPv4-mapped RoCE v2 GID of an address in `MPICH_NETMASK`,
 //! else of any address of this rank's network namespace, else the first
 //! active port), and creates one reliable-connected queue pair per peer
-//! with its receive buffers posted. The endpoint it returns carries every
-//! queue pair number ([`endpoint::Endpoint`]), so once the cards are
-//! exchanged through PMI, [`VerbsTransport::with_peers`] brings every
-//! pair to ready-to-send at once. Connecting eagerly is deliberate: a
+//! with its receive buffers posted. Its endpoint goes in the card
+//! ([`endpoint::Endpoint`]) and its queue pair numbers under PMI keys of
+//! their own ([`VerbsTransport::qpn_entries`]), so once they are exchanged,
+//! [`VerbsTransport::with_peers`] brings every pair to ready-to-send at
+//! once. Connecting eagerly is deliberate: a
 //! reliable-connected peer drops packets until its queue pair is up, and
 //! with every pair up at init `MSMPI_PRECONNECT` has nothing left to do.
-//! The endpoint holds one number per rank, so a card fits PMI's 1024-byte
-//! values up to [`MAX_RANKS`] ranks; larger jobs go without verbs (the
-//! card says so).
+//! Every pair costs each rank a queue pair and about 384 KiB of registered
+//! (pinned) buffers, so jobs of more than [`MAX_RANKS`] ranks go without
+//! verbs (the card says so).
 //!
 //! # Data path
 //!
@@ -88,8 +89,8 @@ mod transport;
 
 use std::time::Duration;
 
-/// Largest job whose endpoint fits one PMI value.
-pub const MAX_RANKS: usize = 64;
+/// Largest job that uses verbs: 1023 peers pin about 384 MB per rank.
+pub const MAX_RANKS: usize = 1024;
 /// Completion-queue polls before yielding.
 pub const SPIN: u32 = 64;
 /// How long to yield before sleeping.
@@ -117,9 +118,13 @@ mod disabled {
             Err("built without verbs (cargo feature `verbs`)".to_string())
         }
 
+        pub fn qpn_entries(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+
         pub fn with_peers(
             self,
-            _endpoints: Vec<Option<String>>,
+            _endpoints: Vec<Option<(String, String)>>,
         ) -> Result<VerbsTransport, CommError> {
             Ok(self)
         }

@@ -45,6 +45,8 @@ fn unwr(id: u64) -> (u64, usize, u32) {
 struct Peer {
     qp: Qp,
     remote: Option<Endpoint>,
+    /// The peer's queue pair number for this rank.
+    remote_qpn: u32,
     up: bool,
     credits: Credits,
     /// A batch of credits is due back and no message carried it yet.
@@ -179,6 +181,7 @@ impl VerbsTransport {
             peers.push(Peer {
                 qp,
                 remote: None,
+                remote_qpn: 0,
                 up: false,
                 credits: Credits::new(),
                 credit_due: false,
@@ -203,11 +206,6 @@ impl VerbsTransport {
             mtu: dev.mtu,
             host,
             pid: std::process::id(),
-            qpns: peers
-                .iter()
-                .enumerate()
-                .map(|(r, p)| if r == rank { 0 } else { p.qp.qpn() })
-                .collect(),
         };
         let t = VerbsTransport {
             rank,
@@ -225,27 +223,42 @@ impl VerbsTransport {
 
     /// Connects every queue pair whose peer is reached over verbs (its
     /// endpoint given, indexed by rank).
+    /// The PMI keys and values of this rank's queue pair numbers, one per
+    /// peer ([`endpoint::qpn_values`]), to be put beside the card.
+    pub fn qpn_entries(&self) -> Vec<(String, String)> {
+        let qpns: Vec<u32> = (self.peers.iter().enumerate())
+            .map(|(r, p)| if r == self.rank { 0 } else { p.qp.qpn() })
+            .collect();
+        endpoint::qpn_values(&qpns)
+            .into_iter()
+            .map(|(c, v)| (endpoint::qpn_key(self.rank, c), v))
+            .collect()
+    }
+
+    /// Connects the queue pair of every peer given as (its endpoint, the
+    /// value of its key holding its queue pair number for this rank).
     pub fn with_peers(
         mut self,
-        endpoints: Vec<Option<String>>,
+        endpoints: Vec<Option<(String, String)>>,
     ) -> Result<VerbsTransport, CommError> {
         for (r, ep) in endpoints.into_iter().enumerate() {
-            let Some(ep) = ep.filter(|_| r != self.rank && r < self.peers.len()) else {
+            let Some((ep, qpns)) = ep.filter(|_| r != self.rank && r < self.peers.len()) else {
                 continue;
             };
-            let remote = Endpoint::decode(&ep)
-                .filter(|e| e.qpns.len() == self.peers.len())
+            let (remote, qpn) = Endpoint::decode(&ep)
+                .zip(endpoint::qpn_in(&qpns, self.rank))
                 .ok_or_else(|| CommError::BadCard {
                     rank: r,
-                    value: ep.clone(),
+                    value: format!("{ep} (queue pairs {qpns})"),
                 })?;
             let to = Remote {
-                qpn: remote.qpns[self.rank],
+                qpn,
                 gid: remote.gid,
                 lid: remote.lid,
                 mtu: remote.mtu,
             };
             self.peers[r].remote = Some(remote);
+            self.peers[r].remote_qpn = qpn;
             let dev = &self.dev;
             self.peers[r]
                 .qp
@@ -272,7 +285,7 @@ impl VerbsTransport {
         };
         let p = &self.peers[rank];
         let remote = p.remote.as_ref().map_or("(no endpoint)".to_string(), |r| {
-            format!("gid {} qpn {:#x}", gid(&r.gid), r.qpns[self.rank])
+            format!("gid {} qpn {:#x}", gid(&r.gid), p.remote_qpn)
         });
         format!(
             "{}:{} gid {} qpn {:#x} -> {remote}",
