@@ -14,6 +14,7 @@
 //! - [`client`]: the `Backend` trait the CLIs use, and the HPC Pack REST
 //!   backend that talks to our head node or a real one.
 //! - [`cli`]: HPC Pack's `/name:value` grammar, one module per tool, output.
+//! - [`net`]: TCP listeners with a deep accept queue.
 //! - [`env`]: every environment variable read or set.
 //! - [`config`]: settings files and their precedence.
 //! - [`error`]: error kinds and the CLIs' exit codes.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod head;
 pub mod model;
 pub mod mpi;
+pub mod net;
 pub mod node;
 pub mod pingpong;
 pub mod wire;

@@ -254,9 +254,9 @@ pub fn bind(ip: IpAddr, state_dir: &Path) -> io::Result<TcpListener> {
     let previous = std::fs::read_to_string(&port_file)
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok());
-    let listener = match previous.map(|p| TcpListener::bind(SocketAddr::new(ip, p))) {
+    let listener = match previous.map(|p| crate::net::bind(SocketAddr::new(ip, p))) {
         Some(Ok(l)) => l,
-        _ => TcpListener::bind(SocketAddr::new(ip, 0)).map_err(|e| {
+        _ => crate::net::bind(SocketAddr::new(ip, 0)).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot listen for the MPI launch service on {ip}: {e}"),

@@ -325,7 +325,7 @@ impl TcpTransport {
             addr: want.to_string(),
             source,
         };
-        let listener = TcpListener::bind(want).map_err(err)?;
+        let listener = crate::net::bind(want).map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let port = listener.local_addr().map_err(err)?.port();
         let endpoint = published

@@ -19,7 +19,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -124,7 +124,7 @@ impl PmiListener {
             Ipv4Addr::UNSPECIFIED.into()
         };
         let listener =
-            TcpListener::bind(SocketAddr::new(ip, 0)).map_err(|source| RunError::Io {
+            crate::net::bind(SocketAddr::new(ip, 0)).map_err(|source| RunError::Io {
                 what: "listening for PMI connections",
                 source,
             })?;
