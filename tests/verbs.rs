@@ -118,7 +118,8 @@ fn rig_boots_and_rxe_pingpong_passes() {
 /// the two namespaces over verbs (small and rendezvous sizes, the table
 /// showing `@`), MPICH_NETMASK with MSMPI_PRECONNECT, a rank killed
 /// mid-transfer ending the job, and libibverbs hidden (fallback to sockets
-/// saying so; with sockets off, a failure naming the library).
+/// saying so; with sockets off, a failure naming the library), and a
+/// locked-memory limit too low to register the buffers (named in the error).
 #[test]
 fn issue_4_mpipingpong_over_verbs_and_its_failure_modes() {
     let out = in_rig(&["tests/rxe/verbs-checks.sh"]);
@@ -135,6 +136,7 @@ fn issue_4_mpipingpong_over_verbs_and_its_failure_modes() {
         "ok: rank 1 killed mid-transfer",
         "ok: libibverbs hidden: falls back to sockets and says why",
         "ok: libibverbs hidden and MSMPI_DISABLE_SOCK=1: fails naming the missing library",
+        "ok: locked-memory limit too low: fails naming ulimit -l",
     ] {
         assert!(stdout.contains(check), "missing {check:?}\n{text}");
     }

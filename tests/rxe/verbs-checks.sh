@@ -122,5 +122,16 @@ if ! run nolib2 120 "${HIDE[@]}" "$B/mpiexec" "${NOSOCK[@]}" \
   ok "libibverbs hidden and MSMPI_DISABLE_SOCK=1: fails naming the missing library"
 else fail "libibverbs hidden, sockets off" nolib2; fi
 
+# 6. A user whose locked-memory limit is too small to register the buffers
+# (root is exempt, so the ranks run as nobody): the failure says which
+# limit to raise.
+LOW=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all)
+if ! run memlock 120 sh -c 'ulimit -l 64 && exec "$@"' sh "$B/mpiexec" "${NOSOCK[@]}" \
+    -n 1 ip netns exec "$RXE_NS_A" "${LOW[@]}" "$B/mpipingpong" -m -p 1:20 : \
+    -n 1 ip netns exec "$RXE_NS_B" "${LOW[@]}" "$B/mpipingpong" -m -p 1:20 \
+  && grep -q 'network direct: rank [01]: RDMA device rxe[01]:1: registering [0-9]* bytes failed: .*the locked-memory limit (ulimit -l) is 64 KiB: raise it' "$T/memlock"; then
+  ok "locked-memory limit too low: fails naming ulimit -l"
+else fail "locked-memory limit too low" memlock; fi
+
 rm -rf "$T"
 exit $failed

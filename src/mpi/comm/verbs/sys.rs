@@ -30,7 +30,9 @@ use sideway::ibverbs::completion::{
 };
 use sideway::ibverbs::device::{DeviceInfo, DeviceList};
 use sideway::ibverbs::device_context::{DeviceContext, Mtu, PortState};
-use sideway::ibverbs::memory_region::MemoryRegion;
+use sideway::ibverbs::memory_region::{
+    MemoryRegion, RegisterMemoryRegionError, RegisterMemoryRegionErrorKind,
+};
 use sideway::ibverbs::protection_domain::ProtectionDomain;
 use sideway::ibverbs::queue_pair::{
     BasicQueuePair, PostSendGuard, QueuePair, QueuePairAttribute, QueuePairAttributeMask,
@@ -222,7 +224,7 @@ impl Device {
         // returned Arena together with the region, and the Arena drops the
         // region (deregisters) before freeing `mem` (field order).
         let mr = unsafe { self.pd.reg_mr(ptr, mem.len(), AccessFlags::LocalWrite) }
-            .map_err(io::Error::other)?;
+            .map_err(|e| reg_error(e, mem.len()))?;
         Ok(Arena { mr, mem })
     }
 
@@ -237,7 +239,8 @@ impl Device {
         // SAFETY: registering only pins the pages and records the range;
         // the device touches them only through work requests this module
         // posts, whose callers keep the buffer borrowed (see the module doc).
-        let mr = unsafe { self.pd.reg_mr(addr, len.max(1), access) }.map_err(io::Error::other)?;
+        let mr = unsafe { self.pd.reg_mr(addr, len.max(1), access) }
+            .map_err(|e| reg_error(e, len))?;
         Ok(Region { mr })
     }
 
@@ -564,6 +567,43 @@ pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
     ret == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// A failed registration of `len` bytes, with the system's reason and,
+/// when the locked-memory limit is the likely cause, what to raise.
+fn reg_error(e: RegisterMemoryRegionError, len: usize) -> io::Error {
+    let os = match e.0 {
+        RegisterMemoryRegionErrorKind::Ibverbs(os) => os,
+        other => return io::Error::other(format!("registering {len} bytes failed: {other}")),
+    };
+    let limit = match os.raw_os_error() {
+        Some(libc::ENOMEM | libc::EPERM | libc::EAGAIN) => memlock_limit(),
+        _ => None,
+    };
+    let hint = match limit {
+        Some(l) => format!(
+            "; the locked-memory limit (ulimit -l) is {} KiB: raise it (ulimit -l unlimited, or memlock in /etc/security/limits.conf)",
+            l / 1024
+        ),
+        None => String::new(),
+    };
+    io::Error::new(
+        os.kind(),
+        format!("registering {len} bytes failed: {os}{hint}"),
+    )
+}
+
+/// `RLIMIT_MEMLOCK`'s soft limit in bytes, unless unlimited.
+fn memlock_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return None;
+    }
+    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 #[cfg(test)]
