@@ -42,6 +42,9 @@ mpp() {
     | awk '/\[0\] <-> / {print $NF}'
 }
 
+# A *_bw result row: #bytes #iters BW_peak BW_average[MB/s, MB = 2^20] ...;
+# the average in 10^6 B/s, mpipingpong's unit.
+avg_bw() { awk '{printf "%.2f", $4 * 1.048576}' <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "?"}'; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | grep -v '?' | sort -g \
   | awk '{v[NR] = $1} END {if (NR == 0) print "?"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -71,12 +74,11 @@ for r in $(seq "$ROUNDS"); do
   echo "round $r: mpipingpong: $l us, $b MB/s"
   # ib_send_lat: #bytes #iters t_min t_max t_typical t_avg ...; one-way µs.
   pl=$(awk '{print $6}' <<<"$lat_row")
-  # *_bw: #bytes #iters BW_peak BW_average[MB/s, MB = 2^20] ...
-  pb=$(awk '{printf "%.2f", $4 * 1.048576}' <<<"$bw_row")
+  pb=$(avg_bw "$bw_row")
   pw=$(awk '{if ($6 > 0) printf "%.2f", $1 / $6}' <<<"$wl_row")
   perf_lat=$(best "$perf_lat" "$pl" min)
   perf_bw=$(best "$perf_bw" "$pb" max)
-  perf_rd=$(best "$perf_rd" "$(awk '{printf "%.2f", $4 * 1.048576}' <<<"$rd_row")" max)
+  perf_rd=$(best "$perf_rd" "$(avg_bw "$rd_row")" max)
   perf_wl=$(best "$perf_wl" "$pw" max)
   mpp_lat=$(best "$mpp_lat" "$l" min); mpp_bw=$(best "$mpp_bw" "$b" max)
   r_lat+=" $(ratio "$l" "$pl")" r_bw+=" $(ratio "$b" "$pb")" r_wl+=" $(ratio "$b" "$pw")"

@@ -278,15 +278,15 @@ flock -u 9
 # rarely, to oops while patching its own code at boot ("Oops: int3").
 qemu_cmd "$ACCEL" "" "$RUN/console.log"
 TRIES=${RXE_BOOT_TRIES:-3}
+cleanup() { kill "$qpid" 2>/dev/null || true; }
+trap 'exit 130' INT TERM
 for try in $(seq "$TRIES"); do
   : >"$RUN/out"; : >"$RUN/err"; : >"$RUN/console.log"; rm -f "$RUN/rc"
   say "booting the guest (accel=$ACCEL, timeout ${TIMEOUT_S}s, run dir $RUN)"
   tb=${EPOCHREALTIME/./}
   timeout -k 5 "$TIMEOUT_S" "${QEMU[@]}" </dev/null >"$RUN/qemu.out" 2>&1 &
   qpid=$!
-  cleanup() { kill "$qpid" 2>/dev/null || true; }
   trap cleanup EXIT
-  trap 'exit 130' INT TERM
   # CMD's stdout and stderr arrive in the run dir as the guest writes them.
   tail -n +1 -s 0.2 -f --pid="$qpid" "$RUN/out" &
   tail_out=$!

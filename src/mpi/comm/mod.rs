@@ -293,21 +293,18 @@ impl Comm {
             Some(t) => {
                 // Of each peer, its endpoint and the key with its queue
                 // pair number for this rank.
-                let mut peers = Vec::with_capacity(size);
-                for (p, card) in cards.iter().enumerate() {
-                    let ep = match &card.nd {
-                        Some(ep) if on(Channel::Nd, p) => ep.clone(),
-                        _ => {
-                            peers.push(None);
-                            continue;
-                        }
-                    };
-                    let key = verbs::endpoint::qpn_key(p, verbs::endpoint::chunk_of(rank));
-                    let qpns = pmi
-                        .get(&key)?
-                        .ok_or(CommError::NoAddress { rank: p, key })?;
-                    peers.push(Some((ep, qpns)));
-                }
+                let peers = (cards.iter().enumerate())
+                    .map(|(p, card)| {
+                        let Some(ep) = card.nd.clone().filter(|_| on(Channel::Nd, p)) else {
+                            return Ok(None);
+                        };
+                        let key = verbs::endpoint::qpn_key(p, verbs::endpoint::chunk_of(rank));
+                        let qpns = pmi
+                            .get(&key)?
+                            .ok_or(CommError::NoAddress { rank: p, key })?;
+                        Ok(Some((ep, qpns)))
+                    })
+                    .collect::<Result<Vec<_>, CommError>>()?;
                 Some(t.with_peers(peers)?)
             }
             None => None,

@@ -44,9 +44,8 @@ fn unwr(id: u64) -> (u64, usize, u32) {
 
 struct Peer {
     qp: Qp,
-    remote: Option<Endpoint>,
-    /// The peer's queue pair number for this rank.
-    remote_qpn: u32,
+    /// The peer's endpoint and its queue pair number for this rank.
+    remote: Option<(Endpoint, u32)>,
     up: bool,
     credits: Credits,
     /// A batch of credits is due back and no message carried it yet.
@@ -181,7 +180,6 @@ impl VerbsTransport {
             peers.push(Peer {
                 qp,
                 remote: None,
-                remote_qpn: 0,
                 up: false,
                 credits: Credits::new(),
                 credit_due: false,
@@ -221,8 +219,6 @@ impl VerbsTransport {
         Ok((t, ep.encode()))
     }
 
-    /// Connects every queue pair whose peer is reached over verbs (its
-    /// endpoint given, indexed by rank).
     /// The PMI keys and values of this rank's queue pair numbers, one per
     /// peer ([`endpoint::qpn_values`]), to be put beside the card.
     pub fn qpn_entries(&self) -> Vec<(String, String)> {
@@ -257,8 +253,7 @@ impl VerbsTransport {
                 lid: remote.lid,
                 mtu: remote.mtu,
             };
-            self.peers[r].remote = Some(remote);
-            self.peers[r].remote_qpn = qpn;
+            self.peers[r].remote = Some((remote, qpn));
             let dev = &self.dev;
             self.peers[r]
                 .qp
@@ -284,8 +279,8 @@ impl VerbsTransport {
             None => std::net::Ipv6Addr::from(*g).to_string(),
         };
         let p = &self.peers[rank];
-        let remote = p.remote.as_ref().map_or("(no endpoint)".to_string(), |r| {
-            format!("gid {} qpn {:#x}", gid(&r.gid), p.remote_qpn)
+        let remote = p.remote.as_ref().map_or("(no endpoint)".to_string(), |(r, qpn)| {
+            format!("gid {} qpn {qpn:#x}", gid(&r.gid))
         });
         format!(
             "{}:{} gid {} qpn {:#x} -> {remote}",
@@ -558,7 +553,7 @@ impl VerbsTransport {
     /// hang.
     fn check_alive(&self, peer: usize) -> Result<(), CommError> {
         match &self.peers[peer].remote {
-            Some(r) if r.host == self.host && !sys::alive(r.pid) => Err(CommError::PeerGone {
+            Some((r, _)) if r.host == self.host && !sys::alive(r.pid) => Err(CommError::PeerGone {
                 rank: peer,
                 pid: r.pid,
             }),
