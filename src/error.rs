@@ -26,6 +26,8 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 6;
     /// The head node failed internally.
     pub const INTERNAL: u8 = 7;
+    /// The disk holding the head node's state is full: nothing was changed.
+    pub const NO_SPACE: u8 = 8;
 }
 
 /// What kind of failure, independent of where it happened.
@@ -36,6 +38,11 @@ pub enum Kind {
     InvalidState,
     AccessDenied,
     Unreachable,
+    /// The head node has too many connections (of this user) open; the
+    /// request was not looked at, so it may be sent again.
+    Busy,
+    /// The disk holding the head node's state is full.
+    NoSpace,
     Internal,
 }
 
@@ -46,7 +53,8 @@ impl Kind {
             Kind::NotFound => exit::NOT_FOUND,
             Kind::InvalidState => exit::INVALID_STATE,
             Kind::AccessDenied => exit::ACCESS_DENIED,
-            Kind::Unreachable => exit::UNREACHABLE,
+            Kind::Unreachable | Kind::Busy => exit::UNREACHABLE,
+            Kind::NoSpace => exit::NO_SPACE,
             Kind::Internal => exit::INTERNAL,
         }
     }
@@ -57,7 +65,8 @@ impl Kind {
             Kind::NotFound => 404,
             Kind::InvalidState => 409,
             Kind::AccessDenied => 403,
-            Kind::Unreachable => 503,
+            Kind::Unreachable | Kind::Busy => 503,
+            Kind::NoSpace => 507,
             Kind::Internal => 500,
         }
     }
@@ -70,6 +79,8 @@ impl Kind {
             Kind::InvalidState => "InvalidState",
             Kind::AccessDenied => "AccessDenied",
             Kind::Unreachable => "Unreachable",
+            Kind::Busy => "Busy",
+            Kind::NoSpace => "InsufficientStorage",
             Kind::Internal => "Internal",
         }
     }
@@ -81,6 +92,8 @@ impl Kind {
             "InvalidState" => Kind::InvalidState,
             "AccessDenied" => Kind::AccessDenied,
             "Unreachable" => Kind::Unreachable,
+            "Busy" => Kind::Busy,
+            "InsufficientStorage" => Kind::NoSpace,
             _ => Kind::Internal,
         }
     }
@@ -88,11 +101,13 @@ impl Kind {
     /// The kind an HTTP status means, for head nodes that send no error body.
     pub fn from_status(status: u16) -> Kind {
         match status {
-            400 | 422 => Kind::InvalidArgument,
+            400 | 405 | 408 | 411 | 413 | 414 | 415 | 422 | 431 => Kind::InvalidArgument,
             404 => Kind::NotFound,
             409 => Kind::InvalidState,
             401 | 403 => Kind::AccessDenied,
-            502..=504 => Kind::Unreachable,
+            503 => Kind::Busy,
+            507 => Kind::NoSpace,
+            502 | 504 => Kind::Unreachable,
             _ => Kind::Internal,
         }
     }

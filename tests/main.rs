@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod docs;
 mod exchange;
+mod hardening;
 mod job_loop;
 mod launch;
 mod layouts;

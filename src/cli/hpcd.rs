@@ -125,13 +125,7 @@ pub fn main() -> ExitCode {
         Cmd::Local(LocalCmd::Stop) => local_stop(),
         Cmd::Local(LocalCmd::Status) | Cmd::Status => local_status(),
     };
-    match r {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("hpcd: {e:#}");
-            ExitCode::from(crate::error::exit_code_of(&e))
-        }
-    }
+    crate::cli::finish("hpcd", r)
 }
 
 /// The layout: config file, then command-line options.
@@ -180,12 +174,12 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
         let mode = if a.shared { 0o666 } else { 0o600 };
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set the mode of {}", socket.display()), e))?;
-        eprintln!(
-            "hpcd: head node {} serving {} (state in {}), MPI launch service on {launch}",
+        crate::head::log(&format!(
+            "head node {} serving {} (state in {}), MPI launch service on {launch}",
             head.cluster_name,
             socket.display(),
             dir.display()
-        );
+        ));
         let stop = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
@@ -226,7 +220,7 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     let socket = socket_path(&dir);
     if is_running(&socket) {
         if !l.quiet {
-            println!("The embedded head node already runs ({}).", socket.display());
+            crate::cli::out(&format!("The embedded head node already runs ({}).\n", socket.display()));
         }
         return Ok(exit::OK);
     }
@@ -252,7 +246,7 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     while Instant::now() < deadline {
         if is_running(&socket) {
             if !l.quiet {
-                println!("Started the embedded head node ({}).", socket.display());
+                crate::cli::out(&format!("Started the embedded head node ({}).\n", socket.display()));
             }
             return Ok(exit::OK);
         }
@@ -279,7 +273,7 @@ fn local_stop() -> anyhow::Result<u8> {
     let dir = crate::config::state_dir();
     let socket = socket_path(&dir);
     if !is_running(&socket) {
-        println!("The embedded head node is not running.");
+        crate::cli::out("The embedded head node is not running.\n");
         return Ok(exit::OK);
     }
     let b = crate::client::hpcpack::RestBackend::unix(&socket)?;
@@ -288,7 +282,7 @@ fn local_stop() -> anyhow::Result<u8> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if !is_running(&socket) {
-            println!("Stopped the embedded head node.");
+            crate::cli::out("Stopped the embedded head node.\n");
             return Ok(exit::OK);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -300,7 +294,7 @@ fn local_status() -> anyhow::Result<u8> {
     let dir = crate::config::state_dir();
     let socket = socket_path(&dir);
     if !is_running(&socket) {
-        println!("The embedded head node is not running (state directory {}).", dir.display());
+        crate::cli::out(&format!("The embedded head node is not running (state directory {}).\n", dir.display()));
         return Ok(exit::FAILED);
     }
     let b = crate::client::hpcpack::RestBackend::unix(&socket)?;

@@ -55,6 +55,12 @@ impl Ctx {
         Ok(self.out.borrow_mut().object(r)?)
     }
 
+    /// Prints one object whose last field is read from `value` as it
+    /// arrives (see [`output::Printer::object_streamed`]).
+    pub fn object_streamed(&self, r: &output::Record, label: &str, key: &str, value: &mut dyn std::io::Read) -> anyhow::Result<()> {
+        Ok(self.out.borrow_mut().object_streamed(r, label, key, value)?)
+    }
+
     /// Prints several objects (a table shows `columns`).
     pub fn objects(&self, rs: &[output::Record], columns: &[output::Column]) -> anyhow::Result<()> {
         Ok(self.out.borrow_mut().objects(rs, columns)?)
@@ -68,6 +74,35 @@ impl Ctx {
         }
         Ok(self.backend.get().map(|b| b.as_ref()).ok_or_else(|| Error::Unreachable("no head node".into()))?)
     }
+}
+
+/// Writes `text` to stdout. A reader that went away ends the program as
+/// SIGPIPE ends a Unix tool ([`crate::node::sys::end_by_sigpipe`]); print!
+/// would panic instead.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            crate::node::sys::end_by_sigpipe();
+        }
+    }
+}
+
+/// Writes a line to stderr, as [`out`] does to stdout.
+pub fn note(line: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stderr().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            crate::node::sys::end_by_sigpipe();
+        }
+    }
+}
+
+/// True if `e` is a write to a reader that went away (stdout or stderr
+/// closed), which ends a command quietly.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// How a tool's command line is shaped beyond its options.
@@ -100,7 +135,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
         return Parsed::Exit(ExitCode::SUCCESS);
     }
     if first == "--version" {
-        println!("{} {}", spec.name, crate::VERSION);
+        out(&format!("{} {}\n", spec.name, crate::VERSION));
         return Parsed::Exit(ExitCode::SUCCESS);
     }
     let Some(sub) = cmd.get_subcommands().find(|s| s.get_name().eq_ignore_ascii_case(first)).map(|s| s.get_name().to_string())
@@ -123,7 +158,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
         Ok(t) => Parsed::Run(t),
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                print!("{}", grammar::hpc_help(&e.render().to_string()));
+                out(&grammar::hpc_help(&e.render().to_string()));
                 Parsed::Exit(ExitCode::SUCCESS)
             }
             _ => {
@@ -142,11 +177,11 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
 }
 
 fn print_help(cmd: &mut clap::Command) {
-    print!("{}", grammar::hpc_help(&cmd.render_help().to_string()));
+    out(&grammar::hpc_help(&cmd.render_help().to_string()));
 }
 
 fn usage_error<T>(who: &str, msg: &str) -> Parsed<T> {
-    eprintln!("{who}: {msg}");
+    note(&format!("{who}: {msg}"));
     Parsed::Exit(ExitCode::from(exit::USAGE))
 }
 
@@ -166,8 +201,9 @@ pub fn run_tool<T: clap::Parser>(spec: &ToolSpec, dispatch: impl FnOnce(T) -> (&
 pub fn finish(who: &str, r: anyhow::Result<u8>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => crate::node::sys::end_by_sigpipe(),
         Err(e) => {
-            eprintln!("{who}: {e:#}");
+            note(&format!("{who}: {e:#}"));
             ExitCode::from(crate::error::exit_code_of(&e))
         }
     }

@@ -336,6 +336,18 @@ pub fn command_line(words: &[String]) -> String {
     words.join(" ")
 }
 
+/// The longest time accepted in seconds (about a hundred years): longer
+/// is as good as no limit, and a Duration cannot hold every float.
+pub const MAX_SECONDS: f64 = 3.2e9;
+
+/// Parses a time in seconds: a number, 0 or more.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && (0.0..=MAX_SECONDS).contains(&t) => Ok(t),
+        _ => Err(format!("'{s}' is not a time in seconds; give a number from 0 to {MAX_SECONDS:e}")),
+    }
+}
+
 /// Parses a job id argument.
 pub fn job_id(s: &str) -> Result<u64, String> {
     s.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{s}' is not a job id; use the number job submit printed"))

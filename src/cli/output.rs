@@ -87,6 +87,94 @@ pub trait Printer {
     fn objects(&mut self, rs: &[Record], columns: &[Column]) -> io::Result<()>;
     /// A message such as `Job has been submitted. ID: 5.`.
     fn message(&mut self, line: &str) -> io::Result<()>;
+    /// One object whose last field (`label`, keyed `key`) is read from
+    /// `value` as it arrives (a task's output, which may be large): written
+    /// as it comes, never held whole. Trailing newlines are dropped, as
+    /// for every value.
+    fn object_streamed(&mut self, r: &Record, label: &str, key: &str, value: &mut dyn io::Read) -> io::Result<()>;
+}
+
+/// Copies `from` to `to` without its trailing newlines (newlines are held
+/// back until something else follows them); `start` is called with the
+/// first byte before it is written. Returns whether anything was written.
+fn copy_trimmed(
+    from: &mut dyn io::Read,
+    to: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    start: &mut dyn FnMut(u8) -> io::Result<()>,
+) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut held = 0usize;
+    let mut wrote = false;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(wrote),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        let body = chunk.iter().rposition(|b| *b != b'\n').map(|i| i + 1).unwrap_or(0);
+        if body > 0 {
+            if !wrote {
+                start(if held > 0 { b'\n' } else { chunk[0] })?;
+                wrote = true;
+            }
+            let newlines = [b'\n'; 64];
+            while held > 0 {
+                let k = held.min(newlines.len());
+                to(&newlines[..k])?;
+                held -= k;
+            }
+            to(&chunk[..body])?;
+        }
+        held += n - body;
+    }
+}
+
+/// Decodes UTF-8 that arrives in pieces, replacing invalid bytes as
+/// `String::from_utf8_lossy` does; a character cut between two pieces is
+/// kept for the next.
+#[derive(Default)]
+struct Utf8Pieces {
+    rest: Vec<u8>,
+}
+
+impl Utf8Pieces {
+    fn push(&mut self, bytes: &[u8], out: &mut String) {
+        self.rest.extend_from_slice(bytes);
+        let mut i = 0;
+        loop {
+            match std::str::from_utf8(&self.rest[i..]) {
+                Ok(s) => {
+                    out.push_str(s);
+                    i = self.rest.len();
+                    break;
+                }
+                Err(e) => {
+                    let good = e.valid_up_to();
+                    out.push_str(std::str::from_utf8(&self.rest[i..i + good]).unwrap_or_default());
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            i += good + bad;
+                        }
+                        None => {
+                            i += good;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.rest.drain(..i);
+    }
+
+    fn finish(&mut self, out: &mut String) {
+        if !self.rest.is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+            self.rest.clear();
+        }
+    }
 }
 
 /// Writes `Property : Value` lines.
@@ -181,6 +269,54 @@ impl<W: Write> Printer for StdPrinter<W> {
 
     fn message(&mut self, line: &str) -> io::Result<()> {
         writeln!(self.out, "{line}")
+    }
+
+    fn object_streamed(&mut self, r: &Record, label: &str, key: &str, value: &mut dyn io::Read) -> io::Result<()> {
+        let out = &mut self.out;
+        match self.format {
+            Format::Json => {
+                // The object as it prints without the field, then the field
+                // spliced in before its closing brace.
+                let mut head = serde_json::to_string_pretty(&r.json()).unwrap_or_default();
+                head.truncate(head.trim_end_matches('}').trim_end().len());
+                let sep = if r.fields.is_empty() { "" } else { "," };
+                write!(out, "{head}{sep}\n  {}: \"", serde_json::to_string(key).unwrap_or_default())?;
+                let mut pieces = Utf8Pieces::default();
+                let mut text = String::new();
+                let mut escape = |b: &[u8], out: &mut W| -> io::Result<()> {
+                    text.clear();
+                    pieces.push(b, &mut text);
+                    let quoted = serde_json::to_string(&text).unwrap_or_default();
+                    out.write_all(&quoted.as_bytes()[1..quoted.len() - 1])
+                };
+                copy_trimmed(value, &mut |b| escape(b, out), &mut |_| Ok(()))?;
+                let mut tail = String::new();
+                pieces.finish(&mut tail);
+                let tail = serde_json::to_string(&tail).unwrap_or_default();
+                writeln!(out, "{}\"\n}}", &tail[1..tail.len() - 1])
+            }
+            _ => {
+                let rows: Vec<(String, String)> = r.fields.iter().map(|(l, _, v)| (l.clone(), v.clone())).collect();
+                write_properties(out, &rows)?;
+                let key_part = format!("{label:<KEY_WIDTH$}:");
+                let out = std::cell::RefCell::new(out);
+                let wrote = copy_trimmed(
+                    value,
+                    &mut |b| out.borrow_mut().write_all(b),
+                    // A first line of its own keeps the key's line bare, as
+                    // write_properties prints it.
+                    &mut |first| {
+                        let gap = if first == b'\n' { "" } else { " " };
+                        write!(out.borrow_mut(), "{key_part}{gap}")
+                    },
+                )?;
+                let out = out.into_inner();
+                if !wrote {
+                    write!(out, "{key_part}")?;
+                }
+                writeln!(out)
+            }
+        }
     }
 }
 

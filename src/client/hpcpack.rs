@@ -17,7 +17,15 @@ pub struct RestBackend {
     /// `http://localhost` for a Unix socket.
     base: String,
     socket: Option<PathBuf>,
+    /// For the embedded head node: starts it again when a request finds
+    /// it gone (connection refused: nothing was sent, so the request is
+    /// sent again once it runs).
+    restart: Option<Box<dyn Fn() -> Result<()>>>,
 }
+
+/// How long a request is sent again while the head node answers that it
+/// is busy (too many connections of this user): it did nothing with it.
+const BUSY_RETRY: Duration = Duration::from_secs(10);
 
 impl RestBackend {
     /// A head node listening on the Unix socket `path`.
@@ -38,7 +46,13 @@ impl RestBackend {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| Error::Unreachable(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(RestBackend { client, base: "http://localhost".into(), socket: Some(path.to_path_buf()) })
+        Ok(RestBackend { client, base: "http://localhost".into(), socket: Some(path.to_path_buf()), restart: None })
+    }
+
+    /// Starts the head node with `restart` when it is found gone.
+    pub fn restarting_with(mut self, restart: impl Fn() -> Result<()> + 'static) -> RestBackend {
+        self.restart = Some(Box::new(restart));
+        self
     }
 
     fn where_(&self) -> String {
@@ -56,20 +70,46 @@ impl RestBackend {
         format!("{}{}{}", self.base, crate::wire::EXT, path)
     }
 
+    /// Sends a request and turns an error answer into an [`Error`]. Sent
+    /// again, when the head node surely did nothing with it: the embedded
+    /// head node was gone (connection refused, so it is started again
+    /// first), or the head node was busy.
     fn send(&self, req: RequestBuilder) -> Result<Response> {
-        let resp = req.send().map_err(|e| {
-            Error::Unreachable(format!("cannot reach {}: {}", self.where_(), error_chain(&e)))
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
+        let started = std::time::Instant::now();
+        let mut restarted = false;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            // Bodies here are bytes in memory, so the request can be copied.
+            let attempt = req.try_clone().ok_or_else(|| Error::Unreachable("a request could not be copied".into()))?;
+            let resp = match attempt.send() {
+                Ok(r) => r,
+                Err(e) if e.is_connect() && !restarted && self.restart.is_some() => {
+                    restarted = true;
+                    if let Some(restart) = &self.restart {
+                        restart()?;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::Unreachable(format!("cannot reach {}: {}", self.where_(), error_chain(&e))));
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            let text = resp.text().unwrap_or_default();
+            let (kind, message) = match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(b) => (Kind::from_code(&b.code), b.message),
+                Err(_) => (Kind::from_status(status.as_u16()), format!("{} answered {status}: {}", self.where_(), text.trim())),
+            };
+            if kind == Kind::Busy && started.elapsed() + pause < BUSY_RETRY {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+                continue;
+            }
+            return Err(Error::Remote { kind, message });
         }
-        let text = resp.text().unwrap_or_default();
-        let (kind, message) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => (Kind::from_code(&b.code), b.message),
-            Err(_) => (Kind::from_status(status.as_u16()), format!("{} answered {status}: {}", self.where_(), text.trim())),
-        };
-        Err(Error::Remote { kind, message })
     }
 
     fn get<T: DeserializeOwned>(&self, url: String) -> Result<T> {
@@ -232,9 +272,9 @@ impl Backend for RestBackend {
         self.get(self.hpc(&format!("/jobs/{job}/tasks/{task}{}", props_param(properties))))
     }
 
-    fn task_output(&self, job: u64, task: u32) -> Result<Option<String>> {
+    fn task_output(&self, job: u64, task: u32) -> Result<Option<Box<dyn std::io::Read>>> {
         match self.send(self.client.get(self.ext(&format!("/jobs/{job}/tasks/{task}/output")))) {
-            Ok(r) => r.text().map(Some).map_err(|e| Error::Unreachable(format!("reading task output: {e}"))),
+            Ok(r) => Ok(Some(Box::new(r))),
             Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => Ok(None),
             Err(e) => Err(e),
         }

@@ -40,7 +40,7 @@ pub fn connect_embedded() -> Result<Box<dyn Backend>> {
     if !is_running(&socket) {
         start(&dir)?;
     }
-    Ok(Box::new(RestBackend::unix(&socket)?))
+    Ok(Box::new(RestBackend::unix(&socket)?.restarting_with(move || start(&dir))))
 }
 
 /// Runs `hpcd local start` and waits for it (it returns once the head node

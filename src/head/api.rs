@@ -7,6 +7,7 @@
 //! is an [`ApiError`] response with the same JSON body.
 
 use super::Head;
+use super::server::Limits;
 use super::cluster::Caller;
 use crate::error::{Error, Kind};
 use crate::model::{NodeGroup, TaskState, now_millis};
@@ -15,7 +16,7 @@ use crate::wire::props::{read_job, read_task};
 use crate::wire::{
     ErrorBody, JobSpec, NodeGroupOperation, TaskSpec, RestObject, RestProperty, WireNode, WireNodeGroup, WireStatus, format_time,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,33 +28,117 @@ use std::time::Duration;
 type Q = Query<HashMap<String, String>>;
 type ApiResult<T> = Result<T, ApiError>;
 
-/// An error as an HTTP response: status from its kind, body [`ErrorBody`].
-pub struct ApiError(pub Error);
+/// An error as an HTTP response: a status and the body [`ErrorBody`].
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error of the HTTP layer itself (a body too large or too slow),
+    /// with the `Code` its status means.
+    pub fn status(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, code: Kind::from_status(status.as_u16()).code(), message: message.into() }
+    }
+}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e)
+        let kind = e.kind();
+        let message = match kind {
+            // Internal details (paths, SQL) stay in the head node's log.
+            Kind::Internal => {
+                crate::head::log(&format!("internal error: {e}"));
+                "the head node failed to complete the request; see its log".to_string()
+            }
+            _ => e.to_string(),
+        };
+        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError { status, code: kind.code(), message }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = self.0.kind();
-        let message = match kind {
-            // Internal details (paths, SQL) stay in the head node's log.
-            Kind::Internal => {
-                eprintln!("hpcd: internal error: {}", self.0);
-                "the head node failed to complete the request; see its log".to_string()
-            }
-            _ => self.0.to_string(),
-        };
-        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody { code: kind.code().into(), message })).into_response()
+        (self.status, Json(ErrorBody { code: self.code.into(), message: self.message })).into_response()
     }
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(Error::InvalidArgument(msg.into()))
+    ApiError::from(Error::InvalidArgument(msg.into()))
+}
+
+/// Gives every error response the JSON body, also those the HTTP layers
+/// write themselves (an unknown method, a malformed query string): a
+/// client parses one shape whatever went wrong.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    // These bodies are a line of text; more than this is not worth reading.
+    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this resource does not take that HTTP method".to_string(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "send the body as JSON (Content-Type: application/json)".to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("the request failed").to_string(),
+        _ => text,
+    };
+    ApiError::status(status, message).into_response()
+}
+
+/// The `{id}` of a route: a job id.
+pub struct JobId(pub u64);
+
+/// The `{id}` and `{t}` of a route: a task of a job.
+pub struct TaskPath(pub u64, pub u32);
+
+async fn path_params(parts: &mut axum::http::request::Parts) -> ApiResult<HashMap<String, String>> {
+    Path::<HashMap<String, String>>::from_request_parts(parts, &())
+        .await
+        .map(|Path(p)| p)
+        .map_err(|e| bad(e.body_text()))
+}
+
+fn parse_job_id(s: &str) -> ApiResult<u64> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(bad(format!("'{s}' is not a job id; a job id is a whole number from 1 to {}", u64::MAX))),
+    }
+}
+
+fn parse_task_id(s: &str) -> ApiResult<u32> {
+    match s.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(bad(format!("'{s}' is not a task id; a task id is a whole number from 1 to {}", u32::MAX))),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for JobId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> ApiResult<Self> {
+        let p = path_params(parts).await?;
+        Ok(JobId(parse_job_id(p.get("id").map(String::as_str).unwrap_or(""))?))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> ApiResult<Self> {
+        let p = path_params(parts).await?;
+        let job = parse_job_id(p.get("id").map(String::as_str).unwrap_or(""))?;
+        Ok(TaskPath(job, parse_task_id(p.get("t").map(String::as_str).unwrap_or(""))?))
+    }
 }
 
 /// A query parameter, its name compared without case.
@@ -77,13 +162,22 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> ApiResult<T> 
     serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not the expected JSON: {e}")))
 }
 
+/// Parses a body that must be there; `what` says what was expected.
+fn required_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(bad(format!("the request has no body; send {what}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("the request body is not {what}: {e}")))
+}
+
 /// A message body: a JSON string, or plain text.
 fn message(bytes: &[u8]) -> String {
     serde_json::from_slice::<String>(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string())
 }
 
-/// The router; `serve` wraps it with a listener.
-pub fn app(head: Arc<Head>) -> Router {
+/// The router; [`super::server::serve`] wraps it with a listener. Every
+/// request's body is read whole first, within `limits`.
+pub fn app(head: Arc<Head>, limits: Limits) -> Router {
     let hpc = Router::new()
         .route("/cluster/version", get(|| async { Json(crate::VERSION) }))
         .route("/cluster/activeHeadNode", get(active_head_node))
@@ -123,9 +217,11 @@ pub fn app(head: Arc<Head>) -> Router {
         .nest(crate::wire::HPC, hpc)
         .nest(crate::wire::EXT, ext)
         .fallback(|| async {
-            ApiError(Error::Remote { kind: Kind::NotFound, message: "no such resource on this head node".into() })
+            ApiError::from(Error::Remote { kind: Kind::NotFound, message: "no such resource on this head node".into() })
         })
         .with_state(head)
+        .layer(axum::middleware::from_fn_with_state(limits, super::server::read_body))
+        .layer(axum::middleware::from_fn(json_errors))
 }
 
 // ----- cluster -----
@@ -227,8 +323,9 @@ async fn get_group(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiR
 async fn create_group(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Json(g): Json<WireNodeGroup>,
+    bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    let g: WireNodeGroup = required_body(&bytes, "a node group ({\"Name\": …, \"Description\": …})")?;
     h.lock().create_group(&caller, NodeGroup { name: g.name, description: g.description })?;
     h.changed();
     Ok(StatusCode::CREATED)
@@ -252,8 +349,9 @@ async fn patch_group_nodes(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Json(op): Json<NodeGroupOperation>,
+    bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    let op: NodeGroupOperation = required_body(&bytes, "a node group operation ({\"Operation\": \"Add\", \"NodeNames\": […]})")?;
     let add = match op.operation.to_ascii_lowercase().as_str() {
         "add" => true,
         "remove" => false,
@@ -353,7 +451,7 @@ async fn submit_new(
     Ok(Json(id))
 }
 
-async fn get_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+async fn get_job(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
     let c = h.lock();
     let j = c.job(id)?;
     Ok(Json(read_job(j, &c.counts(id), &names(&query)).map_err(bad)?))
@@ -362,7 +460,7 @@ async fn get_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): 
 async fn put_job(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let props: Vec<RestProperty> = body(&bytes)?;
@@ -379,14 +477,14 @@ fn pick_env(env: &[(String, String)], query: &HashMap<String, String>) -> Vec<Re
         .collect()
 }
 
-async fn get_job_env(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+async fn get_job_env(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
     Ok(Json(pick_env(&h.lock().job(id)?.env, &query)))
 }
 
 async fn post_job_env(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let vars: Vec<RestProperty> = body(&bytes)?;
@@ -395,14 +493,14 @@ async fn post_job_env(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_custom(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+async fn get_custom(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
     Ok(Json(pick_env(&h.lock().job(id)?.custom_properties, &query)))
 }
 
 async fn post_custom(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let vars: Vec<RestProperty> = body(&bytes)?;
@@ -414,7 +512,7 @@ async fn post_custom(
 async fn submit_job(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     // Credentials (UserName/Password) are for Windows; the caller is known
@@ -431,7 +529,7 @@ async fn submit_job(
 async fn cancel_job(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let eff = h.lock().cancel_job(&caller, id, &message(&bytes), now_millis())?;
@@ -442,7 +540,7 @@ async fn cancel_job(
 async fn finish_job(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let eff = h.lock().finish_job(&caller, id, &message(&bytes), now_millis())?;
@@ -453,18 +551,29 @@ async fn finish_job(
 async fn requeue_job(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
 ) -> ApiResult<StatusCode> {
     let eff = h.lock().requeue_job(&caller, id, now_millis())?;
     h.apply(eff);
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The longest a `wait` request is held: a client that waits longer asks
+/// again (the CLIs ask every second or faster anyway).
+const MAX_WAIT: f64 = 60.0;
+
 /// The extension behind `job wait`: answers when the job is in a final
-/// state, or after `timeout` seconds (default 30), with its properties.
-async fn wait_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
-    let timeout = Duration::from_secs_f64(q(&query, "timeout").and_then(|v| v.parse().ok()).unwrap_or(30.0));
-    let deadline = tokio::time::Instant::now() + timeout;
+/// state, or after `timeout` seconds (default 30, at most [`MAX_WAIT`]),
+/// with its properties.
+async fn wait_job(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
+    let timeout = match q(&query, "timeout") {
+        None => 30.0,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(t) if t.is_finite() && t >= 0.0 => t.min(MAX_WAIT),
+            _ => return Err(bad(format!("'{v}' is not a time to wait; give seconds, 0 or more (at most {MAX_WAIT} are waited per request)"))),
+        },
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
     let mut rx = h.subscribe();
     loop {
         {
@@ -480,11 +589,12 @@ async fn wait_job(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query):
 
 // ----- tasks -----
 
-fn task_id(t: &str) -> ApiResult<u32> {
-    t.parse().map_err(|_| bad(format!("'{t}' is not a task id")))
-}
-
-async fn list_tasks(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query): Q) -> ApiResult<Json<Vec<RestObject>>> {
+async fn list_tasks(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    JobId(id): JobId,
+    Query(query): Q,
+) -> ApiResult<Json<Vec<RestObject>>> {
     let mut props = names(&query);
     if props.is_empty() {
         props = ["TaskId", "Name", "State", "CommandLine", "ExitCode", "ParentJobId", "JobTaskId", "InstanceId"]
@@ -493,27 +603,42 @@ async fn list_tasks(State(h): State<Arc<Head>>, Path(id): Path<u64>, Query(query
     }
     let filter = q(&query, "$filter").map(parse_filter).transpose()?.unwrap_or_default();
     let want_output = props.iter().any(|p| p.eq_ignore_ascii_case("Output"));
-    let c = h.lock();
-    let mut out = Vec::new();
-    for t in c.tasks_of(id)? {
-        let keep = filter.iter().all(|(k, v)| match k.as_str() {
-            "taskstate" | "taskstates" => v.split(',').any(|s| TaskState::parse(s) == Some(t.state)),
-            "taskids" => v.split(',').any(|s| s.trim() == t.id.to_string()),
-            _ => true,
-        });
-        if !keep {
-            continue;
+    let mut picked = Vec::new();
+    {
+        let c = h.lock();
+        let job = c.job(id)?;
+        for t in c.tasks_of(id)? {
+            let keep = filter.iter().all(|(k, v)| match k.as_str() {
+                "taskstate" | "taskstates" => v.split(',').any(|s| TaskState::parse(s) == Some(t.state)),
+                "taskids" => v.split(',').any(|s| s.trim() == t.id.to_string()),
+                _ => true,
+            });
+            if keep {
+                let output = if want_output { h.output_file(&caller, job, t) } else { None };
+                picked.push((t.clone(), output));
+            }
         }
-        let output = if want_output { h.task_output(t) } else { None };
-        out.push(RestObject { properties: read_task(t, output.as_deref(), &props).map_err(bad)? });
     }
-    Ok(Json(out))
+    // Outputs are read after the lock is let go, off the async workers.
+    let rows = tokio::task::spawn_blocking(move || -> Result<Vec<RestObject>, String> {
+        picked
+            .iter()
+            .map(|(t, file)| {
+                let output = file.as_deref().map(output_property);
+                Ok(RestObject { properties: read_task(t, output.as_deref(), &props)? })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::from(Error::io("reading task outputs", std::io::Error::other(e))))?
+    .map_err(bad)?;
+    Ok(Json(rows))
 }
 
 async fn add_task(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    JobId(id): JobId,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<u32>> {
     let props: Vec<RestProperty> = body(&bytes)?;
@@ -524,45 +649,53 @@ async fn add_task(
 
 async fn get_task(
     State(h): State<Arc<Head>>,
-    Path((id, t)): Path<(u64, String)>,
+    Extension(caller): Extension<Caller>,
+    TaskPath(id, t): TaskPath,
     Query(query): Q,
 ) -> ApiResult<Json<Vec<RestProperty>>> {
-    let c = h.lock();
-    let task = c.task(id, task_id(&t)?)?;
     let props = names(&query);
     let want_output = props.is_empty() || props.iter().any(|p| p.eq_ignore_ascii_case("Output"));
-    let output = if want_output { h.task_output(task) } else { None };
-    Ok(Json(read_task(task, output.as_deref(), &props).map_err(bad)?))
+    let (task, file) = {
+        let c = h.lock();
+        let job = c.job(id)?;
+        let task = c.task(id, t)?;
+        (task.clone(), if want_output { h.output_file(&caller, job, task) } else { None })
+    };
+    let output = match file {
+        Some(f) => tokio::task::spawn_blocking(move || output_property(&f)).await.ok(),
+        None => None,
+    };
+    Ok(Json(read_task(&task, output.as_deref(), &props).map_err(bad)?))
 }
 
 async fn put_task(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let props: Vec<RestProperty> = body(&bytes)?;
-    h.lock().modify_task(&caller, id, task_id(&t)?, &props, now_millis())?;
+    h.lock().modify_task(&caller, id, t, &props, now_millis())?;
     h.changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_task_env(
     State(h): State<Arc<Head>>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
     Query(query): Q,
 ) -> ApiResult<Json<Vec<RestProperty>>> {
-    Ok(Json(pick_env(&h.lock().task(id, task_id(&t)?)?.env, &query)))
+    Ok(Json(pick_env(&h.lock().task(id, t)?.env, &query)))
 }
 
 async fn post_task_env(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let vars: Vec<RestProperty> = body(&bytes)?;
-    h.lock().set_env(&caller, id, Some(task_id(&t)?), &vars, now_millis())?;
+    h.lock().set_env(&caller, id, Some(t), &vars, now_millis())?;
     h.changed();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -570,10 +703,10 @@ async fn post_task_env(
 async fn cancel_task(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let eff = h.lock().cancel_task(&caller, id, task_id(&t)?, &message(&bytes), now_millis())?;
+    let eff = h.lock().cancel_task(&caller, id, t, &message(&bytes), now_millis())?;
     h.apply(eff);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -581,10 +714,10 @@ async fn cancel_task(
 async fn finish_task(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
     bytes: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let eff = h.lock().finish_task(&caller, id, task_id(&t)?, &message(&bytes), now_millis())?;
+    let eff = h.lock().finish_task(&caller, id, t, &message(&bytes), now_millis())?;
     h.apply(eff);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -592,19 +725,106 @@ async fn finish_task(
 async fn requeue_task(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
-    Path((id, t)): Path<(u64, String)>,
+    TaskPath(id, t): TaskPath,
 ) -> ApiResult<StatusCode> {
-    let eff = h.lock().requeue_task(&caller, id, task_id(&t)?, now_millis())?;
+    let eff = h.lock().requeue_task(&caller, id, t, now_millis())?;
     h.apply(eff);
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Full output of a task's latest run (extension; HPC Pack keeps 4 KB).
-async fn task_output(State(h): State<Arc<Head>>, Path((id, t)): Path<(u64, String)>) -> ApiResult<Response> {
-    let c = h.lock();
-    let task = c.task(id, task_id(&t)?)?;
-    let out = h.task_output(task).unwrap_or_default();
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+/// Output of a task's latest run (extension; HPC Pack keeps 4 KB), as the
+/// bytes the task wrote: `offset` (from the start, or from the end when
+/// negative) and `length` pick a part, so `task view` can show the tail
+/// of a long output. Streamed from the file in pieces, after the cluster
+/// lock is let go, so a fetch costs the head node the same memory whatever
+/// the output's size; `x-hpcpack-output-size` is the whole output's size.
+async fn task_output(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    TaskPath(id, t): TaskPath,
+    Query(query): Q,
+) -> ApiResult<Response> {
+    let number = |name: &str| -> ApiResult<Option<i64>> {
+        q(&query, name)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| bad(format!("'{v}' is not a byte count for {name}; give a whole number"))))
+            .transpose()
+    };
+    let offset = number("offset")?.unwrap_or(0);
+    let length = number("length")?;
+    if length.is_some_and(|l| l < 0) {
+        return Err(bad("length must be 0 or more bytes"));
+    }
+    let file = {
+        let c = h.lock();
+        let job = c.job(id)?;
+        let task = c.task(id, t)?;
+        if !caller.may_read_output_of(job.owner_uid) {
+            return Err(ApiError::from(Error::AccessDenied(format!(
+                "the output of task {id}.{t} is readable only by its owner ({}) and administrators",
+                job.owner
+            ))));
+        }
+        h.output_file(&caller, job, task)
+    };
+    let opened = match file {
+        Some(f) => match tokio::fs::File::open(&f).await {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ApiError::from(Error::io(format!("cannot open {}", f.display()), e))),
+        },
+        None => None,
+    };
+    let size = match &opened {
+        Some(f) => f.metadata().await.map(|m| m.len()).unwrap_or(0),
+        None => 0,
+    };
+    let start = if offset < 0 { size.saturating_sub(offset.unsigned_abs()) } else { (offset as u64).min(size) };
+    let count = length.map(|l| l as u64).unwrap_or(u64::MAX).min(size - start);
+    let body = match opened {
+        Some(mut f) if count > 0 => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            f.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| ApiError::from(Error::io("cannot read the task output", e)))?;
+            axum::body::Body::from_stream(output_stream(f.take(count)))
+        }
+        _ => axum::body::Body::empty(),
+    };
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+        (axum::http::header::CONTENT_LENGTH, HeaderValue::from(count)),
+        (axum::http::HeaderName::from_static(crate::wire::OUTPUT_SIZE_HEADER), HeaderValue::from(size)),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// Bytes of output sent per piece.
+const OUTPUT_CHUNK: usize = 64 << 10;
+
+/// The file as a stream of pieces of [`OUTPUT_CHUNK`] bytes.
+fn output_stream(
+    file: tokio::io::Take<tokio::fs::File>,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send {
+    futures_util::stream::try_unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; OUTPUT_CHUNK];
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((axum::body::Bytes::from(buf), f)))
+    })
+}
+
+/// The start of an output file, as much as the `Output` property carries.
+fn output_property(file: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(file) {
+        let _ = f.take(crate::wire::props::OUTPUT_PROPERTY_LIMIT as u64).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 // ----- cluster variables, cores, status -----
@@ -650,18 +870,19 @@ async fn status(State(h): State<Arc<Head>>) -> Json<WireStatus> {
 
 async fn shutdown(State(h): State<Arc<Head>>, Extension(caller): Extension<Caller>) -> ApiResult<StatusCode> {
     if !caller.administers_this_head() {
-        return Err(ApiError(Error::AccessDenied("only the user the head node runs as, or root, may stop it".into())));
+        return Err(ApiError::from(Error::AccessDenied("only the user the head node runs as, or root, may stop it".into())));
     }
     h.shutdown.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 
 impl Head {
-    /// Output of a task's latest run, if it has run here.
-    pub(crate) fn task_output(&self, t: &crate::model::Task) -> Option<String> {
-        if t.attempt == 0 {
+    /// The output file of a task's latest run, if it has run here and
+    /// `caller` may read it (its owner and administrators).
+    pub(crate) fn output_file(&self, caller: &Caller, job: &crate::model::Job, t: &crate::model::Task) -> Option<std::path::PathBuf> {
+        if t.attempt == 0 || !caller.may_read_output_of(job.owner_uid) {
             return None;
         }
-        self.agent.output(RunId { job: t.job_id, task: t.id, attempt: t.attempt })
+        Some(self.agent.output_file(RunId { job: t.job_id, task: t.id, attempt: t.attempt }))
     }
 }

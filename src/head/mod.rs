@@ -15,6 +15,7 @@ pub mod api;
 pub mod cluster;
 pub mod local;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ use crate::model::{Millis, Node, NodeGroup, now_millis};
 use crate::node::agent::LocalAgent;
 use crate::node::launch::{self, ClusterKey, JobView};
 use crate::node::protocol::AgentEvent;
-use cluster::{Caller, Cluster, Effects};
+use cluster::{Cluster, Effects};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -175,7 +176,7 @@ impl Head {
                 Err(e) => {
                     // Nothing of the batch was recorded; the runs' outcomes
                     // stay in their directories and are read again on restart.
-                    eprintln!("hpcd: cannot record {} agent report(s): {e}", batch.len());
+                    log(&format!("cannot record {} agent report(s): {e}", batch.len()));
                 }
             }
         }
@@ -206,7 +207,7 @@ impl Head {
                     }
                 }
                 Err(e) => {
-                    eprintln!("hpcd: scheduling failed: {e}");
+                    log(&format!("scheduling failed: {e}"));
                     tokio::time::sleep(TICK).await;
                 }
             }
@@ -222,40 +223,11 @@ impl Head {
     }
 }
 
-/// Connection info on the Unix socket: the peer's user id.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerCred {
-    pub uid: u32,
-}
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
-    > for PeerCred
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        // A peer whose credentials cannot be read is nobody.
-        PeerCred {
-            uid: stream
-                .io()
-                .peer_cred()
-                .map(|c| c.uid())
-                .unwrap_or(u32::MAX - 1),
-        }
-    }
-}
-
-async fn caller_from_peer(
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<PeerCred>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let name = crate::node::sys::user_name(peer.uid);
-    req.extensions_mut().insert(Caller {
-        uid: peer.uid,
-        name,
-    });
-    next.run(req).await
+/// Writes a line to the head node's log (its stderr): never fails, since a
+/// full disk under the log must not take the head node down with it.
+pub fn log(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "hpcd: {msg}");
 }
 
 /// Serves `head` on `listener` until `shutdown` completes or the head node
@@ -270,13 +242,10 @@ pub async fn serve(
     head.reattach();
     tokio::spawn(head.clone().scheduler_loop());
     head.wake.notify_one();
-    let app = api::app(head.clone()).layer(axum::middleware::from_fn(caller_from_peer));
+    let limits = server::Limits::default();
+    let app = api::app(head.clone(), limits);
     let stop = head.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<PeerCred>(),
-    )
-    .with_graceful_shutdown(async move {
+    server::serve(listener, app, limits, async move {
         tokio::select! {
             _ = shutdown => {}
             _ = stop.shutdown.notified() => {}

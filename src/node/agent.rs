@@ -160,10 +160,10 @@ impl LocalAgent {
         }
     }
 
-    /// Full output of a task's latest run.
-    pub fn output(&self, run: RunId) -> Option<String> {
-        let bytes = std::fs::read(run_dir(&self.inner.root, run).join(supervisor::OUTPUT)).ok()?;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+    /// The file that holds a run's output (it may not exist: a run that
+    /// printed nothing keeps none).
+    pub fn output_file(&self, run: RunId) -> PathBuf {
+        run_dir(&self.inner.root, run).join(supervisor::OUTPUT)
     }
 }
 

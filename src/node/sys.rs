@@ -250,6 +250,19 @@ pub fn killpg(pgid: u32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// Ends the process the way SIGPIPE ends a Unix tool whose reader went
+/// away (`job list | head -1`): quietly, with the status a shell reports
+/// as 141. Rust ignores SIGPIPE, so writes fail with EPIPE instead; this
+/// puts the default back and raises it.
+pub fn end_by_sigpipe() -> ! {
+    // SAFETY: signal with SIG_DFL and raise take plain integers.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(128 + libc::SIGPIPE)
+}
+
 /// True if process `pid` exists.
 pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.

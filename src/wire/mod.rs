@@ -16,6 +16,10 @@ pub const HPC: &str = "/hpc";
 /// answers 404 here, and the client falls back.
 pub const EXT: &str = "/hpcpack/v1";
 
+/// Header of a task output response: the size of the whole output in
+/// bytes (the body may be a part of it).
+pub const OUTPUT_SIZE_HEADER: &str = "x-hpcpack-output-size";
+
 /// HPC Pack's `dateTimeFormat` for the times in properties.
 pub const DATE_TIME_FORMAT: &str = "M/d/yyyy h:mm:ss tt";
 

@@ -265,3 +265,137 @@ pub fn rest(c: &Cluster) -> (reqwest::blocking::Client, String) {
     let client = reqwest::blocking::Client::builder().unix_socket(c.socket()).build().expect("client");
     (client, "http://localhost".to_string())
 }
+
+/// The user a second, unprivileged caller runs as (nobody).
+pub const NOBODY: u32 = 65534;
+
+/// True when this test may act as a second user: it runs as root and has
+/// setpriv (util-linux), as CI does.
+pub fn can_switch_users() -> bool {
+    hpcpack::node::sys::uid() == 0 && Command::new("setpriv").arg("--version").output().is_ok()
+}
+
+/// A command run as user `uid` with no supplementary groups (through
+/// setpriv), or as this user when `uid` is None.
+pub fn command_as(uid: Option<u32>, program: &Path) -> Command {
+    match uid {
+        None => Command::new(program),
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg(program);
+            c.env("HOME", "/tmp");
+            c
+        }
+    }
+}
+
+/// A head node run by root for every local user (`hpcd head --shared`),
+/// its state and socket in a temporary directory other users may pass
+/// through, as an administrator would set one up.
+pub struct SharedHead {
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SharedHead {
+    /// Starts one; `None` (the test is skipped, saying so) when this
+    /// process cannot act as a second user.
+    pub fn start() -> Option<SharedHead> {
+        if !can_switch_users() {
+            eprintln!("skipped: needs root and setpriv to act as a second user");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let log = std::fs::File::create(dir.path().join("hpcd.log")).expect("log file");
+        let child = Command::new(bin("hpcd"))
+            .args(["head", "--shared", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .arg("--socket")
+            .arg(dir.path().join("head.sock"))
+            .env("HPCPACK_CANCEL_GRACE", "2")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start hpcd head");
+        let head = SharedHead { dir, child };
+        assert!(
+            wait_until(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(head.socket()).is_ok()),
+            "the shared head node did not start: {}",
+            head.log()
+        );
+        Some(head)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("head.sock")
+    }
+
+    /// `/scheduler:unix:<socket>`.
+    pub fn scheduler(&self) -> String {
+        format!("/scheduler:unix:{}", self.socket().display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the head node logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hpcd.log")).unwrap_or_default()
+    }
+
+    /// Runs `tool <subcommand> /scheduler:unix:<socket> <args…>` as `uid`
+    /// (None: root); `args` starts with the subcommand.
+    pub fn run_as(&self, uid: Option<u32>, tool: &str, args: &[&str]) -> Output {
+        command_as(uid, &bin(tool))
+            .args(&args[..1])
+            .arg(self.scheduler())
+            .args(&args[1..])
+            .env_remove("CCP_SCHEDULER")
+            .env_remove("HPCPACK_FORMAT")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tool")
+    }
+
+    /// `job submit args…` as `uid`; the job id.
+    pub fn submit_as(&self, uid: Option<u32>, args: &[&str]) -> u64 {
+        let mut a = vec!["submit"];
+        a.extend_from_slice(args);
+        let out = self.run_as(uid, "job", &a);
+        assert!(out.status.success(), "job submit {args:?} as {uid:?}: {}", String::from_utf8_lossy(&out.stderr));
+        parse_submitted(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+impl Drop for SharedHead {
+    fn drop(&mut self) {
+        unsafe_kill(self.child.id(), 15);
+        let _ = self.child.wait();
+        let runs = self.state_dir().join("runs");
+        for pid in pids_matching(runs.to_str().unwrap_or("//")) {
+            unsafe_kill(pid, 9);
+        }
+    }
+}
+
+/// A number from `/proc/<pid>/status` (`VmRSS`, `VmHWM` in kB, `Threads`).
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Descriptors process `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}

@@ -233,7 +233,7 @@ pub struct WaitArgs {
     #[arg(value_name = "jobID", value_parser = job_id)]
     pub id: u64,
     /// Gives up after this many seconds (exit code 1); default: no limit.
-    #[arg(long, value_name = "seconds")]
+    #[arg(long, value_name = "seconds", value_parser = crate::cli::opts::seconds)]
     pub timeout: Option<f64>,
     /// Prints nothing; the exit code tells the outcome.
     #[arg(long)]

@@ -265,7 +265,11 @@ pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Re
                 pb.finish_and_clear();
             }
             if !quiet {
-                eprintln!("job wait: job {id} is still {} after {} s", state.map(|s| s.to_string()).unwrap_or_default(), timeout.unwrap_or(0.0));
+                crate::cli::note(&format!(
+                    "job wait: job {id} is still {} after {} s",
+                    state.map(|s| s.to_string()).unwrap_or_default(),
+                    timeout.unwrap_or(0.0)
+                ));
             }
             return Ok(exit::FAILED);
         }

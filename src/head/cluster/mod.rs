@@ -36,6 +36,12 @@ impl Caller {
     pub fn administers_this_head(&self) -> bool {
         self.is_admin() || self.uid == crate::node::sys::uid()
     }
+
+    /// Whether the caller may read what a job of `owner_uid` printed (and
+    /// its environment): its owner and administrators only.
+    pub fn may_read_output_of(&self, owner_uid: u32) -> bool {
+        self.uid == owner_uid || self.administers_this_head()
+    }
 }
 
 /// Work for the server once a change is committed.
