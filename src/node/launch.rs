@@ -35,7 +35,7 @@
 //! Until its request is checked a connection is anyone's, so the handshake
 //! is bounded: one thread for all connections, a deadline for the whole
 //! handshake, a cap on pending connections that evicts the oldest, and
-//! limits on request and buffered bytes ([`handshake`], [`Limits`]).
+//! limits on request and buffered bytes ([`Limits`]; the `handshake` module).
 //!
 //! A granted request and its connection are handed to a process of their
 //! own, `hpcd run-rank` ([`run_rank_main`]), which starts the rank and relays

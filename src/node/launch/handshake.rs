@@ -20,8 +20,8 @@
 //! - a request of at most [`Limits::max_request`] bytes, and at most
 //!   [`Limits::max_buffered`] bytes buffered for all pending connections;
 //! - out of descriptors (`EMFILE`, `ENFILE`), the oldest pending connection
-//!   goes and accepting pauses for a moment, instead of the loop spinning on
-//!   the error.
+//!   goes to make room; when there is none, accepting pauses for a moment
+//!   instead of the loop spinning on the error.
 //!
 //! Evictions, expiries and accept errors are logged as one summary line
 //! every [`REPORT_EVERY`] at most, so a flood does not flood the log too.
@@ -180,7 +180,10 @@ struct Runner {
 #[derive(Default)]
 struct Dropped {
     since: Option<Instant>,
+    /// As the oldest when more than the cap were pending.
     evicted: u64,
+    /// As the oldest when the process ran out of descriptors.
+    evicted_for_fds: u64,
     expired: u64,
     accept_errors: u64,
     last_accept_error: String,
@@ -338,20 +341,31 @@ impl Service {
                     ) => {}
                 Err(e) => {
                     let now = Instant::now();
+                    self.dropped.count(now);
+                    self.dropped.accept_errors += 1;
+                    self.dropped.last_accept_error = e.to_string();
                     let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                    if out_of_fds {
-                        // Frees a descriptor for the connection waiting.
-                        self.evict_oldest(now);
+                    // Out of descriptors, the oldest pending connection
+                    // makes room for the one waiting, at once: pausing
+                    // after each would let a real request that waits
+                    // behind a flood in the accept queue in only after
+                    // the whole flood, some 50 connections a second.
+                    if out_of_fds && !self.pending.is_empty() {
+                        self.dropped.evicted_for_fds += 1;
+                        self.evict_oldest(format!(
+                            "the launch service ran out of descriptors ({e}), and closes the oldest connections that have not sent their request; try again"
+                        ));
+                        continue;
                     }
+                    // Nothing to give back (the descriptors are held
+                    // elsewhere), or another error: the listener stays
+                    // readable, so pause rather than spin.
                     let pause = if out_of_fds {
                         OUT_OF_FDS_PAUSE
                     } else {
                         ERROR_PAUSE
                     };
                     self.paused_until = Some(now + pause);
-                    self.dropped.count(now);
-                    self.dropped.accept_errors += 1;
-                    self.dropped.last_accept_error = e.to_string();
                     return;
                 }
             }
@@ -377,7 +391,12 @@ impl Service {
         match p.read(&mut self.scratch, &mut self.buffered, &self.limits) {
             Step::Waiting => {
                 if self.pending.len() >= self.limits.max_pending {
-                    self.evict_oldest(now);
+                    self.dropped.count(now);
+                    self.dropped.evicted += 1;
+                    self.evict_oldest(format!(
+                        "the launch service has {} connections that have not sent their request, and closes the oldest; try again",
+                        self.limits.max_pending
+                    ));
                 }
                 self.pending.push_back(p);
             }
@@ -386,18 +405,11 @@ impl Service {
     }
 
     /// Drops the oldest pending connection, telling it why.
-    fn evict_oldest(&mut self, now: Instant) {
-        let Some(p) = self.pending.pop_front() else {
-            return;
-        };
-        self.dropped.count(now);
-        self.dropped.evicted += 1;
-        let message = format!(
-            "the launch service has too many connections that have not sent their request ({}), and closes the oldest; try again",
-            self.limits.max_pending
-        );
-        self.release(&p);
-        tell(p.conn, message);
+    fn evict_oldest(&mut self, message: String) {
+        if let Some(p) = self.pending.pop_front() {
+            self.release(&p);
+            tell(p.conn, message);
+        }
     }
 
     /// Drops the pending connections whose handshake is over time.
@@ -497,6 +509,12 @@ impl Service {
                 d.evicted, self.limits.max_pending
             ));
         }
+        if d.evicted_for_fds > 0 {
+            parts.push(format!(
+                "closed {} as the oldest without a request when out of descriptors",
+                d.evicted_for_fds
+            ));
+        }
         if d.expired > 0 {
             parts.push(format!(
                 "closed {} that sent no complete request within {}",
@@ -506,7 +524,7 @@ impl Service {
         }
         if d.accept_errors > 0 {
             parts.push(format!(
-                "paused accepting after {} errors (the last: {})",
+                "{} accept errors (the last: {})",
                 d.accept_errors, d.last_accept_error
             ));
         }
@@ -702,7 +720,9 @@ mod tests {
         // The oldest idle connections were told why they went…
         let evicted = refusal(&mut idle[0]);
         assert!(
-            evicted.contains("too many connections that have not sent their request (8)"),
+            evicted.contains(
+                "has 8 connections that have not sent their request, and closes the oldest"
+            ),
             "{evicted}"
         );
         // …the newest still wait.
