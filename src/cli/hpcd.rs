@@ -135,6 +135,10 @@ fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
     Ok(layout)
 }
 
+/// The soft limit on open descriptors `hpcd head` raises itself to (or to
+/// the hard limit, if lower).
+const NOFILE_LIMIT: u64 = 65536;
+
 fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     let dir = a.state_dir.clone().unwrap_or_else(crate::config::state_dir);
     create_private_dir(&dir)?;
@@ -151,6 +155,13 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
             dir.display()
         ))
         .into());
+    }
+    // Every client of the REST API and of the launch service holds a
+    // descriptor, and the default soft limit of 1024 is far below what the
+    // administrator usually allows. Capped: tasks and ranks inherit the
+    // limit, and some programs loop over every possible descriptor.
+    if let Err(e) = sys::raise_nofile_limit(NOFILE_LIMIT) {
+        eprintln!("hpcd: cannot raise the limit on open files (RLIMIT_NOFILE): {e}; going on with it as it is");
     }
     let layout = resolve_layout(&a.layout)?;
     let host = sys::hostname();

@@ -16,13 +16,26 @@
 //!    time, [`ClusterKey::verify`]),
 //! 2. the head node says the job is Running and the node is in its
 //!    allocation ([`Jobs`], a view the head node passes in), and
-//! 3. the job's owner is the user the service runs as: it never starts a
-//!    rank for anyone else. Starting ranks as their owner from a service run
-//!    by root (setuid, like the task supervisor does) comes with remote
-//!    agents; until then a root service refuses other users' jobs.
+//! 3. the service may act as the job's owner: it runs as root, or as the
+//!    owner (a service run by a user serves that user's jobs only).
 //!
 //! Otherwise the reply is a `Refused` frame with a message for mpiexec to
 //! print. The wire format is in [`super::protocol`] ([`Frame`]).
+//!
+//! A rank runs as its job's owner, never as the service's user: the owner's
+//! uid comes from the head node's view of the checked job (never from the
+//! request), and a service run by root gives the rank that user's uid,
+//! primary group and supplementary groups (looked up before the fork), then
+//! enters the rank's working directory as that user, so a directory the
+//! owner may not enter refuses the rank as it would refuse the owner. A uid
+//! without an account on the host (no passwd entry) is refused, not run as
+//! root. Failures come back to mpiexec as a `Refused` frame naming the
+//! program, node, user, directory and the system's reason.
+//!
+//! Until its request is checked a connection is anyone's, so the handshake
+//! is bounded: one thread for all connections, a deadline for the whole
+//! handshake, a cap on pending connections that evicts the oldest, and
+//! limits on request and buffered bytes ([`Limits`]; the `handshake` module).
 //!
 //! A granted request and its connection are handed to a process of their
 //! own, `hpcd run-rank` ([`run_rank_main`]), which starts the rank and relays
@@ -41,25 +54,31 @@
 //! kill. When the rank exits, what it left in its group is killed too, as
 //! the task supervisor does for a task.
 //!
-//! Threads, not tokio: the service is an accept loop and a short blocking
-//! check per connection, and `run-rank` is a blocking conversation tied to
-//! one child process (spawn with a `pre_exec`, wait, two output pipes), the
-//! same shape as mpiexec's side. Neither belongs on the head node's async
-//! runtime, which serves the REST API and must not block on a rank.
+//! Threads, not tokio: the service is one thread with a `poll(2)` loop and
+//! a short check per complete request, and `run-rank` is a blocking
+//! conversation tied to one child process (spawn with a `pre_exec`, wait,
+//! two output pipes), the same shape as mpiexec's side. Neither belongs on
+//! the head node's async runtime, which serves the REST API and must not
+//! block on a rank.
 
-use super::protocol::{Frame, FrameError, RankExit, RankRequest};
+mod handshake;
+
+pub use handshake::Limits;
+
+use super::protocol::{Frame, RankExit, RankRequest};
 use super::sys;
 use ring::hmac;
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 /// The cluster key's file in the state directory.
 pub const KEY_FILE: &str = "launch.key";
@@ -68,8 +87,6 @@ pub const KEY_FILE: &str = "launch.key";
 pub const PORT_FILE: &str = "launch.port";
 /// Bytes of the cluster key.
 pub const KEY_LEN: usize = 32;
-/// How long a new connection may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The cluster's secret for job credentials.
 #[derive(Clone)]
@@ -202,14 +219,15 @@ impl<F: Fn(u64) -> Option<JobView> + Send + Sync + 'static> Jobs for F {
     }
 }
 
-/// Whether the service may start `req` (running as `service_uid`); the
-/// error is the message mpiexec prints.
+/// Whether the service (running as `service_uid`) may start `req`: the uid
+/// the rank runs as, its job's owner as the head node knows it, or the
+/// message mpiexec prints.
 pub fn check(
     req: &RankRequest,
     key: &ClusterKey,
     jobs: &dyn Jobs,
     service_uid: u32,
-) -> Result<(), String> {
+) -> Result<u32, String> {
     let job = req.job;
     if req.credential.is_empty() {
         return Err(format!(
@@ -237,13 +255,13 @@ pub fn check(
             view.nodes.join(", ")
         ));
     }
-    if view.owner_uid != service_uid {
+    if service_uid != 0 && view.owner_uid != service_uid {
         return Err(format!(
-            "job {job} belongs to uid {} but this launch service runs as uid {service_uid}; starting ranks as another user is not supported yet (it comes with remote node agents)",
+            "job {job} belongs to uid {} but this launch service runs as uid {service_uid}; a launch service not run by root starts ranks for its own user's jobs only",
             view.owner_uid
         ));
     }
-    Ok(())
+    Ok(view.owner_uid)
 }
 
 /// Binds the service's listener on `ip`: on the port it had before the last
@@ -276,29 +294,32 @@ pub fn bind(ip: IpAddr, state_dir: &Path) -> io::Result<TcpListener> {
 }
 
 /// Serves connections on `listener` in a thread of its own, for as long as
-/// the process lives; `runner` is the `hpcd` binary whose `run-rank` a
-/// granted connection is handed to. Returns the address served.
+/// the process lives, with the default [`Limits`]; `runner` is the `hpcd`
+/// binary whose `run-rank` a granted connection is handed to. Returns the
+/// address served.
 pub fn start(
     listener: TcpListener,
     key: ClusterKey,
     jobs: Arc<dyn Jobs>,
     runner: PathBuf,
 ) -> io::Result<SocketAddr> {
+    start_with(listener, key, jobs, runner, Limits::default())
+}
+
+/// [`start`] with the given limits on unauthenticated connections.
+pub fn start_with(
+    listener: TcpListener,
+    key: ClusterKey,
+    jobs: Arc<dyn Jobs>,
+    runner: PathBuf,
+    limits: Limits,
+) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    let key = Arc::new(key);
-    let runner = Arc::new(runner);
+    listener.set_nonblocking(true)?;
+    let service = handshake::Service::new(listener, key, jobs, runner, limits);
     thread::Builder::new()
         .name("launch-service".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (key, jobs, runner) =
-                    (Arc::clone(&key), Arc::clone(&jobs), Arc::clone(&runner));
-                let _ = thread::Builder::new()
-                    .name("launch-rank".into())
-                    .spawn(move || serve(conn, &key, &*jobs, &runner));
-            }
-        })?;
+        .spawn(move || service.run())?;
     Ok(addr)
 }
 
@@ -306,54 +327,23 @@ fn log(msg: &str) {
     eprintln!("hpcd: launch service: {msg}");
 }
 
-/// One connection: a request, checked here, then handed with the
-/// connection to a `run-rank` process.
-fn serve(mut conn: TcpStream, key: &ClusterKey, jobs: &dyn Jobs, runner: &Path) {
-    let peer = conn
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let _ = conn.set_nodelay(true);
-    let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
-    let req = match Frame::read_from(&mut conn) {
-        Ok(Frame::Request(r)) => r,
-        Ok(_) => {
-            return refuse(
-                &mut conn,
-                &peer,
-                "the first frame must be a rank request".into(),
-            );
-        }
-        Err(FrameError::Closed) => return,
-        Err(e) => {
-            return refuse(
-                &mut conn,
-                &peer,
-                format!("cannot read the rank request: {e}"),
-            );
-        }
-    };
-    if let Err(msg) = check(&req, key, jobs, sys::uid()) {
-        return refuse(&mut conn, &peer, msg);
-    }
-    let _ = conn.set_read_timeout(None);
-    if let Err(e) = hand_over(&conn, &req, runner) {
-        let message = format!(
-            "cannot start the rank's supervisor {}: {e}",
-            runner.display()
-        );
-        refuse(&mut conn, &peer, message);
-    }
+/// What the service gives `run-rank` on its stdin.
+#[derive(Serialize, Deserialize)]
+struct Grant {
+    request: RankRequest,
+    /// The uid the rank runs as: the owner of the checked job as the head
+    /// node knows it ([`check`]), never a field of the request.
+    run_as_uid: u32,
 }
 
 /// The descriptor a `run-rank` process finds its connection on.
 const RANK_CONN_FD: RawFd = 3;
 
-/// Starts `runner run-rank` with the connection as descriptor 3 and the
-/// request on its stdin, and reaps it when it ends (in this thread, which
-/// has nothing else to do). Once started, it owns the rank.
-fn hand_over(conn: &TcpStream, req: &RankRequest, runner: &Path) -> io::Result<()> {
-    let json = serde_json::to_vec(req).map_err(io::Error::other)?;
+/// Starts `runner run-rank` with the connection (blocking) as descriptor 3
+/// and the grant on its stdin. Once started, it owns the rank; the caller
+/// reaps it.
+fn hand_over(conn: &TcpStream, grant: &Grant, runner: &Path) -> io::Result<Child> {
+    let json = serde_json::to_vec(grant).map_err(io::Error::other)?;
     let mut cmd = Command::new(runner);
     cmd.arg(RUN_RANK)
         .stdin(Stdio::piped())
@@ -370,13 +360,17 @@ fn hand_over(conn: &TcpStream, req: &RankRequest, runner: &Path) -> io::Result<(
         cmd.pre_exec(move || sys::inherit_fd_as(fd, RANK_CONN_FD));
     }
     let mut child = cmd.spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&json)?;
-    }
-    thread::spawn(move || {
+    // run-rank reads its stdin first thing, so this does not wait long.
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(&json),
+        None => Ok(()),
+    };
+    if let Err(e) = written {
+        let _ = child.kill();
         let _ = child.wait();
-    });
-    Ok(())
+        return Err(e);
+    }
+    Ok(child)
 }
 
 /// The `hpcd` subcommand that supervises one rank.
@@ -390,14 +384,14 @@ pub const RUN_RANK: &str = "run-rank";
 /// rank's lifeline stay with this process.
 pub fn run_rank_main() -> std::process::ExitCode {
     let mut json = Vec::new();
-    let req = io::stdin()
+    let grant = io::stdin()
         .read_to_end(&mut json)
         .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_slice::<RankRequest>(&json).map_err(|e| e.to_string()));
+        .and_then(|_| serde_json::from_slice::<Grant>(&json).map_err(|e| e.to_string()));
     let conn = sys::take_inherited_fd(RANK_CONN_FD).map(TcpStream::from);
-    match (req, conn) {
-        (Ok(req), Ok(conn)) => {
-            run_rank(conn, req);
+    match (grant, conn) {
+        (Ok(grant), Ok(conn)) => {
+            run_rank(conn, grant);
             std::process::ExitCode::SUCCESS
         }
         (Err(e), _) => {
@@ -415,44 +409,52 @@ pub fn run_rank_main() -> std::process::ExitCode {
     }
 }
 
-fn refuse(conn: &mut TcpStream, peer: &str, message: String) {
-    log(&format!("refused a request from {peer}: {message}"));
-    let _ = Frame::Refused { message }.write_to(conn);
+/// Who a rank runs as.
+struct RunAs {
+    /// The user's name (the uid when it has none), for messages.
+    name: String,
+    /// The uid, primary gid and groups to switch to; `None` when the
+    /// service runs as the user already.
+    ids: Option<(u32, u32, Vec<libc::gid_t>)>,
 }
 
-/// Starts the rank and relays its output and exit until it ends; kills it
-/// when the connection closes or asks so.
-fn run_rank(conn: TcpStream, req: RankRequest) {
-    let what = format!("job {} rank {} on {}", req.job, req.rank, req.node);
-    let mut cmd = Command::new(&req.program);
-    cmd.args(&req.args)
-        .current_dir(&req.work_dir)
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .env_remove(crate::env::PMI_FD)
-        .env(crate::env::PMI_PORT, &req.pmi_port)
-        .env(crate::env::PMI_ID, req.pmi_id.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (cpu, nice) = (req.cpu, req.nice);
-    // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (setsid, prctl, sigprocmask,
-    // signal, sched_setaffinity, setpriority).
-    unsafe {
-        cmd.pre_exec(move || {
-            sys::setsid()?;
-            sys::die_with_parent()?;
-            sys::reset_signals()?;
-            if let Some(cpu) = cpu {
-                sys::set_affinity(&[cpu])?;
-            }
-            if let Some(n) = nice {
-                sys::set_nice(n)?;
-            }
-            Ok(())
+/// Resolves `uid` before the fork (the user and group databases are not
+/// async-signal-safe to read after it); the error says why it cannot run
+/// ranks.
+fn run_as(uid: u32) -> Result<RunAs, String> {
+    let me = sys::uid();
+    if uid == me {
+        return Ok(RunAs {
+            name: sys::user_name(uid),
+            ids: None,
         });
     }
+    if me != 0 {
+        return Err(format!(
+            "this launch service runs as uid {me}, not root, and cannot start ranks as uid {uid}"
+        ));
+    }
+    let Some(user) = sys::user_by_uid(uid) else {
+        return Err(format!(
+            "the job's owner, uid {uid}, has no account on this host (no passwd entry); its ranks cannot run here"
+        ));
+    };
+    let groups = sys::group_list(&user.name, user.gid)
+        .map_err(|e| format!("cannot read the groups of user {}: {e}", user.name))?;
+    Ok(RunAs {
+        ids: Some((uid, user.gid, groups)),
+        name: user.name,
+    })
+}
+
+/// Starts the rank as its job's owner and relays its output and exit until
+/// it ends; kills it when the connection closes or asks so.
+fn run_rank(conn: TcpStream, grant: Grant) {
+    let Grant {
+        request: req,
+        run_as_uid,
+    } = grant;
+    let what = format!("job {} rank {} on {}", req.job, req.rank, req.node);
     let writer = match conn.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => return log(&format!("{what}: cannot use the connection: {e}")),
@@ -465,15 +467,71 @@ fn run_rank(conn: TcpStream, req: RankRequest) {
             let _ = f.write_to(&mut *w);
         }
     };
+    let refuse = |message: String| {
+        log(&format!("{what}: {message}"));
+        send(Frame::Refused { message });
+    };
+    let user = match run_as(run_as_uid) {
+        Ok(u) => u,
+        Err(e) => {
+            return refuse(format!(
+                "cannot start '{}' on {}: {e}",
+                req.program, req.node
+            ));
+        }
+    };
+    // Made before the fork: the child may not allocate.
+    let Ok(work_dir) = CString::new(req.work_dir.as_bytes()) else {
+        return refuse(format!(
+            "cannot start '{}' on {}: the working directory has a NUL byte",
+            req.program, req.node
+        ));
+    };
+    let mut cmd = Command::new(&req.program);
+    // No current_dir: std would enter it before pre_exec, as root.
+    cmd.args(&req.args)
+        .env_clear()
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .env_remove(crate::env::PMI_FD)
+        .env(crate::env::PMI_PORT, &req.pmi_port)
+        .env(crate::env::PMI_ID, req.pmi_id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (cpu, nice, ids) = (req.cpu, req.nice, user.ids);
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (setsid, sigprocmask, signal,
+    // setgroups, setgid, setuid, chdir, prctl, sched_setaffinity,
+    // setpriority) on memory made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            sys::setsid()?;
+            sys::reset_signals()?;
+            if let Some((uid, gid, groups)) = &ids {
+                sys::set_ids(*uid, *gid, groups)?;
+            }
+            // As the owner, so a directory the owner may not enter fails.
+            sys::chdir(&work_dir)?;
+            // After set_ids, which clears it.
+            sys::die_with_parent()?;
+            if let Some(cpu) = cpu {
+                sys::set_affinity(&[cpu])?;
+            }
+            // As the owner too: a higher priority takes the owner's
+            // privilege (RLIMIT_NICE), not the service's.
+            if let Some(n) = nice {
+                sys::set_nice(n)?;
+            }
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let message = format!(
-                "cannot start '{}' on {} in '{}': {e}",
-                req.program, req.node, req.work_dir
-            );
-            log(&format!("{what}: {message}"));
-            return send(Frame::Refused { message });
+            return refuse(format!(
+                "cannot start '{}' on {} as user {} in '{}': {e}",
+                req.program, req.node, user.name, req.work_dir
+            ));
         }
     };
     let pid = child.id();
@@ -564,6 +622,7 @@ fn relay(mut from: impl Read, mut send: impl FnMut(Vec<u8>)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::protocol::FrameError;
 
     fn key() -> ClusterKey {
         ClusterKey::from_bytes(&[7u8; KEY_LEN])
@@ -628,7 +687,12 @@ mod tests {
         let good = k.credential(5, 1000);
         assert_eq!(
             check(&request(5, good.clone(), "NODE2"), &k, &jobs, 1000),
-            Ok(())
+            Ok(1000)
+        );
+        // Root serves every user's jobs, as their owner.
+        assert_eq!(
+            check(&request(5, good.clone(), "node1"), &k, &jobs, 0),
+            Ok(1000)
         );
         let refused = |req: RankRequest, uid: u32| check(&req, &k, &jobs, uid).unwrap_err();
         assert!(refused(request(5, String::new(), "node1"), 1000).contains("no job credential"));
@@ -649,10 +713,38 @@ mod tests {
             e.contains("node node3 is not in the allocation of job 5 (node1, node2)"),
             "{e}"
         );
+        let e = refused(request(5, good, "node1"), 1001);
         assert!(
-            refused(request(5, good, "node1"), 0)
-                .contains("belongs to uid 1000 but this launch service runs as uid 0")
+            e.contains("belongs to uid 1000 but this launch service runs as uid 1001; a launch service not run by root starts ranks for its own user's jobs only"),
+            "{e}"
         );
+    }
+
+    #[test]
+    fn ranks_run_as_a_user_with_an_account_only() {
+        let me = sys::uid();
+        let mine = run_as(me).unwrap();
+        assert!(mine.ids.is_none(), "no switch to the service's own user");
+        // A uid no passwd entry names: never run (as root, or at all).
+        let e = run_as(3_999_999_999).err().unwrap();
+        if me == 0 {
+            assert!(
+                e.contains("uid 3999999999, has no account on this host (no passwd entry)"),
+                "{e}"
+            );
+            let nobody = run_as(65534).unwrap();
+            let (uid, gid, groups) = nobody.ids.unwrap();
+            assert_eq!(uid, 65534);
+            assert!(
+                groups.contains(&gid),
+                "{groups:?} lacks the primary group {gid}"
+            );
+        } else {
+            assert!(
+                e.contains("not root, and cannot start ranks as uid 3999999999"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -151,6 +151,32 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
+/// Bytes of a frame's header: the kind, then the payload's length.
+pub const HEADER_LEN: usize = 5;
+
+/// A frame's header, for a reader that gathers a frame as its bytes arrive
+/// (the launch service's handshake) and judges it before the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u8,
+    /// Bytes of the payload that follows.
+    pub len: u32,
+}
+
+impl Header {
+    pub fn parse(head: [u8; HEADER_LEN]) -> Header {
+        Header {
+            kind: head[0],
+            len: u32::from_be_bytes([head[1], head[2], head[3], head[4]]),
+        }
+    }
+
+    /// Whether the frame is a [`Frame::Request`].
+    pub fn is_request(self) -> bool {
+        self.kind == kind::REQUEST
+    }
+}
+
 mod kind {
     pub const REQUEST: u8 = 1;
     pub const KILL: u8 = 2;
@@ -204,13 +230,13 @@ impl Frame {
 
     /// Reads one frame; [`FrameError::Closed`] at a clean end of stream.
     pub fn read_from(r: &mut impl Read) -> Result<Frame, FrameError> {
-        let mut head = [0u8; 5];
+        let mut head = [0u8; HEADER_LEN];
         match r.read_exact(&mut head[..1]) {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
             r => r?,
         }
         r.read_exact(&mut head[1..])?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        let len = Header::parse(head).len;
         if len > MAX_FRAME {
             return Err(FrameError::TooLarge(len));
         }

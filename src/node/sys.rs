@@ -46,9 +46,10 @@ pub fn setsid() -> io::Result<()> {
 }
 
 /// Makes the kernel SIGKILL the calling process when the thread that
-/// started it ends (for a rank started by the launch service: when the
-/// service's connection thread, which lives as long as the rank, or the
-/// whole service dies). Async-signal-safe, for use between fork and exec.
+/// started it ends (for a rank started by the launch service: when its
+/// `hpcd run-rank` dies). The kernel clears this setting when the process
+/// changes its user or group ids, so call it after [`set_ids`].
+/// Async-signal-safe, for use between fork and exec.
 pub fn die_with_parent() -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(|_| ())
@@ -230,6 +231,84 @@ pub fn poll(fds: &[&OwnedFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
         }
         return Ok(p.iter().map(|x| x.revents != 0).collect());
     }
+}
+
+/// Waits until one of `fds` has one of its `events` or `timeout_ms` passes
+/// (-1: no limit), for a loop that watches many raw descriptors (the
+/// launch service's pending connections). Fills each `revents`; returns
+/// how many have some. An interrupted wait returns 0, so the caller
+/// recomputes its deadlines.
+pub fn poll_raw(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: fds is a valid, exclusively borrowed array of fds.len() pollfd
+    // structures; poll writes only their revents.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
+    }
+    Ok(r as usize)
+}
+
+/// Raises this process's soft limit on open descriptors towards its hard
+/// limit, but not past `cap`; returns the soft limit before and after. A
+/// server that holds a descriptor per client should not fail at the
+/// default of 1024 when the administrator allowed more.
+pub fn raise_nofile_limit(cap: u64) -> io::Result<(u64, u64)> {
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+        let old = lim.rlim_cur as u64;
+        let want = (lim.rlim_max as u64).min(cap);
+        if want <= old {
+            return Ok((old, old));
+        }
+        lim.rlim_cur = want as libc::rlim_t;
+        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim))?;
+        Ok((old, want))
+    }
+}
+
+/// The groups `name` belongs to, its primary group `gid` included, as
+/// `initgroups` would set them; computed before a fork, since reading the
+/// group database is not async-signal-safe.
+pub fn group_list(name: &str, gid: u32) -> io::Result<Vec<libc::gid_t>> {
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name has a NUL byte"))?;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..8 {
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: c is a valid C string; groups has room for n entries and
+        // getgrouplist writes at most n of them, setting n to the count (or
+        // to the size needed when it returns -1).
+        let r = unsafe { libc::getgrouplist(c.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if r >= 0 {
+            groups.truncate(n.max(0) as usize);
+            return Ok(groups);
+        }
+        groups.resize((n.max(0) as usize).max(groups.len() * 2), 0);
+    }
+    Err(io::Error::other(format!("the group list of user {name} keeps growing")))
+}
+
+/// Becomes user `uid` with primary group `gid` and supplementary `groups`
+/// (setgroups, setgid, setuid, in that order: each needs the privilege the
+/// next one gives up). Async-signal-safe, for use between fork and exec.
+pub fn set_ids(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: groups is a valid array of groups.len() gids; setgid and
+    // setuid take plain integers.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(gid))?;
+        check(libc::setuid(uid))?;
+    }
+    Ok(())
+}
+
+/// Changes the working directory (async-signal-safe, for use between fork
+/// and exec, where the path was made into a C string before the fork).
+pub fn chdir(path: &CStr) -> io::Result<()> {
+    // SAFETY: path is a valid C string.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(|_| ())
 }
 
 /// Sends `sig` to process `pid`; a process that is gone is not an error.
