@@ -153,6 +153,8 @@ impl Error {
             Error::InvalidState(_) => Kind::InvalidState,
             Error::InvalidArgument(_) => Kind::InvalidArgument,
             Error::AccessDenied(_) => Kind::AccessDenied,
+            Error::Store(StoreError::NoSpace(_)) => Kind::NoSpace,
+            Error::Io { source, .. } if crate::node::sys::is_disk_full(source) => Kind::NoSpace,
             Error::Store(_) | Error::Io { .. } => Kind::Internal,
             Error::Remote { kind, .. } => *kind,
             Error::Unreachable(_) => Kind::Unreachable,

@@ -8,7 +8,7 @@ use crate::error::{Error, exit};
 use crate::head::local::{LocalLayout, virtual_nodes};
 use crate::node::sys;
 use clap::{Args, Parser, Subcommand};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -140,7 +140,19 @@ fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
 const NOFILE_LIMIT: u64 = 65536;
 
 fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
+    // Nothing the head node writes (state, task output, job specs with
+    // their credentials) is for other users; tasks get the mask hpcd was
+    // started with.
+    let task_umask = sys::set_umask(0o077);
     let dir = a.state_dir.clone().unwrap_or_else(crate::config::state_dir);
+    let socket = a.socket.clone().unwrap_or_else(|| socket_path(&dir));
+    if a.shared && socket.parent().is_some_and(|p| same_dir(p, &dir)) {
+        return Err(Error::InvalidArgument(format!(
+            "a shared head node needs its socket outside its state directory {}, which only its own user may enter; give --socket, for example --socket /run/hpcpack.sock",
+            dir.display()
+        ))
+        .into());
+    }
     create_private_dir(&dir)?;
     let lock_path = lock_file(&dir);
     let lock = std::fs::OpenOptions::new()
@@ -168,14 +180,13 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     let cpus = sys::affinity().unwrap_or_default();
     let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb());
     let hpcd = std::env::current_exe().unwrap_or_else(|_| hpcd_binary());
-    let socket = a.socket.clone().unwrap_or_else(|| socket_path(&dir));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     rt.block_on(async move {
-        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd.clone())?;
+        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd.clone(), task_umask)?;
         // Loopback: every node of this head node is this host. A node agent
         // on another host binds the interface its head node reaches it on.
         let launch = head.start_launch_service(std::net::Ipv4Addr::LOCALHOST.into(), hpcd)?;
@@ -221,8 +232,40 @@ fn lock_held(dir: &Path) -> bool {
         .is_some_and(|got| !got)
 }
 
+/// Whether two paths name the same directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}
+
+/// Makes the state directory, or tightens one made before: only the head
+/// node's user may enter it (0700), and the files it keeps at its top
+/// (database, keys, log) are 0600, so task outputs, job specs and their
+/// credentials are nobody else's to read.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let mode = std::fs::metadata(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("cannot make {} private", dir.display()), e))?;
+        crate::head::log(&format!("made the state directory {} private (mode {:o} -> 700)", dir.display(), mode & 0o777));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let Ok(meta) = e.path().symlink_metadata() else { continue };
+        let private = if meta.is_dir() { 0o700 } else { 0o600 };
+        if !meta.file_type().is_symlink() && !meta.file_type().is_socket() && meta.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(private));
+        }
+    }
     Ok(())
 }
 
@@ -236,11 +279,13 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     create_private_dir(&dir)?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     let log_path = dir.join("hpcd.log");
+    // The head node started below takes this process's umask as its tasks'
+    // (and sets its own to 077), so it is left as the user has it.
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hpcd binary", e))?;

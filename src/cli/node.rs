@@ -54,7 +54,7 @@ pub struct ListArgs {
 #[derive(Args, Debug)]
 pub struct ViewArgs {
     /// The node's name.
-    #[arg(value_name = "node_name")]
+    #[arg(value_name = "node_name", value_parser = crate::cli::opts::node_name)]
     pub name: String,
     /// Shows every property of the node.
     #[arg(long, value_name = "true|false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = opts::boolean)]
@@ -68,7 +68,7 @@ pub struct ViewArgs {
 #[derive(Args, Debug)]
 pub struct OnlineArgs {
     /// The node's name.
-    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all", value_parser = crate::cli::opts::node_name)]
     pub name: Option<String>,
     /// Every node that is not online.
     #[arg(long)]
@@ -80,7 +80,7 @@ pub struct OnlineArgs {
 #[derive(Args, Debug)]
 pub struct OfflineArgs {
     /// The node's name.
-    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(value_name = "node_name", required_unless_present = "all", conflicts_with = "all", value_parser = crate::cli::opts::node_name)]
     pub name: Option<String>,
     /// Every node that is online.
     #[arg(long)]

@@ -348,6 +348,18 @@ pub fn seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A node name as `node list` shows it: not empty, no `/`.
+pub fn node_name(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("the node name is empty; give a node's name as node list shows it".into());
+    }
+    if t.contains('/') || t.chars().any(char::is_control) {
+        return Err(format!("'{s}' is not a node name; give a node's name as node list shows it"));
+    }
+    Ok(t.to_string())
+}
+
 /// Parses a job id argument.
 pub fn job_id(s: &str) -> Result<u64, String> {
     s.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{s}' is not a job id; use the number job submit printed"))

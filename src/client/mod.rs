@@ -79,6 +79,13 @@ pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
     }
 }
 
+/// True when the settings name the embedded head node, whose tasks run on
+/// this machine, as this user: a CLI can check what a task will use (its
+/// working directory) before submitting it.
+pub fn targets_embedded(settings: &Settings) -> bool {
+    settings.scheduler.as_deref().map(str::trim).is_none_or(|s| s.is_empty() || is_this_host(s))
+}
+
 /// `local`, `localhost` and this machine's name all mean the embedded head node.
 pub fn is_this_host(s: &str) -> bool {
     s.eq_ignore_ascii_case("local")

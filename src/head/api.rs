@@ -477,8 +477,28 @@ fn pick_env(env: &[(String, String)], query: &HashMap<String, String>) -> Vec<Re
         .collect()
 }
 
-async fn get_job_env(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
-    Ok(Json(pick_env(&h.lock().job(id)?.env, &query)))
+/// A job's environment may carry its owner's secrets (tokens, passwords),
+/// so, like its output, it is for its owner and administrators only.
+fn may_read_env(caller: &Caller, job: &crate::model::Job) -> ApiResult<()> {
+    if caller.may_read_output_of(job.owner_uid) {
+        return Ok(());
+    }
+    Err(ApiError::from(Error::AccessDenied(format!(
+        "the environment variables of job {} are readable only by its owner ({}) and administrators",
+        job.id, job.owner
+    ))))
+}
+
+async fn get_job_env(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    JobId(id): JobId,
+    Query(query): Q,
+) -> ApiResult<Json<Vec<RestProperty>>> {
+    let c = h.lock();
+    let job = c.job(id)?;
+    may_read_env(&caller, job)?;
+    Ok(Json(pick_env(&job.env, &query)))
 }
 
 async fn post_job_env(
@@ -682,10 +702,13 @@ async fn put_task(
 
 async fn get_task_env(
     State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
     TaskPath(id, t): TaskPath,
     Query(query): Q,
 ) -> ApiResult<Json<Vec<RestProperty>>> {
-    Ok(Json(pick_env(&h.lock().task(id, t)?.env, &query)))
+    let c = h.lock();
+    may_read_env(&caller, c.job(id)?)?;
+    Ok(Json(pick_env(&c.task(id, t)?.env, &query)))
 }
 
 async fn post_task_env(

@@ -61,12 +61,14 @@ pub fn db_path(state_dir: &Path) -> PathBuf {
 
 impl Head {
     /// Opens the state in `state_dir` and registers `nodes` as this head
-    /// node's own. `hpcd` is the binary that supervises task runs.
+    /// node's own. `hpcd` is the binary that supervises task runs; tasks
+    /// start with the file mode creation mask `task_umask`.
     pub fn open(
         state_dir: &Path,
         nodes: Vec<Node>,
         groups: Vec<NodeGroup>,
         hpcd: PathBuf,
+        task_umask: u32,
     ) -> Result<(Arc<Head>, mpsc::UnboundedReceiver<AgentEvent>)> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
@@ -78,7 +80,7 @@ impl Head {
         let (tx, rx) = mpsc::unbounded_channel();
         let head = Head {
             cluster: Mutex::new(cluster),
-            agent: LocalAgent::new(run_root, hpcd, tx),
+            agent: LocalAgent::new(run_root, hpcd, tx, task_umask),
             wake: Notify::new(),
             changes: watch::channel(0).0,
             shutdown: Notify::new(),
@@ -159,24 +161,40 @@ impl Head {
 
     /// Applies agents' reports as they come, several under one lock.
     async fn event_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<AgentEvent>) {
+        let mut batch = Vec::new();
         while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while let Ok(ev) = rx.try_recv() {
-                batch.push(ev);
-            }
-            let result = self.lock().batch(|c| {
-                let mut effects = Effects::default();
-                for ev in &batch {
-                    effects.merge(c.agent_event(ev, now_millis())?);
+            batch.push(first);
+            loop {
+                while let Ok(ev) = rx.try_recv() {
+                    batch.push(ev);
                 }
-                Ok(effects)
-            });
-            match result {
-                Ok(effects) => self.apply(effects),
-                Err(e) => {
-                    // Nothing of the batch was recorded; the runs' outcomes
-                    // stay in their directories and are read again on restart.
-                    log(&format!("cannot record {} agent report(s): {e}", batch.len()));
+                let result = self.lock().batch(|c| {
+                    let mut effects = Effects::default();
+                    for ev in &batch {
+                        effects.merge(c.agent_event(ev, now_millis())?);
+                    }
+                    Ok(effects)
+                });
+                match result {
+                    Ok(effects) => {
+                        // Recorded: the runs' files have served their
+                        // purpose (before launches, which never reuse a
+                        // run's directory anyway: each has a new attempt).
+                        for ev in batch.drain(..) {
+                            if let AgentEvent::Exited { run, .. } = ev {
+                                self.agent.settled(run);
+                            }
+                        }
+                        self.apply(effects);
+                        break;
+                    }
+                    Err(e) => {
+                        // Nothing of the batch was recorded (a full disk,
+                        // say): the reports are kept and tried again, so
+                        // tasks do not stay Running once there is room.
+                        log(&format!("cannot record {} agent report(s), trying again in 1 s: {e}", batch.len()));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
         }

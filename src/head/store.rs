@@ -22,6 +22,9 @@ pub enum StoreError {
     Version { path: String, found: i64 },
     #[error("state database {path}: a stored record is unreadable: {source}")]
     Record { path: String, source: serde_json::Error },
+    /// The disk under the database is full: the change was not made.
+    #[error("{0}; nothing was changed")]
+    NoSpace(String),
 }
 
 /// Everything the head node keeps, as loaded at start.
@@ -72,7 +75,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let p = path.display().to_string();
-        let err = |source| StoreError::Sqlite { path: p.clone(), source };
+        let err = |source| sql_error(&p, source);
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -103,7 +106,7 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+        sql_error(&self.path, source)
     }
 
     /// Reads everything.
@@ -148,9 +151,9 @@ impl Store {
         if self.in_batch {
             return write(&self.conn, changes).map_err(|e| self.sql(e));
         }
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
-        write(&tx, changes).map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
-        tx.commit().map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })
+        let tx = self.conn.transaction().map_err(|e| sql_error(&self.path, e))?;
+        write(&tx, changes).map_err(|e| sql_error(&self.path, e))?;
+        tx.commit().map_err(|e| sql_error(&self.path, e))
     }
 
     /// Opens a batch: the commits until [`Store::end`] become one
@@ -172,6 +175,17 @@ impl Store {
         self.in_batch = false;
         let _ = self.conn.execute_batch("ROLLBACK");
     }
+}
+
+/// A SQLite error as a [`StoreError`]: a full disk is told apart, since
+/// the user (or the administrator) can do something about it.
+fn sql_error(path: &str, source: rusqlite::Error) -> StoreError {
+    let full = matches!(&source, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull);
+    if full {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        return StoreError::NoSpace(crate::node::sys::disk_full_message("the state directory", dir));
+    }
+    StoreError::Sqlite { path: path.to_string(), source }
 }
 
 fn write(conn: &Connection, changes: &Changes<'_>) -> rusqlite::Result<()> {

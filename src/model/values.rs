@@ -242,6 +242,23 @@ pub fn parse_env_list(s: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// Checks a node group name: 1 to 64 letters, digits, `-`, `_` and `.`,
+/// starting with a letter or digit (what HPC Pack's own groups and the
+/// article's `azurenodes` look like; no path separators, spaces, commas or
+/// control characters, which would break lists, URLs and file names).
+pub fn check_group_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.chars().count())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "'{}' is not a node group name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit",
+        name.escape_debug()
+    ))
+}
+
 pub fn valid_env_name(k: &str) -> bool {
     !k.is_empty()
         && !k.starts_with(|c: char| c.is_ascii_digit())

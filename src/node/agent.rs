@@ -34,13 +34,18 @@ struct Inner {
     events: UnboundedSender<AgentEvent>,
     /// Supervisor pid of each live run.
     pids: Mutex<HashMap<RunId, u32>>,
+    /// The file mode creation mask tasks start with.
+    task_umask: u32,
 }
 
 impl LocalAgent {
-    /// `hpcd` is the binary that provides `run-task`; `root` holds run directories.
-    pub fn new(root: PathBuf, hpcd: PathBuf, events: UnboundedSender<AgentEvent>) -> LocalAgent {
+    /// `hpcd` is the binary that provides `run-task`; `root` holds run
+    /// directories; tasks start with the file mode creation mask
+    /// `task_umask` (the one `hpcd` was started with: the head node itself
+    /// runs with 077).
+    pub fn new(root: PathBuf, hpcd: PathBuf, events: UnboundedSender<AgentEvent>, task_umask: u32) -> LocalAgent {
         let task_bin = hpcd.parent().map(|d| d.join("hpcd-task")).filter(|p| p.is_file());
-        LocalAgent { inner: Arc::new(Inner { root, hpcd, task_bin, events, pids: Mutex::new(HashMap::new()) }) }
+        LocalAgent { inner: Arc::new(Inner { root, hpcd, task_bin, events, pids: Mutex::new(HashMap::new()), task_umask }) }
     }
 
     fn send(&self, ev: AgentEvent) {
@@ -62,13 +67,27 @@ impl LocalAgent {
         }
     }
 
+    /// Why something in the run directory could not be written: a full
+    /// disk is named as such (which filesystem, what to do).
+    fn cannot(&self, what: &str, path: &Path, e: std::io::Error) -> String {
+        if sys::is_disk_full(&e) {
+            return format!("the task could not start: {}", sys::disk_full_message("the state directory", &self.inner.root));
+        }
+        format!("cannot {what} {}: {e}", path.display())
+    }
+
     fn spawn(&self, l: &Launch) -> Result<tokio::process::Child, String> {
         let dir = run_dir(&self.inner.root, l.run);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let spec = serde_json::to_vec(l).map_err(|e| e.to_string())?;
-        supervisor::write_atomic(&dir.join(supervisor::SPEC), &spec, false)
-            .map_err(|e| format!("cannot write the task spec in {}: {e}", dir.display()))?;
-        let log = std::fs::File::create(dir.join(supervisor::LOG)).map_err(|e| e.to_string())?;
+        // A job's directory may be removed by `settled` of its last run
+        // just as this makes it: try again once.
+        std::fs::create_dir_all(&dir)
+            .or_else(|_| std::fs::create_dir_all(&dir))
+            .map_err(|e| self.cannot("create", &dir, e))?;
+        let spec = serde_json::to_vec(&Launch { umask: self.inner.task_umask, ..l.clone() }).map_err(|e| e.to_string())?;
+        let spec_path = dir.join(supervisor::SPEC);
+        supervisor::write_atomic(&spec_path, &spec, false).map_err(|e| self.cannot("write the task spec", &spec_path, e))?;
+        let log_path = dir.join(supervisor::LOG);
+        let log = std::fs::File::create(&log_path).map_err(|e| self.cannot("create", &log_path, e))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = match &self.inner.task_bin {
             Some(bin) => tokio::process::Command::new(bin),
@@ -97,27 +116,56 @@ impl LocalAgent {
     }
 
     async fn watch_child(&self, run: RunId, mut child: tokio::process::Child) {
-        let _ = child.wait().await;
-        self.finished(run);
+        let status = child.wait().await.ok().and_then(|s| s.code());
+        self.finished(run, status);
     }
 
-    /// Reports a run whose supervisor has ended.
-    fn finished(&self, run: RunId) {
+    /// Reports a run whose supervisor has ended (with exit code `status`,
+    /// when it is known).
+    fn finished(&self, run: RunId, status: Option<i32>) {
         self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&run);
         let dir = run_dir(&self.inner.root, run);
         let ev = match supervisor::read_outcome(&dir) {
             Some(RunOutcome { exit_code, canceled, error }) => AgentEvent::Exited { run, exit_code, canceled, error },
-            None => AgentEvent::Exited {
+            None if status == Some(supervisor::NOT_STARTED_NO_SPACE) => AgentEvent::Exited {
                 run,
                 exit_code: -1,
                 canceled: false,
-                error: format!(
-                    "the task supervisor ended without a result{}",
-                    log_tail(&dir).map(|t| format!(": {t}")).unwrap_or_default()
-                ),
+                error: format!("the task could not start: {}", sys::disk_full_message("the state directory", &self.inner.root)),
             },
+            None => {
+                let full = sys::filesystem_of(&self.inner.root).1 == Some(0);
+                let why = if full {
+                    format!(": {}", sys::disk_full_message("the state directory", &self.inner.root))
+                } else {
+                    log_tail(&dir).map(|t| format!(": {t}")).unwrap_or_default()
+                };
+                AgentEvent::Exited { run, exit_code: -1, canceled: false, error: format!("the task supervisor ended without a result{why}") }
+            }
         };
         self.send(ev);
+    }
+
+    /// After the head node recorded how a run ended: removes the run's
+    /// bookkeeping (spec, markers, result, the supervisor's log), and its
+    /// output when it is empty, so what a run leaves behind is what it
+    /// printed (an empty run leaves nothing, not a directory of small
+    /// files).
+    pub fn settled(&self, run: RunId) {
+        let dir = run_dir(&self.inner.root, run);
+        for f in [supervisor::SPEC, supervisor::STARTED, supervisor::EXIT, supervisor::LOG] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let output = dir.join(supervisor::OUTPUT);
+        if std::fs::metadata(&output).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&output);
+        }
+        // Each only when empty.
+        if std::fs::remove_dir(&dir).is_ok() {
+            if let Some(job_dir) = dir.parent() {
+                let _ = std::fs::remove_dir(job_dir);
+            }
+        }
     }
 
     /// Cancels a run: SIGTERM to its supervisor, which ends the task.
@@ -134,7 +182,7 @@ impl LocalAgent {
     pub fn reattach(&self, run: RunId) {
         let dir = run_dir(&self.inner.root, run);
         if supervisor::read_outcome(&dir).is_some() {
-            return self.finished(run);
+            return self.finished(run, None);
         }
         if let Some(pid) = supervisor_pid(&dir) {
             if let Ok(fd) = sys::pidfd_open(pid) {
@@ -143,7 +191,7 @@ impl LocalAgent {
                 let me = self.clone();
                 tokio::task::spawn_blocking(move || {
                     let _ = sys::poll(&[&fd], -1);
-                    me.finished(run);
+                    me.finished(run, None);
                 });
                 return;
             }

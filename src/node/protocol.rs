@@ -47,6 +47,14 @@ pub struct Launch {
     pub owner_uid: u32,
     /// `CCP_NODES`-style node list for the MPI host file.
     pub nodes: Vec<(String, u32)>,
+    /// The file mode creation mask the task starts with (the head node
+    /// runs with 077 so that nothing it writes is readable by others).
+    #[serde(default = "default_umask")]
+    pub umask: u32,
+}
+
+fn default_umask() -> u32 {
+    0o022
 }
 
 /// What an agent reports.

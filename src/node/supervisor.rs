@@ -1,14 +1,26 @@
 //! The supervisor of one task run (`hpcd run-task <dir>`).
 //!
 //! The agent starts one per task. It outlives a crash of the head node, so a
-//! restarted head node finds each run's outcome in its directory:
+//! restarted head node finds each run's outcome in its directory (private
+//! to the head node's user, like every file in it):
 //!
 //! | file       | written when |
 //! |------------|--------------|
 //! | `spec.json`| by the agent, before the supervisor starts |
-//! | `started`  | the task's process exists (holds its pid) |
+//! | `exit.json.tmp`, `started.tmp` | first: room for the result, so a disk that fills up later cannot keep it from being recorded |
+//! | `started`  | the task's process exists |
 //! | `output`   | the task's stdout and stderr, unless redirected |
 //! | `exit.json`| the run is over; [`RunOutcome`] |
+//!
+//! Once the head node has recorded the outcome, the agent removes all but
+//! a non-empty `output` ([`super::agent::LocalAgent::settled`]).
+//!
+//! A supervisor run by root (a shared head node) runs the task as its
+//! owner, and opens what the task names (`/stdout`, `/stderr`, `/stdin`,
+//! `/workdir`) acting as the owner ([`sys::ActingAs`]), so the owner's
+//! rights decide, never root's; a path the owner may not use fails the
+//! task with a message naming it. The MPI host file (`CCP_MPI_HOSTFILE`)
+//! is the owner's, in the temporary directory, removed when the run ends.
 //!
 //! The task runs as `/bin/sh -c <command line>` (or, when the command line
 //! has no shell syntax, directly with the same words: one process less) in
@@ -23,6 +35,7 @@ use super::sys;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,9 +52,10 @@ pub struct RunOutcome {
 
 pub const SPEC: &str = "spec.json";
 pub const STARTED: &str = "started";
+const STARTED_TMP: &str = "started.tmp";
+const EXIT_TMP: &str = "exit.json.tmp";
 pub const OUTPUT: &str = "output";
 pub const EXIT: &str = "exit.json";
-pub const HOSTFILE: &str = "mpi_hostfile";
 pub const LOG: &str = "supervisor.log";
 
 /// Default seconds between SIGTERM and SIGKILL on cancel.
@@ -71,28 +85,89 @@ pub fn cli_main() -> std::process::ExitCode {
     match args.as_slice() {
         [_, dir] => std::process::ExitCode::from(main(Path::new(dir)) as u8),
         _ => {
-            eprintln!("usage: hpcd-task <run directory> (started by the node agent, one per task run)");
+            log("usage: hpcd-task <run directory> (started by the node agent, one per task run)");
             std::process::ExitCode::from(crate::error::exit::USAGE)
         }
     }
 }
 
+/// The supervisor's exit code when it could not make room for the run's
+/// result (the disk is full) and so did not start the task.
+pub const NOT_STARTED_NO_SPACE: i32 = 75;
+
+/// The most bytes a result takes: the room kept for it at the start.
+const OUTCOME_ROOM: usize = 4096;
+
+/// A line in the run's `supervisor.log` (its stderr); a log that cannot be
+/// written (a full disk) is no reason to stop.
+fn log(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "hpcd run-task: {msg}");
+}
+
+/// Room for the run's result and its start marker, made before the task
+/// runs: on a disk that fills up while it runs, recording how it ended
+/// needs no space the disk no longer has (the result overwrites bytes
+/// already allocated, the marker is a name given to an empty file).
+struct Room {
+    dir: PathBuf,
+    outcome: File,
+}
+
+impl Room {
+    fn make(dir: &Path) -> std::io::Result<Room> {
+        let mut outcome = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(EXIT_TMP))?;
+        outcome.write_all(&[b' '; OUTCOME_ROOM])?;
+        outcome.sync_all()?;
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(STARTED_TMP))?;
+        Ok(Room { dir: dir.to_path_buf(), outcome })
+    }
+
+    /// The task's process exists.
+    fn started(&self) {
+        let _ = fs::rename(self.dir.join(STARTED_TMP), self.dir.join(STARTED));
+    }
+
+    /// Records how the run ended, durably, in the room kept for it.
+    fn record(mut self, outcome: &RunOutcome) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut o = outcome.clone();
+        let mut bytes = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
+        while bytes.len() > OUTCOME_ROOM {
+            let keep = crate::wire::props::truncate(&o.error, o.error.len() / 2).to_string();
+            o.error = keep + "…";
+            bytes = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
+        }
+        self.outcome.seek(SeekFrom::Start(0))?;
+        self.outcome.write_all(&bytes)?;
+        self.outcome.set_len(bytes.len() as u64)?;
+        self.outcome.sync_all()?;
+        fs::rename(self.dir.join(EXIT_TMP), self.dir.join(EXIT))
+    }
+}
+
 /// Entry point of `hpcd run-task <dir>`; returns the process exit code.
 pub fn main(dir: &Path) -> i32 {
-    let outcome = match run(dir) {
+    let room = match Room::make(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            log(&format!("cannot make room for the run's result in {}: {e}; the task was not started", dir.display()));
+            return if sys::is_disk_full(&e) { NOT_STARTED_NO_SPACE } else { 1 };
+        }
+    };
+    let outcome = match run(dir, &room) {
         Ok(o) => o,
         Err(e) => RunOutcome { exit_code: -1, canceled: false, error: e },
     };
-    match serde_json::to_vec(&outcome).map_err(std::io::Error::other).and_then(|b| write_atomic(&dir.join(EXIT), &b, true)) {
+    match room.record(&outcome) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("hpcd run-task: cannot write {}: {e}", dir.join(EXIT).display());
+            log(&format!("cannot write {}: {e}", dir.join(EXIT).display()));
             1
         }
     }
 }
 
-fn run(dir: &Path) -> Result<RunOutcome, String> {
+fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
     let spec: Launch = fs::read(dir.join(SPEC))
         .map_err(|e| format!("cannot read the task spec {}: {e}", dir.join(SPEC).display()))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("bad task spec: {e}")))?;
@@ -103,15 +178,8 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
         crate::env::var(crate::env::HPCPACK_CANCEL_GRACE).and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_GRACE_SECS),
     );
 
-    let user = sys::user_by_uid(spec.owner_uid);
-    let work_dir = if spec.work_dir.is_empty() {
-        user.as_ref().map(|u| PathBuf::from(&u.home)).filter(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from("/"))
-    } else {
-        PathBuf::from(&spec.work_dir)
-    };
-    if !work_dir.is_dir() {
-        return Err(format!("the working directory {} does not exist", work_dir.display()));
-    }
+    let owner = Owner::of(spec.owner_uid)?;
+    let work_dir = owner.acting(|| work_dir(&spec, owner.user.as_ref()))??;
     let direct = simple_words(&spec.command_line);
     let mut cmd = match &direct {
         Some(words) => {
@@ -125,10 +193,10 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
             c
         }
     };
-    cmd.current_dir(&work_dir).env_clear();
-    let hostfile = dir.join(HOSTFILE);
-    write_hostfile(&hostfile, &spec).map_err(|e| format!("cannot write {}: {e}", hostfile.display()))?;
-    for (k, v) in base_env(user.as_ref()) {
+    cmd.env_clear();
+    let hostfile = owner.acting(|| write_hostfile(&spec))??;
+    let _remove_hostfile = Removal { path: hostfile.clone(), owner: &owner };
+    for (k, v) in base_env(owner.user.as_ref()) {
         cmd.env(k, v);
     }
     for (k, v) in &spec.env {
@@ -138,35 +206,57 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
     if spec.work_dir.is_empty() {
         cmd.env(crate::env::CCP_WORKDIR, &work_dir);
     }
-    let output = dir.join(OUTPUT);
-    let open_out = |p: &str| -> Result<File, String> {
-        let path = if p.is_empty() { output.clone() } else { work_dir.join(p) };
-        OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    // The run's own output file is the head node's (private to it); files
+    // the task names are opened as its owner, so the owner's rights decide
+    // what a task may read and write, never root's.
+    let own_output = || {
+        let path = dir.join(OUTPUT);
+        OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))
     };
-    let out = open_out(&spec.stdout)?;
-    let err = if spec.stderr.is_empty() && !spec.stdout.is_empty() { open_out("")? } else { open_out(&spec.stderr)? };
+    let named = |p: &str, what: &str| -> Result<File, String> {
+        let path = work_dir.join(p);
+        owner
+            .acting(|| OpenOptions::new().create(true).append(true).mode(0o666).open(&path))?
+            .map_err(|e| format!("cannot open {} for the task's {what}{}: {e}", path.display(), owner.as_whom()))
+    };
+    let out = if spec.stdout.is_empty() { own_output()? } else { named(&spec.stdout, "standard output")? };
+    let err = if spec.stderr.is_empty() {
+        own_output()?
+    } else {
+        named(&spec.stderr, "standard error")?
+    };
     let err_copy = err.try_clone().ok();
     let stdin = if spec.stdin.is_empty() {
         Stdio::null()
     } else {
         let p = work_dir.join(&spec.stdin);
-        Stdio::from(File::open(&p).map_err(|e| format!("cannot open stdin file {}: {e}", p.display()))?)
+        Stdio::from(
+            owner
+                .acting(|| File::open(&p))?
+                .map_err(|e| format!("cannot open {} for the task's standard input{}: {e}", p.display(), owner.as_whom()))?,
+        )
     };
     cmd.stdin(stdin).stdout(out).stderr(err);
     let cpus = spec.cpus.clone();
-    let switch_user = user.filter(|u| sys::uid() == 0 && u.uid != 0);
+    let ids = owner.switch.then(|| owner.user.as_ref().map(|u| (u.uid, u.gid, owner.groups.clone()))).flatten();
+    let cwd = std::ffi::CString::new(work_dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("the working directory {} has a NUL byte", work_dir.display()))?;
+    let umask = spec.umask;
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes async-signal-safe system calls (setsid, sched_setaffinity,
-    // sigprocmask, signal, initgroups/setgid/setuid).
+    // makes async-signal-safe system calls (setsid, sigprocmask, signal,
+    // sched_setaffinity, setgroups/setgid/setuid, umask, chdir) on data
+    // prepared before the fork. The directory is entered after the user is
+    // taken, so its rights are the owner's.
     unsafe {
         cmd.pre_exec(move || {
             sys::setsid()?;
             sys::reset_signals()?;
             sys::set_affinity(&cpus)?;
-            if let Some(u) = &switch_user {
-                sys::become_user(u)?;
+            if let Some((uid, gid, groups)) = &ids {
+                sys::set_ids(*uid, *gid, groups)?;
             }
-            Ok(())
+            sys::set_umask(umask);
+            sys::chdir(&cwd)
         });
     }
     let child = match cmd.spawn() {
@@ -176,7 +266,7 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
         Err(e) if direct.is_some() && matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
             let what = if code == 127 { "not found" } else { "Permission denied" };
-            let _ = write_atomic(&dir.join(STARTED), b"0", false);
+            room.started();
             if let Some(mut f) = err_copy {
                 let _ = writeln!(f, "{}: {what}", direct.as_ref().map(|w| w[0].as_str()).unwrap_or(""));
             }
@@ -187,8 +277,94 @@ fn run(dir: &Path) -> Result<RunOutcome, String> {
     let pid = child.id();
     // The Child handle is not used to wait: the loop below reaps with waitpid.
     std::mem::forget(child);
-    let _ = write_atomic(&dir.join(STARTED), pid.to_string().as_bytes(), false);
+    room.started();
     supervise(pid, &signals, grace)
+}
+
+/// Who a task runs as. A supervisor run by root (a shared head node) runs
+/// a task as its owner and acts as the owner whenever it touches a file
+/// for the task; one run by a user (the embedded head node) runs only
+/// that user's tasks.
+struct Owner {
+    user: Option<sys::User>,
+    groups: Vec<libc::gid_t>,
+    /// The supervisor is root and the owner is not: take the owner's ids.
+    switch: bool,
+}
+
+impl Owner {
+    fn of(uid: u32) -> Result<Owner, String> {
+        let me = sys::uid();
+        let user = sys::user_by_uid(uid);
+        if me == 0 && uid != 0 {
+            let u = user.ok_or_else(|| {
+                format!("the job's owner (uid {uid}) has no account on this node, and a task runs only as its owner")
+            })?;
+            let groups = sys::group_list(&u.name, u.gid).map_err(|e| format!("cannot read the groups of user {}: {e}", u.name))?;
+            return Ok(Owner { user: Some(u), groups, switch: true });
+        }
+        if uid != me {
+            return Err(format!(
+                "this node agent runs as uid {me} and runs tasks of its own user only, not of uid {uid}"
+            ));
+        }
+        Ok(Owner { user, groups: Vec::new(), switch: false })
+    }
+
+    /// Runs `f` with the owner's rights on files.
+    fn acting<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
+        match (&self.user, self.switch) {
+            (Some(u), true) => {
+                let _as = sys::ActingAs::new(u.uid, u.gid, &self.groups)
+                    .map_err(|e| format!("cannot act as user {}: {e}", u.name))?;
+                Ok(f())
+            }
+            _ => Ok(f()),
+        }
+    }
+
+    /// ` as user <name>`, for messages about what the owner may not do.
+    fn as_whom(&self) -> String {
+        match &self.user {
+            Some(u) if self.switch => format!(" as user {}", u.name),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The task's working directory: `/workdir`, else the owner's home (or
+/// `/` when it has none it may enter). Called acting as the owner, so a
+/// directory the owner may not enter is an error that says so.
+fn work_dir(spec: &Launch, user: Option<&sys::User>) -> Result<PathBuf, String> {
+    let enterable = |p: &Path| -> std::io::Result<()> {
+        if !fs::metadata(p)?.is_dir() {
+            return Err(std::io::Error::other("it is not a directory"));
+        }
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+        sys::may_enter(&c)
+    };
+    if spec.work_dir.is_empty() {
+        let home = user.map(|u| PathBuf::from(&u.home)).filter(|p| enterable(p).is_ok());
+        return Ok(home.unwrap_or_else(|| PathBuf::from("/")));
+    }
+    let dir = PathBuf::from(&spec.work_dir);
+    enterable(&dir).map_err(|e| {
+        let who = user.map(|u| format!(" as user {}", u.name)).unwrap_or_default();
+        format!("cannot use the working directory {}{who}: {e}", dir.display())
+    })?;
+    Ok(dir)
+}
+
+/// Removes the task's host file (as its owner) when the run is over.
+struct Removal<'a> {
+    path: PathBuf,
+    owner: &'a Owner,
+}
+
+impl Drop for Removal<'_> {
+    fn drop(&mut self) {
+        let _ = self.owner.acting(|| fs::remove_file(&self.path));
+    }
 }
 
 /// Waits for the task's main process, handling cancel; then kills what is left.
@@ -299,8 +475,13 @@ fn base_env(user: Option<&sys::User>) -> Vec<(String, String)> {
     env
 }
 
-/// `CCP_MPI_HOSTFILE` in the format `CCP_MPI_HOSTFILE_FORMAT` asks for.
-fn write_hostfile(path: &Path, spec: &Launch) -> std::io::Result<()> {
+/// Writes `CCP_MPI_HOSTFILE` in the format `CCP_MPI_HOSTFILE_FORMAT` asks
+/// for, as a new file of the owner's (mode 0600) in the temporary directory
+/// (`TMPDIR`, else `/tmp`): the task must read it, and the run's own
+/// directory is the head node's, private to it. Called acting as the
+/// owner; the name is random and the file new (`O_EXCL`), so nobody can
+/// have put a link there first.
+fn write_hostfile(spec: &Launch) -> Result<PathBuf, String> {
     let format = spec
         .env
         .iter()
@@ -316,7 +497,22 @@ fn write_hostfile(path: &Path, spec: &Launch) -> std::io::Result<()> {
             _ => format!("{n}\n"),
         };
     }
-    fs::write(path, s)
+    let tmp = std::env::temp_dir();
+    for _ in 0..16 {
+        let mut r = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
+            .map_err(|_| "cannot draw a random name for the MPI host file".to_string())?;
+        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let path = tmp.join(format!("hpcpack-hosts-{}.{}.{}-{hex}", spec.run.job, spec.run.task, spec.run.attempt));
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(mut f) => {
+                return f.write_all(s.as_bytes()).map(|()| path.clone()).map_err(|e| format!("cannot write {}: {e}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create the MPI host file {}: {e}", path.display())),
+        }
+    }
+    Err(format!("cannot create the MPI host file in {}: every name tried was taken", tmp.display()))
 }
 
 #[cfg(test)]

@@ -442,17 +442,64 @@ pub fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// Becomes `user` (groups, gid, uid), for a head node run by root that runs
-/// tasks as their owners.
-pub fn become_user(user: &User) -> io::Result<()> {
-    let name = std::ffi::CString::new(user.name.clone()).map_err(|_| io::Error::other("user name has a NUL byte"))?;
-    // SAFETY: name is a valid C string; these calls take plain integers.
-    unsafe {
-        check(libc::initgroups(name.as_ptr(), user.gid))?;
-        check(libc::setgid(user.gid))?;
-        check(libc::setuid(user.uid))?;
+/// The identity a process run by root takes for a while to touch files on
+/// a user's behalf (a task's `/stdout`, `/stdin`, working directory): the
+/// kernel then checks every open, create and lookup against that user's
+/// rights, not root's. Dropping it gives root back.
+///
+/// Effective ids only, so root stays the real and saved user and can come
+/// back; glibc applies them to every thread, so it is meant for the task
+/// supervisor, which has one.
+pub struct ActingAs {
+    groups: Vec<libc::gid_t>,
+}
+
+impl ActingAs {
+    /// Acts as `uid` with primary group `gid` and supplementary `groups`
+    /// (see [`group_list`]).
+    pub fn new(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<ActingAs> {
+        let mut saved: Vec<libc::gid_t> = vec![0; 1024];
+        // SAFETY: getgroups writes at most saved.len() gids into saved.
+        let n = check(unsafe { libc::getgroups(saved.len() as libc::c_int, saved.as_mut_ptr()) })?;
+        saved.truncate(n as usize);
+        let guard = ActingAs { groups: saved };
+        // SAFETY: groups is a valid array of groups.len() gids; setegid and
+        // seteuid take plain integers. Groups first: each call needs the
+        // privilege the next one gives up. If one fails, the guard's drop
+        // puts back what was changed.
+        unsafe {
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            check(libc::setegid(gid))?;
+            check(libc::seteuid(uid))?;
+        }
+        Ok(guard)
     }
-    Ok(())
+}
+
+impl Drop for ActingAs {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`; root is the real and saved user, so seteuid(0)
+        // is allowed and gives back the privilege the others need.
+        unsafe {
+            libc::seteuid(0);
+            libc::setegid(0);
+            libc::setgroups(self.groups.len(), self.groups.as_ptr());
+        }
+    }
+}
+
+/// Whether the effective user may search directory `path` (enter it):
+/// `faccessat` with `AT_EACCESS`, which checks the effective ids that
+/// [`ActingAs`] sets (plain `access` checks the real ones, root's).
+pub fn may_enter(path: &CStr) -> io::Result<()> {
+    // SAFETY: path is a valid C string; the call only reads it.
+    check(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) }).map(|_| ())
+}
+
+/// Sets the process's file mode creation mask; returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
 /// Takes an exclusive lock on an open file without waiting; false if another
@@ -465,6 +512,47 @@ pub fn try_lock(f: &std::fs::File) -> io::Result<bool> {
     }
     let e = io::Error::last_os_error();
     if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(e) }
+}
+
+/// The filesystem `path` lives on: its mount point (from
+/// /proc/self/mountinfo) and the bytes free there for unprivileged users,
+/// to say which disk is full.
+pub fn filesystem_of(path: &std::path::Path) -> (std::path::PathBuf, Option<u64>) {
+    let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mount = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        // Octal escapes (\040 for a space) as the kernel writes them.
+        .map(|m| std::path::PathBuf::from(m.replace("\\040", " ").replace("\\011", "\t")))
+        .filter(|m| full.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .unwrap_or_else(|| std::path::PathBuf::from("/"));
+    let free = std::ffi::CString::new(full.as_os_str().as_encoded_bytes()).ok().and_then(|c| {
+        // SAFETY: statvfs fills the struct we own from a valid C string.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            (libc::statvfs(c.as_ptr(), &mut st) == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+        }
+    });
+    (mount, free)
+}
+
+/// True for the errors a full disk (or quota) gives.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// What to tell a user about a full disk under `path`: which filesystem,
+/// how much is free, what to do.
+pub fn disk_full_message(what: &str, path: &std::path::Path) -> String {
+    let (mount, free) = filesystem_of(path);
+    let free = free.map(|b| format!(", {b} bytes free")).unwrap_or_default();
+    format!(
+        "the disk holding {what} {} is full (the filesystem mounted at {}{free}); free space there and try again",
+        path.display(),
+        mount.display()
+    )
 }
 
 /// Number of logical CPUs online.

@@ -379,6 +379,16 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// A NUL byte cannot be passed to a program (in a command line, an
+/// environment or a path): refused when given, rather than failing the
+/// task when it starts.
+fn no_nul(name: &str, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!("the value of {name} contains a NUL byte, which no program can be given; remove it"));
+    }
+    Ok(())
+}
+
 /// Applies settable properties to a record; unknown or read-only names and
 /// bad values are errors naming the property.
 pub fn apply<G, T>(table: &[PropDef<G, T>], target: &mut T, props: &[RestProperty]) -> Result<(), String> {
@@ -387,6 +397,7 @@ pub fn apply<G, T>(table: &[PropDef<G, T>], target: &mut T, props: &[RestPropert
             .iter()
             .find(|d| d.name.eq_ignore_ascii_case(&p.name))
             .ok_or_else(|| format!("unknown property '{}'", p.name))?;
+        no_nul(def.name, &p.value)?;
         let set = def.set.ok_or_else(|| format!("property '{}' is read-only", def.name))?;
         set(target, &p.value).map_err(|e| format!("property {}: {e}", def.name))?;
     }
@@ -431,6 +442,7 @@ pub fn props_env(props: &[RestProperty]) -> Result<Vec<(String, String)>, String
         .iter()
         .map(|p| {
             let name = p.name.trim();
+            no_nul(name, &p.value)?;
             if !valid_env_name(name) {
                 return Err(format!(
                     "'{name}' is not an environment variable name (letters, digits and _, not starting with a digit)"

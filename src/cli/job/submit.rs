@@ -7,9 +7,26 @@ use crate::error::{Error, exit};
 use crate::model::values::{format_bool, parse_name_list};
 use crate::wire::{JobSpec, RestProperty, TaskSpec};
 
+/// On the embedded head node, whose tasks run here as this user, a
+/// working directory that is not there would only fail the task once it
+/// runs: it is refused now instead. (A head node elsewhere checks on the
+/// node.)
+fn check_workdir(ctx: &Ctx, io: &crate::cli::opts::TaskIo) -> anyhow::Result<()> {
+    let Some(dir) = io.workdir.as_deref() else { return Ok(()) };
+    if !crate::client::targets_embedded(&ctx.settings) {
+        return Ok(());
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::InvalidArgument(format!("/workdir:{dir} is not a directory; give the folder the task should run in")).into()),
+        Err(e) => Err(Error::InvalidArgument(format!("/workdir:{dir}: {e}; create it first or give another folder")).into()),
+    }
+}
+
 /// `job submit`.
 pub fn submit(ctx: &Ctx, a: &SubmitArgs) -> anyhow::Result<u8> {
     let job_props = a.job.props().map_err(Error::InvalidArgument)?;
+    check_workdir(ctx, &a.task)?;
     let id = if let Some(id) = a.id {
         let b = ctx.backend()?;
         if !job_props.is_empty() || a.job.jobenv.is_some() {
@@ -85,6 +102,7 @@ pub fn new(ctx: &Ctx, a: &NewArgs) -> anyhow::Result<u8> {
 
 /// `job add`.
 pub fn add(ctx: &Ctx, a: &AddArgs) -> anyhow::Result<u8> {
+    check_workdir(ctx, &a.task)?;
     let mut props = a.task.props(&command_line(&a.command));
     props.extend(a.units.props());
     if let Some(d) = &a.depend {

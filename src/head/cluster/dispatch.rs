@@ -170,6 +170,8 @@ impl Cluster {
             cpus: bind,
             owner_uid: job.owner_uid,
             nodes,
+            // The node agent's to decide (see LocalAgent::new).
+            umask: 0o022,
         })
     }
 

@@ -6,6 +6,10 @@ impl Cluster {
     /// Registers or updates the nodes this head node runs (the embedded
     /// cluster's virtual nodes). Existing nodes keep their Online/Offline state.
     pub fn register_nodes(&mut self, nodes: Vec<Node>, groups: Vec<NodeGroup>, now: Millis) -> Result<()> {
+        for g in &groups {
+            crate::model::values::check_group_name(&g.name)
+                .map_err(|e| Error::InvalidArgument(format!("{e} (in the node groups of the configuration)")))?;
+        }
         let mut out = Vec::new();
         for mut n in nodes {
             if let Ok(old) = self.node(&n.name) {
@@ -115,9 +119,7 @@ impl Cluster {
     /// `POST /cluster/nodeGroups`.
     pub fn create_group(&mut self, caller: &Caller, g: NodeGroup) -> Result<()> {
         Self::require_admin_or_local(caller, &format!("create node group {}", g.name))?;
-        if g.name.trim().is_empty() || g.name.contains([',', ' ']) {
-            return Err(Error::InvalidArgument(format!("'{}' is not a node group name (no spaces or commas)", g.name)));
-        }
+        crate::model::values::check_group_name(&g.name).map_err(Error::InvalidArgument)?;
         if self.find_group(&g.name).is_ok() {
             return Err(Error::InvalidState(format!("node group {} already exists", g.name)));
         }
@@ -179,9 +181,15 @@ impl Cluster {
     /// `cluscfg setenvs`: an empty value unsets the variable.
     pub fn set_cluster_env(&mut self, caller: &Caller, vars: &[(String, String)]) -> Result<()> {
         Self::require_admin_or_local(caller, "set cluster environment variables")?;
-        for (k, _) in vars {
+        for (k, v) in vars {
             if !crate::model::values::valid_env_name(k) {
                 return Err(Error::InvalidArgument(format!("'{k}' is not an environment variable name")));
+            }
+            // `cluscfg listenvs` prints one NAME=value per line.
+            if v.contains(['\n', '\r', '\0']) {
+                return Err(Error::InvalidArgument(format!(
+                    "the value of {k} contains a line break or NUL byte; cluster environment variables are one line each"
+                )));
             }
         }
         let changes: Vec<(String, Option<String>)> =
