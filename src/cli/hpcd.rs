@@ -289,15 +289,20 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
         .open(&log_path)
         .map_err(|e| Error::io(format!("cannot open {}", log_path.display()), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hpcd binary", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("head").arg("--state-dir").arg(&dir).args(l.to_args());
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    // SAFETY: setsid in the child between fork and exec is async-signal-safe;
-    // it detaches the head node from this terminal's session.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, sys::setsid);
-    }
-    let mut child = cmd.spawn().map_err(|e| Error::io("cannot start hpcd head", e))?;
+    let spawn = || -> anyhow::Result<std::process::Child> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("head").arg("--state-dir").arg(&dir).args(l.to_args());
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+        // SAFETY: setsid in the child between fork and exec is
+        // async-signal-safe; it detaches the head node from this terminal's
+        // session.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, sys::setsid);
+        }
+        Ok(cmd.spawn().map_err(|e| Error::io("cannot start hpcd head", e))?)
+    };
+    let mut child = spawn()?;
+    let mut respawns = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if is_running(&socket) {
@@ -312,6 +317,14 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
             // it until the deadline.
             if !status.success() && lock_held(&dir) {
                 std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            // The head node that won that race is gone too (killed), or
+            // this one was killed as it started: start one again.
+            let lost = status.code() == Some(i32::from(exit::INVALID_STATE)) || std::os::unix::process::ExitStatusExt::signal(&status).is_some();
+            if lost && respawns < 5 {
+                respawns += 1;
+                child = spawn()?;
                 continue;
             }
             if !status.success() {

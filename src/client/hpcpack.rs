@@ -73,18 +73,29 @@ impl RestBackend {
     /// Sends a request and turns an error answer into an [`Error`]. Sent
     /// again, when the head node surely did nothing with it: the embedded
     /// head node was gone (connection refused, so it is started again
-    /// first), or the head node was busy.
+    /// first), or the head node was busy. Reads (GET) are also sent again
+    /// when the embedded head node died after they were sent.
     fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let read = req.try_clone().and_then(|r| r.build().ok()).is_some_and(|r| r.method() == reqwest::Method::GET);
+        self.send_with(req, read)
+    }
+
+    /// [`Self::send`]; `resend` says the request may be sent again when
+    /// the embedded head node died after it was sent (a read, or a
+    /// submission carrying its request id).
+    fn send_with(&self, req: RequestBuilder, resend: bool) -> Result<Response> {
         let started = std::time::Instant::now();
-        let mut restarted = false;
+        // A head node killed again while it restarts (a kill loop) is
+        // started again, a few times.
+        let mut restarts = 0;
         let mut pause = Duration::from_millis(20);
         loop {
             // Bodies here are bytes in memory, so the request can be copied.
             let attempt = req.try_clone().ok_or_else(|| Error::Unreachable("a request could not be copied".into()))?;
             let resp = match attempt.send() {
                 Ok(r) => r,
-                Err(e) if e.is_connect() && !restarted && self.restart.is_some() => {
-                    restarted = true;
+                Err(e) if (e.is_connect() || (resend && !e.is_timeout())) && restarts < 3 && self.restart.is_some() => {
+                    restarts += 1;
                     if let Some(restart) = &self.restart {
                         restart()?;
                     }
@@ -157,7 +168,17 @@ fn props_param(p: &[&str]) -> String {
 
 impl Backend for RestBackend {
     fn submit(&self, spec: &JobSpec) -> Result<u64> {
-        match self.post(self.ext("/jobs"), spec) {
+        // With an id of its own, the submission can be sent again if the
+        // head node dies before answering: the head node keeps one job per id.
+        let mut spec = spec.clone();
+        if spec.request_id.is_none() {
+            let mut r = [0u8; 16];
+            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r).is_ok() {
+                spec.request_id = Some(r.iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+        let resend = spec.request_id.is_some();
+        match self.send_with(self.client.post(self.ext("/jobs")).json(&spec), resend) {
             Ok(r) => self.json(r),
             // A head node without the extension: HPC Pack's three calls.
             Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => {

@@ -65,6 +65,11 @@ pub struct Job {
     /// While Canceling or Finishing: the final state once its tasks ended.
     #[serde(default)]
     pub target_state: Option<JobState>,
+    /// The id the submitting client gave its request: the same request
+    /// sent again (after the head node died before answering) finds this
+    /// job instead of making a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Job {
@@ -107,6 +112,7 @@ impl Job {
             requeue_count: 0,
             next_task_id: 1,
             target_state: None,
+            request_id: None,
         }
     }
 

@@ -57,6 +57,11 @@ pub struct JobSpec {
     pub custom_properties: Vec<RestProperty>,
     #[serde(default)]
     pub tasks: Vec<TaskSpec>,
+    /// A random id the client gives this submission (an extension): sent
+    /// again with the same id, after the head node died before answering,
+    /// it gets the job the first one made, never a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

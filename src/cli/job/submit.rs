@@ -70,6 +70,7 @@ fn single_task_spec(a: &SubmitArgs, job_props: Vec<RestProperty>) -> JobSpec {
         env: a.job.env(),
         custom_properties: a.job.custom(),
         tasks: vec![TaskSpec { properties: task, env: a.task.env() }],
+        request_id: None,
     }
 }
 

@@ -34,6 +34,15 @@ impl Cluster {
         if spec.tasks.is_empty() {
             return Err(Error::InvalidArgument("a job needs at least one task".into()));
         }
+        if let Some(r) = &spec.request_id {
+            if r.is_empty() || r.len() > 64 || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(Error::InvalidArgument("RequestId must be 1 to 64 letters, digits and '-'".into()));
+            }
+            // Sent again: the job the first one made.
+            if let Some(id) = self.requests.get(&(caller.uid, r.clone())) {
+                return Ok((*id, Effects::default()));
+            }
+        }
         let id = self.create_with_tasks(caller, spec, true, now)?;
         Ok((id, Effects { reschedule: true, ..Default::default() }))
     }
@@ -45,6 +54,7 @@ impl Cluster {
         let mut job = self.build_job(caller, id, &spec.properties, now)?;
         job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
         job.custom_properties = spec.custom_properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+        job.request_id = spec.request_id.clone();
         let mut tasks = Vec::with_capacity(spec.tasks.len());
         for (i, ts) in spec.tasks.iter().enumerate() {
             tasks.push(Self::build_task(&job, i as u32 + 1, ts, now)?);

@@ -74,6 +74,8 @@ pub struct Cluster {
     /// Jobs the scheduler looks at (submitted and not ended), so its passes
     /// do not walk the whole history.
     active: std::collections::BTreeSet<u64>,
+    /// Submissions by (owner uid, request id): see [`crate::wire::JobSpec::request_id`].
+    requests: std::collections::HashMap<(u32, String), u64>,
     /// Where task runs keep their output.
     pub run_root: PathBuf,
     pub cluster_name: String,
@@ -85,6 +87,7 @@ impl Cluster {
         let mut c = Cluster {
             store,
             active: Default::default(),
+            requests: Default::default(),
             jobs: BTreeMap::new(),
             tasks: BTreeMap::new(),
             nodes: Vec::new(),
@@ -125,6 +128,7 @@ impl Cluster {
             tasks.entry(t.job_id).or_default().push(t);
         }
         self.active = snap.jobs.iter().filter(|j| is_active(j)).map(|j| j.id).collect();
+        self.requests = snap.jobs.iter().filter_map(|j| Some(((j.owner_uid, j.request_id.clone()?), j.id))).collect();
         self.jobs = snap.jobs.into_iter().map(|j| (j.id, j)).collect();
         self.tasks = tasks;
         self.nodes = snap.nodes;
@@ -343,6 +347,9 @@ impl Cluster {
 
     fn install(&mut self, jobs: Vec<Job>, tasks: Vec<Task>) {
         for j in jobs {
+            if let Some(r) = &j.request_id {
+                self.requests.insert((j.owner_uid, r.clone()), j.id);
+            }
             if is_active(&j) {
                 self.active.insert(j.id);
             } else {

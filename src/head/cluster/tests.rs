@@ -42,7 +42,29 @@ fn spec(cmd: &str, job: &[(&str, &str)]) -> JobSpec {
         env: vec![],
         custom_properties: vec![],
         tasks: vec![TaskSpec { properties: vec![RestProperty::new("CommandLine", cmd)], env: vec![] }],
+        request_id: None,
     }
+}
+
+/// Issue 10 item 9: a submission sent again with its request id (its
+/// first answer was lost with the head node) gets the same job, also after
+/// a restart; another user's request with the same id is another job.
+#[test]
+fn a_submission_sent_again_makes_one_job() {
+    let (d, mut c) = cluster();
+    let mut s = spec("true", &[]);
+    s.request_id = Some("0123abcd".into());
+    let (first, eff) = c.submit_new(&alice(), &s, 1).unwrap();
+    assert!(eff.reschedule);
+    let (again, eff) = c.submit_new(&alice(), &s, 2).unwrap();
+    assert_eq!((again, eff.reschedule), (first, false));
+    let bob = Caller { uid: 1001, name: "bob".into() };
+    assert_ne!(c.submit_new(&bob, &s, 3).unwrap().0, first);
+    drop(c);
+    let mut c = Cluster::load(Store::open(&d.path().join("s.db")).unwrap(), d.path().join("runs"), "HEAD".into()).unwrap();
+    assert_eq!(c.submit_new(&alice(), &s, 4).unwrap().0, first);
+    s.request_id = Some("no spaces".into());
+    assert!(c.submit_new(&alice(), &s, 5).is_err());
 }
 
 #[test]
