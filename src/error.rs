@@ -140,8 +140,10 @@ pub enum Error {
     /// The head node cannot be reached.
     #[error("{0}")]
     Unreachable(String),
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    #[error("{context}: {cause}")]
+    // `cause`, not `source`: the message already ends with it, and a
+    // source would print it twice in a CLI's one-line cause chain.
+    Io { context: String, cause: std::io::Error },
 }
 
 impl Error {
@@ -154,7 +156,7 @@ impl Error {
             Error::InvalidArgument(_) => Kind::InvalidArgument,
             Error::AccessDenied(_) => Kind::AccessDenied,
             Error::Store(StoreError::NoSpace(_)) => Kind::NoSpace,
-            Error::Io { source, .. } if crate::node::sys::is_disk_full(source) => Kind::NoSpace,
+            Error::Io { cause, .. } if crate::node::sys::is_disk_full(cause) => Kind::NoSpace,
             Error::Store(_) | Error::Io { .. } => Kind::Internal,
             Error::Remote { kind, .. } => *kind,
             Error::Unreachable(_) => Kind::Unreachable,
@@ -162,7 +164,7 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io { context: context.into(), cause: source }
     }
 }
 

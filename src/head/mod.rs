@@ -7,6 +7,10 @@
 //! [`Head::apply`] carries out (start or signal task runs, wake the
 //! scheduler) once the change is durable.
 //!
+//! Requests come through [`server`], the listener that bounds what each
+//! caller may hold (connections per user, time to send a request, body
+//! size), and [`api`], the routes.
+//!
 //! The head node also runs this host's MPI launch service
 //! ([`crate::node::launch`]), answering its questions about jobs, and gives
 //! each task the job's credential and the service's address.
