@@ -477,15 +477,16 @@ fn pick_env(env: &[(String, String)], query: &HashMap<String, String>) -> Vec<Re
         .collect()
 }
 
-/// A job's environment may carry its owner's secrets (tokens, passwords),
-/// so, like its output, it is for its owner and administrators only.
-fn may_read_env(caller: &Caller, job: &crate::model::Job) -> ApiResult<()> {
+/// What a job printed and its environment (which may carry its owner's
+/// secrets: tokens, passwords) are for its owner and administrators only;
+/// `what` names it for the refusal.
+fn owner_only(caller: &Caller, job: &crate::model::Job, what: &str) -> ApiResult<()> {
     if caller.may_read_output_of(job.owner_uid) {
         return Ok(());
     }
     Err(ApiError::from(Error::AccessDenied(format!(
-        "the environment variables of job {} are readable only by its owner ({}) and administrators",
-        job.id, job.owner
+        "{what} readable only by its owner ({}) and administrators",
+        job.owner
     ))))
 }
 
@@ -497,7 +498,7 @@ async fn get_job_env(
 ) -> ApiResult<Json<Vec<RestProperty>>> {
     let c = h.lock();
     let job = c.job(id)?;
-    may_read_env(&caller, job)?;
+    owner_only(&caller, job, &format!("the environment variables of job {id} are"))?;
     Ok(Json(pick_env(&job.env, &query)))
 }
 
@@ -707,7 +708,7 @@ async fn get_task_env(
     Query(query): Q,
 ) -> ApiResult<Json<Vec<RestProperty>>> {
     let c = h.lock();
-    may_read_env(&caller, c.job(id)?)?;
+    owner_only(&caller, c.job(id)?, &format!("the environment variables of job {id} are"))?;
     Ok(Json(pick_env(&c.task(id, t)?.env, &query)))
 }
 
@@ -781,12 +782,7 @@ async fn task_output(
         let c = h.lock();
         let job = c.job(id)?;
         let task = c.task(id, t)?;
-        if !caller.may_read_output_of(job.owner_uid) {
-            return Err(ApiError::from(Error::AccessDenied(format!(
-                "the output of task {id}.{t} is readable only by its owner ({}) and administrators",
-                job.owner
-            ))));
-        }
+        owner_only(&caller, job, &format!("the output of task {id}.{t} is"))?;
         h.output_file(&caller, job, task)
     };
     let opened = match file {
