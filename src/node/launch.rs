@@ -624,11 +624,11 @@ mod tests {
     use super::*;
     use crate::node::protocol::FrameError;
 
-    fn key() -> ClusterKey {
+    pub(super) fn key() -> ClusterKey {
         ClusterKey::from_bytes(&[7u8; KEY_LEN])
     }
 
-    fn request(job: u64, credential: String, node: &str) -> RankRequest {
+    pub(super) fn request(job: u64, credential: String, node: &str) -> RankRequest {
         RankRequest {
             job,
             credential,
@@ -783,8 +783,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn refusals_come_back_as_frames() {
+    /// A service whose job 5 runs on node1 as this user, and whose granted
+    /// requests fail to start (no runner): every answer is a refusal.
+    pub(super) fn serve_refusing(limits: Limits) -> std::net::SocketAddr {
         let me = sys::uid();
         let jobs = move |id: u64| {
             (id == 5).then(|| JobView {
@@ -794,13 +795,18 @@ mod tests {
             })
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = start(
-            listener,
-            key(),
-            Arc::new(jobs),
-            PathBuf::from("/no/such/hpcd"),
-        )
-        .unwrap();
+        start_with(listener, key(), Arc::new(jobs), PathBuf::from("/no/such/hpcd"), limits).unwrap()
+    }
+
+    /// A request for job 5 with a forged credential.
+    pub(super) fn forged() -> RankRequest {
+        request(5, format!("5:{}", "0".repeat(64)), "node1")
+    }
+
+    #[test]
+    fn refusals_come_back_as_frames() {
+        let me = sys::uid();
+        let addr = serve_refusing(Limits::default());
         let ask = |req: RankRequest| {
             let mut c = TcpStream::connect(addr).unwrap();
             Frame::Request(req).write_to(&mut c).unwrap();
@@ -811,7 +817,7 @@ mod tests {
                 other => panic!("not refused: {other:?}"),
             }
         };
-        let forged = ask(request(5, format!("5:{}", "0".repeat(64)), "node1"));
+        let forged = ask(forged());
         assert!(forged.contains("not valid for job 5"), "{forged}");
         // Granted, but the rank's supervisor cannot start: said so, by name.
         let granted = ask(request(5, key().credential(5, me), "node1"));

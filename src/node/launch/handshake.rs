@@ -568,55 +568,18 @@ fn duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{JobView, KEY_LEN, start_with};
     use super::*;
-    use crate::node::protocol::RankRequest;
     use std::io::Write;
     use std::thread;
 
-    fn key() -> ClusterKey {
-        ClusterKey::from_bytes(&[7u8; KEY_LEN])
-    }
-
-    /// A service whose job 5 runs on node1 as this user, and whose granted
-    /// requests fail to start (no runner): every answer is a refusal.
+    /// The service of the launch tests, every answer a refusal.
     fn serve(limits: Limits) -> SocketAddr {
-        let me = sys::uid();
-        let jobs = move |id: u64| {
-            (id == 5).then(|| JobView {
-                state: "Running".into(),
-                owner_uid: me,
-                nodes: vec!["node1".into()],
-            })
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        start_with(
-            listener,
-            key(),
-            Arc::new(jobs),
-            PathBuf::from("/no/such/hpcd"),
-            limits,
-        )
-        .unwrap()
+        super::super::tests::serve_refusing(limits)
     }
 
     /// A request for job 5 with a forged credential, as bytes on the wire.
     fn forged() -> Vec<u8> {
-        Frame::Request(RankRequest {
-            job: 5,
-            credential: format!("5:{}", "0".repeat(64)),
-            node: "node1".into(),
-            rank: 0,
-            program: "/bin/true".into(),
-            args: vec![],
-            work_dir: "/".into(),
-            env: vec![],
-            cpu: None,
-            nice: None,
-            pmi_port: "127.0.0.1:1".into(),
-            pmi_id: 0,
-        })
-        .encode()
+        Frame::Request(super::super::tests::forged()).encode()
     }
 
     /// The refusal the service sends on `c`, after which it closes.
