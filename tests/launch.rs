@@ -783,8 +783,12 @@ fn issue_10_a_rank_runs_as_its_jobs_owner() {
     };
     let head_log = || std::fs::read_to_string(dir.path().join("head.log")).unwrap_or_default();
     // The task's view, after `job submit /wait` (which fails with the job).
+    // A copy nobody can reach: the checkout may sit under a directory only
+    // root may enter (a mktemp -d clone, say).
+    let mpiexec = dir.path().join("mpiexec");
+    std::fs::copy(MPIEXEC, &mpiexec).unwrap();
     let run = |mpiexec_args: &str| {
-        let cmd = format!("{MPIEXEC} -n 1 {mpiexec_args}");
+        let cmd = format!("{} -n 1 {mpiexec_args}", mpiexec.display());
         let out = as_nobody("job", &["submit", &sched, "/wait", "/workdir:/tmp", &cmd]);
         let id = crate::common::parse_submitted(&String::from_utf8_lossy(&out.stdout));
         let view = as_nobody("task", &["view", &format!("{id}.1"), &sched]);
