@@ -15,6 +15,8 @@
 //!   backend that talks to our head node or a real one.
 //! - [`cli`]: HPC Pack's `/name:value` grammar, one module per tool, output.
 //! - [`net`]: TCP listeners with a deep accept queue.
+//! - [`multicall`]: the `hpcpack` program that is `job`, `task`, `node`,
+//!   `cluscfg` and `hpcd` by the name it is started under.
 //! - [`env`]: every environment variable read or set.
 //! - [`config`]: settings files and their precedence.
 //! - [`error`]: error kinds and the CLIs' exit codes.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod head;
 pub mod model;
 pub mod mpi;
+pub mod multicall;
 pub mod net;
 pub mod node;
 pub mod pingpong;

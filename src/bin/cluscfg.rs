@@ -1,3 +1,5 @@
+//! `cluscfg`: starts the `hpcpack` program beside it as `cluscfg` (see
+//! `hpcpack::multicall`).
 fn main() -> std::process::ExitCode {
-    hpcpack::cli::cluscfg::main()
+    hpcpack::multicall::launch("cluscfg")
 }

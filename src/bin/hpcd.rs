@@ -1,3 +1,5 @@
+//! `hpcd`: starts the `hpcpack` program beside it as `hpcd` (see
+//! `hpcpack::multicall`).
 fn main() -> std::process::ExitCode {
-    hpcpack::cli::hpcd::main()
+    hpcpack::multicall::launch("hpcd")
 }

@@ -1,3 +1,5 @@
+//! `job`: starts the `hpcpack` program beside it as `job` (see
+//! `hpcpack::multicall`).
 fn main() -> std::process::ExitCode {
-    hpcpack::cli::job::main()
+    hpcpack::multicall::launch("job")
 }

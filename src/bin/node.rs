@@ -1,3 +1,5 @@
+//! `node`: starts the `hpcpack` program beside it as `node` (see
+//! `hpcpack::multicall`).
 fn main() -> std::process::ExitCode {
-    hpcpack::cli::node::main()
+    hpcpack::multicall::launch("node")
 }

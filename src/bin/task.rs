@@ -1,3 +1,5 @@
+//! `task`: starts the `hpcpack` program beside it as `task` (see
+//! `hpcpack::multicall`).
 fn main() -> std::process::ExitCode {
-    hpcpack::cli::task::main()
+    hpcpack::multicall::launch("task")
 }

@@ -291,6 +291,7 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hpcd binary", e))?;
     let spawn = || -> anyhow::Result<std::process::Child> {
         let mut cmd = Command::new(&exe);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "hpcd");
         cmd.arg("head").arg("--state-dir").arg(&dir).args(l.to_args());
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
         // SAFETY: setsid in the child between fork and exec is

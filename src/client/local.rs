@@ -19,17 +19,20 @@ pub fn is_running(socket: &Path) -> bool {
     UnixStream::connect(socket).is_ok()
 }
 
-/// The `hpcd` binary: `$HPCPACK_HPCD`, else beside this program, else `PATH`.
+/// The `hpcd` program: `$HPCPACK_HPCD`, else this installation's (see
+/// [`crate::multicall::program`]).
 pub fn hpcd_binary() -> PathBuf {
-    if let Some(p) = crate::env::var(crate::env::HPCPACK_HPCD) {
-        return PathBuf::from(p);
+    match crate::env::var(crate::env::HPCPACK_HPCD) {
+        Some(p) => PathBuf::from(p),
+        None => crate::multicall::program("hpcd"),
     }
-    if let Some(p) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("hpcd"))) {
-        if p.is_file() {
-            return p;
-        }
-    }
-    PathBuf::from("hpcd")
+}
+
+/// A command that runs `hpcd` (as [`hpcd_binary`] finds it).
+pub fn hpcd_command() -> Command {
+    let mut c = Command::new(hpcd_binary());
+    std::os::unix::process::CommandExt::arg0(&mut c, "hpcd");
+    c
 }
 
 /// Connects to the embedded head node, starting it if needed (`hpcd local
@@ -47,7 +50,7 @@ pub fn connect_embedded() -> Result<Box<dyn Backend>> {
 /// answers).
 fn start(dir: &Path) -> Result<()> {
     let hpcd = hpcd_binary();
-    let out = Command::new(&hpcd)
+    let out = hpcd_command()
         .args(["local", "start", "--quiet"])
         .env(crate::env::HPCPACK_STATE_DIR, dir)
         .output()

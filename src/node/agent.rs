@@ -93,7 +93,8 @@ impl LocalAgent {
             Some(bin) => tokio::process::Command::new(bin),
             None => {
                 let mut c = tokio::process::Command::new(&self.inner.hpcd);
-                c.arg("run-task");
+                // `hpcd` may be the multi-call `hpcpack`, `hpcd` by this name.
+                c.arg0("hpcd").arg("run-task");
                 c
             }
         };

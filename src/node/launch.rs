@@ -345,6 +345,8 @@ const RANK_CONN_FD: RawFd = 3;
 fn hand_over(conn: &TcpStream, grant: &Grant, runner: &Path) -> io::Result<Child> {
     let json = serde_json::to_vec(grant).map_err(io::Error::other)?;
     let mut cmd = Command::new(runner);
+    // `runner` may be the multi-call `hpcpack`, which is `hpcd` by this name.
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "hpcd");
     cmd.arg(RUN_RANK)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
