@@ -18,8 +18,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// A tool's `main`.
+type Main = fn() -> ExitCode;
+
 /// The tools `hpcpack` carries, with their entry points.
-pub const TOOLS: &[(&str, fn() -> ExitCode)] = &[
+pub const TOOLS: &[(&str, Main)] = &[
     ("job", crate::cli::job::main),
     ("task", crate::cli::task::main),
     ("node", crate::cli::node::main),
@@ -33,7 +36,7 @@ pub const BINARY: &str = "hpcpack";
 /// Exit status when the program to run cannot be started (a shell's 127).
 const CANNOT_START: u8 = 127;
 
-fn entry(name: &str) -> Option<fn() -> ExitCode> {
+fn entry(name: &str) -> Option<Main> {
     TOOLS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -55,11 +58,11 @@ pub fn main() -> ExitCode {
     let first = rest.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
     match first.as_str() {
         "" | "-h" | "--help" | "help" | "/?" | "-?" => {
-            let _ = crate::cli::out(&usage());
+            crate::cli::out(&usage());
             ExitCode::SUCCESS
         }
         "-V" | "--version" => {
-            let _ = crate::cli::out(&format!("{BINARY} {}\n", crate::VERSION));
+            crate::cli::out(&format!("{BINARY} {}\n", crate::VERSION));
             ExitCode::SUCCESS
         }
         tool if entry(tool).is_some() => match std::env::current_exe() {
