@@ -162,6 +162,30 @@ pub const PATH: &str = "PATH";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 
+pub const LOGNAME: &str = "LOGNAME";
+pub const SHELL: &str = "SHELL";
+pub const TMPDIR: &str = "TMPDIR";
+
+/// What a task takes from the environment `job submit` or `job new` ran in
+/// (the head node records it with the job): where the submitter's
+/// programs and files are, and their language and time zone. Everything
+/// else a task gets is the cluster's, the job's and the task's (README,
+/// "A task's environment").
+pub fn is_submit_variable(name: &str) -> bool {
+    matches!(name, HOME | PATH | TMPDIR | "LANG" | "LANGUAGE" | "TZ") || name.starts_with("LC_")
+}
+
+/// The submitter's variables of [`is_submit_variable`], as this process has
+/// them (empty ones and ones that are not valid UTF-8 left out).
+pub fn submit_environment() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, val)| Some((k.into_string().ok()?, val.into_string().ok()?)))
+        .filter(|(k, val)| is_submit_variable(k) && !val.is_empty() && !val.contains('\0'))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Reads a variable, treating an empty value as unset.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

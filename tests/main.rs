@@ -7,6 +7,7 @@ mod cancel;
 mod concurrency;
 mod crash;
 mod docs;
+mod environment;
 mod exchange;
 mod hardening;
 mod job_loop;

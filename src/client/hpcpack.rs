@@ -186,11 +186,17 @@ impl Backend for RestBackend {
                 for t in &spec.tasks {
                     self.add_task(id, &t.properties, &t.env)?;
                 }
-                self.submit_job(id)?;
+                if !spec.create_only {
+                    self.submit_job(id)?;
+                }
                 Ok(id)
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn create(&self, spec: &JobSpec) -> Result<u64> {
+        self.submit(&JobSpec { create_only: true, ..spec.clone() })
     }
 
     fn create_job(&self, props: &[RestProperty], env: &[RestProperty]) -> Result<u64> {

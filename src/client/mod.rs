@@ -24,6 +24,8 @@ pub struct JobQuery {
 pub trait Backend {
     /// Creates a job with its tasks and submits it (`job submit <command>`).
     fn submit(&self, spec: &JobSpec) -> Result<u64>;
+    /// A Configuring job with the spec's tasks (`job new`).
+    fn create(&self, spec: &JobSpec) -> Result<u64>;
     /// Creates a Configuring job (`job new`).
     fn create_job(&self, props: &[RestProperty], env: &[RestProperty]) -> Result<u64>;
     /// Creates a Configuring job from job XML (`job new /jobfile:`).

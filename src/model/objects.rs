@@ -70,6 +70,10 @@ pub struct Job {
     /// job instead of making a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The submitter's `HOME`, `PATH`, … at submission: the base of every
+    /// task's environment (see [`crate::env::is_submit_variable`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submit_environment: Vec<(String, String)>,
 }
 
 impl Job {
@@ -113,6 +117,7 @@ impl Job {
             next_task_id: 1,
             target_state: None,
             request_id: None,
+            submit_environment: Vec::new(),
         }
     }
 

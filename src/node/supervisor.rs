@@ -33,6 +33,7 @@
 use super::protocol::Launch;
 use super::sys;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -180,7 +181,9 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
     );
 
     let owner = Owner::of(spec.owner_uid)?;
-    let work_dir = owner.acting(|| work_dir(&spec, owner.user.as_ref()))??;
+    let env = task_env(&spec.env, owner.user.as_ref(), tools_dir().as_deref());
+    let home = env.get(crate::env::HOME).map(PathBuf::from);
+    let work_dir = owner.acting(|| work_dir(&spec, owner.user.as_ref(), home.as_deref()))??;
     let direct = simple_words(&spec.command_line);
     let mut cmd = match &direct {
         Some(words) => {
@@ -194,15 +197,12 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
             c
         }
     };
-    cmd.env_clear();
-    let hostfile = owner.acting(|| write_hostfile(&spec))??;
+    let tmp = env.get(crate::env::TMPDIR).map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or_else(|| "/tmp".into());
+    let hostfile = owner.acting(|| write_hostfile(&spec, &tmp))??;
     let _remove_hostfile = Removal { path: hostfile.clone(), owner: &owner };
-    for (k, v) in base_env(owner.user.as_ref()) {
-        cmd.env(k, v);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
+    // PATH decides where a bare program name is looked up (execvp does it
+    // with the PATH given to the child).
+    cmd.env_clear().envs(&env);
     cmd.env(crate::env::CCP_MPI_HOSTFILE, &hostfile);
     if spec.work_dir.is_empty() {
         cmd.env(crate::env::CCP_WORKDIR, &work_dir);
@@ -336,7 +336,10 @@ impl Owner {
 /// The task's working directory: `/workdir`, else the owner's home (or
 /// `/` when it has none it may enter). Called acting as the owner, so a
 /// directory the owner may not enter is an error that says so.
-fn work_dir(spec: &Launch, user: Option<&sys::User>) -> Result<PathBuf, String> {
+/// The directory the task runs in: `/workdir` (a relative one taken from
+/// `home`, the task's `HOME`), else `home`, else the owner's home
+/// directory, else `/`.
+fn work_dir(spec: &Launch, user: Option<&sys::User>, home: Option<&Path>) -> Result<PathBuf, String> {
     let enterable = |p: &Path| -> std::io::Result<()> {
         if !fs::metadata(p)?.is_dir() {
             return Err(std::io::Error::other("it is not a directory"));
@@ -345,10 +348,16 @@ fn work_dir(spec: &Launch, user: Option<&sys::User>) -> Result<PathBuf, String> 
         sys::may_enter(&c)
     };
     if spec.work_dir.is_empty() {
-        let home = user.map(|u| PathBuf::from(&u.home)).filter(|p| enterable(p).is_ok());
-        return Ok(home.unwrap_or_else(|| PathBuf::from("/")));
+        let found = [home.map(Path::to_path_buf), user.map(|u| PathBuf::from(&u.home))]
+            .into_iter()
+            .flatten()
+            .find(|p| enterable(p).is_ok());
+        return Ok(found.unwrap_or_else(|| PathBuf::from("/")));
     }
-    let dir = PathBuf::from(&spec.work_dir);
+    let dir = match home {
+        Some(h) => h.join(&spec.work_dir),
+        None => PathBuf::from(&spec.work_dir),
+    };
     enterable(&dir).map_err(|e| {
         let who = user.map(|u| format!(" as user {}", u.name)).unwrap_or_default();
         format!("cannot use the working directory {}{who}: {e}", dir.display())
@@ -458,20 +467,48 @@ pub fn simple_words(line: &str) -> Option<Vec<String>> {
     ok.then_some(words)
 }
 
-/// The variables a task starts from before the cluster's and its own.
-fn base_env(user: Option<&sys::User>) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    let path = std::env::var(crate::env::PATH).unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    env.push((crate::env::PATH.to_string(), path));
-    for k in ["LANG", "LC_ALL", "TZ", "TMPDIR", crate::env::HPCPACK_STATE_DIR] {
-        if let Ok(v) = std::env::var(k) {
-            env.push((k.to_string(), v));
-        }
+/// The directory of this installation's programs (`mpiexec`,
+/// `mpipingpong`, `job` …): the supervisor's own.
+fn tools_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
+}
+
+/// The PATH of a login with none given.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A task's environment, whatever the environment the head node was
+/// started in (README, "A task's environment"), lowest layer first:
+/// 1. a login's variables for its owner: `HOME`, `USER`, `LOGNAME` and
+///    `SHELL` from the passwd entry, `PATH` [`DEFAULT_PATH`], and the head
+///    node's `HPCPACK_STATE_DIR` (so `job` in a task finds its head node);
+/// 2. the launch's variables, in their own order: the submitter's `HOME`,
+///    `PATH`, `TMPDIR`, language and time zone, then the cluster's, the
+///    job's, the task's and `CCP_*`;
+/// 3. `tools` put first on `PATH`, unless `PATH` names it already: a task
+///    finds this installation's `mpiexec` and `mpipingpong` as typed, the
+///    way HPC Pack nodes put MS-MPI's first.
+fn task_env(launch: &[(String, String)], user: Option<&sys::User>, tools: Option<&Path>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert(crate::env::PATH.to_string(), DEFAULT_PATH.to_string());
+    if let Some(d) = crate::env::var(crate::env::HPCPACK_STATE_DIR) {
+        env.insert(crate::env::HPCPACK_STATE_DIR.to_string(), d);
     }
     if let Some(u) = user {
-        env.push((crate::env::HOME.into(), u.home.clone()));
-        env.push((crate::env::USER.into(), u.name.clone()));
-        env.push(("LOGNAME".into(), u.name.clone()));
+        env.insert(crate::env::HOME.into(), u.home.clone());
+        env.insert(crate::env::USER.into(), u.name.clone());
+        env.insert(crate::env::LOGNAME.into(), u.name.clone());
+        if !u.shell.is_empty() {
+            env.insert(crate::env::SHELL.into(), u.shell.clone());
+        }
+    }
+    for (k, v) in launch {
+        env.insert(k.clone(), v.clone());
+    }
+    if let Some(dir) = tools.and_then(Path::to_str) {
+        let path = env.entry(crate::env::PATH.to_string()).or_default();
+        if !path.split(':').any(|p| Path::new(p) == Path::new(dir)) {
+            *path = if path.is_empty() { dir.to_string() } else { format!("{dir}:{path}") };
+        }
     }
     env
 }
@@ -482,7 +519,7 @@ fn base_env(user: Option<&sys::User>) -> Vec<(String, String)> {
 /// directory is the head node's, private to it. Called acting as the
 /// owner; the name is random and the file new (`O_EXCL`), so nobody can
 /// have put a link there first.
-fn write_hostfile(spec: &Launch) -> Result<PathBuf, String> {
+fn write_hostfile(spec: &Launch, tmp: &Path) -> Result<PathBuf, String> {
     let format = spec
         .env
         .iter()
@@ -498,7 +535,6 @@ fn write_hostfile(spec: &Launch) -> Result<PathBuf, String> {
             _ => format!("{n}\n"),
         };
     }
-    let tmp = std::env::temp_dir();
     for _ in 0..16 {
         let mut r = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)

@@ -408,6 +408,8 @@ pub struct User {
     pub gid: u32,
     pub name: String,
     pub home: String,
+    /// The login shell (`pw_shell`), empty if the entry names none.
+    pub shell: String,
 }
 
 /// Looks up a user by uid.
@@ -427,6 +429,11 @@ pub fn user_by_uid(uid: u32) -> Option<User> {
             gid: pwd.pw_gid,
             name: CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(),
             home: CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned(),
+            shell: if pwd.pw_shell.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(pwd.pw_shell).to_string_lossy().into_owned()
+            },
         })
     }
 }

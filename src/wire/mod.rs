@@ -62,6 +62,24 @@ pub struct JobSpec {
     /// it gets the job the first one made, never a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The submitter's `HOME`, `PATH`, `TMPDIR`, language and time zone
+    /// (an extension; see [`crate::env::is_submit_variable`]): the base of
+    /// every task's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submit_environment: Vec<RestProperty>,
+    /// Creates the job with its tasks, Configuring, without submitting it
+    /// (`job new`; an extension too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_only: bool,
+}
+
+impl JobSpec {
+    /// The spec with this process's [`crate::env::submit_environment`].
+    pub fn from_here(mut self) -> JobSpec {
+        self.submit_environment =
+            crate::env::submit_environment().into_iter().map(|(k, v)| RestProperty::new(k, v)).collect();
+        self
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -453,6 +453,24 @@ pub fn props_env(props: &[RestProperty]) -> Result<Vec<(String, String)>, String
         .collect()
 }
 
+/// The most bytes of a submitter's environment a job keeps.
+pub const SUBMIT_ENVIRONMENT_MAX: usize = 64 * 1024;
+
+/// `SubmitEnvironment`: only the variables a task takes from its submitter
+/// ([`crate::env::is_submit_variable`]), within [`SUBMIT_ENVIRONMENT_MAX`].
+pub fn submit_environment(props: &[RestProperty]) -> Result<Vec<(String, String)>, String> {
+    let vars = props_env(props)?;
+    if let Some((k, _)) = vars.iter().find(|(k, _)| !crate::env::is_submit_variable(k)) {
+        return Err(format!(
+            "SubmitEnvironment may hold HOME, PATH, TMPDIR, LANG, LANGUAGE, LC_* and TZ, not {k}; give other variables with /env or /jobenv"
+        ));
+    }
+    if vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > SUBMIT_ENVIRONMENT_MAX {
+        return Err(format!("SubmitEnvironment is over {} KiB", SUBMIT_ENVIRONMENT_MAX / 1024));
+    }
+    Ok(vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

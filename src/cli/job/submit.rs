@@ -35,7 +35,7 @@ pub fn submit(ctx: &Ctx, a: &SubmitArgs) -> anyhow::Result<u8> {
         b.submit_job(id)?;
         id
     } else if let Some(file) = &a.jobfile {
-        let mut spec = read_job_file(file)?;
+        let mut spec = read_job_file(file)?.from_here();
         spec.properties.extend(job_props);
         spec.env.extend(a.job.env());
         spec.custom_properties.extend(a.job.custom());
@@ -70,8 +70,9 @@ fn single_task_spec(a: &SubmitArgs, job_props: Vec<RestProperty>) -> JobSpec {
         env: a.job.env(),
         custom_properties: a.job.custom(),
         tasks: vec![TaskSpec { properties: task, env: a.task.env() }],
-        request_id: None,
+        ..Default::default()
     }
+    .from_here()
 }
 
 fn read_job_file(file: &str) -> anyhow::Result<JobSpec> {
@@ -81,22 +82,15 @@ fn read_job_file(file: &str) -> anyhow::Result<JobSpec> {
 
 /// `job new`.
 pub fn new(ctx: &Ctx, a: &NewArgs) -> anyhow::Result<u8> {
-    let mut props = Vec::new();
-    let mut env = Vec::new();
-    let mut tasks = Vec::new();
-    if let Some(file) = &a.jobfile {
-        let spec = read_job_file(file)?;
-        props = spec.properties;
-        env = spec.env;
-        tasks = spec.tasks;
+    let mut spec = match &a.jobfile {
+        Some(file) => read_job_file(file)?,
+        None => JobSpec::default(),
     }
-    props.extend(a.job.props().map_err(Error::InvalidArgument)?);
-    env.extend(a.job.env());
-    let b = ctx.backend()?;
-    let id = b.create_job(&props, &env)?;
-    for t in &tasks {
-        b.add_task(id, &t.properties, &t.env)?;
-    }
+    .from_here();
+    spec.properties.extend(a.job.props().map_err(Error::InvalidArgument)?);
+    spec.env.extend(a.job.env());
+    spec.create_only = true;
+    let id = ctx.backend()?.create(&spec)?;
     ctx.message(&format!("Created job, ID: {id}"))?;
     Ok(exit::OK)
 }

@@ -113,11 +113,16 @@ impl Cluster {
             nodes.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(" ")
         );
         use crate::env as e;
-        let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // The submitter's HOME, PATH, … first: the cluster's, the job's and
+        // the task's variables override them.
+        let mut env: Vec<(String, String)> = job.submit_environment.clone();
         let mut set = |k: &str, v: String| {
             env.retain(|(n, _)| n != k);
             env.push((k.to_string(), v));
         };
+        for (k, v) in &self.env {
+            set(k, v.clone());
+        }
         set(e::CCP_CLUSTER_NAME, self.cluster_name.clone());
         for (k, v) in &job.env {
             set(k, v.clone());

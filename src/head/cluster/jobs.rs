@@ -31,7 +31,7 @@ impl Cluster {
     /// The extension `POST /hpcpack/v1/jobs`: create, add tasks and submit in
     /// one durable step, so a bad task leaves no half-made job behind.
     pub fn submit_new(&mut self, caller: &Caller, spec: &JobSpec, now: Millis) -> Result<(u64, Effects)> {
-        if spec.tasks.is_empty() {
+        if spec.tasks.is_empty() && !spec.create_only {
             return Err(Error::InvalidArgument("a job needs at least one task".into()));
         }
         if let Some(r) = &spec.request_id {
@@ -43,8 +43,8 @@ impl Cluster {
                 return Ok((*id, Effects::default()));
             }
         }
-        let id = self.create_with_tasks(caller, spec, true, now)?;
-        Ok((id, Effects { reschedule: true, ..Default::default() }))
+        let id = self.create_with_tasks(caller, spec, !spec.create_only, now)?;
+        Ok((id, Effects { reschedule: !spec.create_only, ..Default::default() }))
     }
 
     /// A job with the spec's tasks in one durable step: Configuring, or
@@ -55,6 +55,7 @@ impl Cluster {
         job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
         job.custom_properties = spec.custom_properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         job.request_id = spec.request_id.clone();
+        job.submit_environment = props::submit_environment(&spec.submit_environment).map_err(Error::InvalidArgument)?;
         let mut tasks = Vec::with_capacity(spec.tasks.len());
         for (i, ts) in spec.tasks.iter().enumerate() {
             tasks.push(Self::build_task(&job, i as u32 + 1, ts, now)?);

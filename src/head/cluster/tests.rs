@@ -42,7 +42,7 @@ fn spec(cmd: &str, job: &[(&str, &str)]) -> JobSpec {
         env: vec![],
         custom_properties: vec![],
         tasks: vec![TaskSpec { properties: vec![RestProperty::new("CommandLine", cmd)], env: vec![] }],
-        request_id: None,
+        ..Default::default()
     }
 }
 
