@@ -16,5 +16,6 @@ mod mpi_layouts;
 mod mpiexec;
 mod nodes;
 mod pingpong;
+mod queue;
 mod rest;
 mod verbs_fallback;

@@ -215,8 +215,9 @@ pub fn listtasks(ctx: &Ctx, a: &ListTasksArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// Waits for a job; exit 0 if it Finished, 1 if it Failed, was Canceled, or
-/// the timeout passed. On a terminal, shows the tasks' progress.
+/// Waits for a job; exit 0 if it Finished, 1 if it Failed or was Canceled,
+/// [`exit::TIMEOUT`] if the timeout passed first. On a terminal, shows the
+/// tasks' progress.
 pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Result<u8> {
     let b = ctx.backend()?;
     let start = Instant::now();
@@ -271,7 +272,7 @@ pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Re
                     timeout.unwrap_or(0.0)
                 ));
             }
-            return Ok(exit::FAILED);
+            return Ok(exit::TIMEOUT);
         }
     }
 }
