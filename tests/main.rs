@@ -18,4 +18,5 @@ mod nodes;
 mod pingpong;
 mod queue;
 mod rest;
+mod task_paths;
 mod verbs_fallback;
