@@ -172,7 +172,7 @@ complete -c job -n "__fish_job_using_subcommand view" -l history -d 'Shows when 
 complete -c job -n "__fish_job_using_subcommand view" -l format -d 'Output format: list, or json ([extension])' -r
 complete -c job -n "__fish_job_using_subcommand view" -l scheduler -d 'Head node to use: this machine\'s embedded head node (`local`, the default), or a head node\'s Unix socket (`unix:/path`). Default: the CCP_SCHEDULER environment variable, then the config file' -r
 complete -c job -n "__fish_job_using_subcommand view" -s h -l help -d 'Print help'
-complete -c job -n "__fish_job_using_subcommand wait" -l timeout -d 'Gives up after this many seconds (exit code 1); default: no limit' -r
+complete -c job -n "__fish_job_using_subcommand wait" -l timeout -d 'Gives up after this many seconds (exit code 9); default: no limit' -r
 complete -c job -n "__fish_job_using_subcommand wait" -l scheduler -d 'Head node to use: this machine\'s embedded head node (`local`, the default), or a head node\'s Unix socket (`unix:/path`). Default: the CCP_SCHEDULER environment variable, then the config file' -r
 complete -c job -n "__fish_job_using_subcommand wait" -l quiet -d 'Prints nothing; the exit code tells the outcome'
 complete -c job -n "__fish_job_using_subcommand wait" -s h -l help -d 'Print help'

@@ -223,7 +223,7 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (wait)
 _arguments "${_arguments_options[@]}" : \
-'--timeout=[Gives up after this many seconds (exit code 1); default\: no limit]:seconds:_default' \
+'--timeout=[Gives up after this many seconds (exit code 9); default\: no limit]:seconds:_default' \
 '--scheduler=[Head node to use\: this machine'\''s embedded head node (\`local\`, the default), or a head node'\''s Unix socket (\`unix\:/path\`). Default\: the CCP_SCHEDULER environment variable, then the config file]:name:_default' \
 '--quiet[Prints nothing; the exit code tells the outcome]' \
 '-h[Print help]' \

@@ -28,6 +28,9 @@ pub mod exit {
     pub const INTERNAL: u8 = 7;
     /// The disk holding the head node's state is full: nothing was changed.
     pub const NO_SPACE: u8 = 8;
+    /// `job wait /timeout` gave up before the job ended (it may still
+    /// finish); not a failure of the job.
+    pub const TIMEOUT: u8 = 9;
 }
 
 /// What kind of failure, independent of where it happened.

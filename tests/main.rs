@@ -17,5 +17,7 @@ mod mpi_layouts;
 mod mpiexec;
 mod nodes;
 mod pingpong;
+mod queue;
 mod rest;
+mod task_paths;
 mod verbs_fallback;

@@ -8,9 +8,9 @@
 
 use super::Head;
 use super::server::Limits;
-use super::cluster::Caller;
+use super::cluster::{Caller, Cluster};
 use crate::error::{Error, Kind};
-use crate::model::{NodeGroup, TaskState, now_millis};
+use crate::model::{Job, JobState, NodeGroup, TaskState, now_millis};
 use crate::node::protocol::RunId;
 use crate::wire::props::{read_job, read_task};
 use crate::wire::{
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -389,6 +389,7 @@ async fn list_jobs(State(h): State<Arc<Head>>, Query(query): Q) -> ApiResult<Res
     let owner = q(&query, "owner");
     let c = h.lock();
     let mut rows = Vec::new();
+    let mut reasons = None;
     for j in c.jobs() {
         if owner.is_some_and(|o| !o.eq_ignore_ascii_case(&j.owner)) {
             continue;
@@ -400,7 +401,7 @@ async fn list_jobs(State(h): State<Arc<Head>>, Query(query): Q) -> ApiResult<Res
             _ => true,
         });
         if keep {
-            rows.push(RestObject { properties: read_job(j, &c.counts(j.id), &props).map_err(bad)? });
+            rows.push(RestObject { properties: job_properties(&c, j, &props, &mut reasons)? });
         }
     }
     drop(c);
@@ -451,10 +452,29 @@ async fn submit_new(
     Ok(Json(id))
 }
 
+/// A job's properties as read now: a Queued job's `PendingReason` is
+/// worked out at this moment ([`Cluster::pending_reasons`]), once per
+/// request however many jobs it reads.
+fn job_properties(
+    c: &Cluster,
+    j: &Job,
+    names: &[String],
+    reasons: &mut Option<BTreeMap<u64, String>>,
+) -> ApiResult<Vec<RestProperty>> {
+    let wanted = names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case("PendingReason"));
+    if j.state != JobState::Queued || !wanted {
+        return read_job(j, &c.counts(j.id), names).map_err(bad);
+    }
+    let reasons = reasons.get_or_insert_with(|| c.pending_reasons(now_millis()));
+    let mut j = j.clone();
+    j.pending_reason = reasons.get(&j.id).cloned().unwrap_or_default();
+    read_job(&j, &c.counts(j.id), names).map_err(bad)
+}
+
 async fn get_job(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q) -> ApiResult<Json<Vec<RestProperty>>> {
     let c = h.lock();
     let j = c.job(id)?;
-    Ok(Json(read_job(j, &c.counts(id), &names(&query)).map_err(bad)?))
+    Ok(Json(job_properties(&c, j, &names(&query), &mut None)?))
 }
 
 async fn put_job(
@@ -601,7 +621,7 @@ async fn wait_job(State(h): State<Arc<Head>>, JobId(id): JobId, Query(query): Q)
             let c = h.lock();
             let j = c.job(id)?;
             if j.state.is_final() || tokio::time::Instant::now() >= deadline {
-                return Ok(Json(read_job(j, &c.counts(id), &names(&query)).map_err(bad)?));
+                return Ok(Json(job_properties(&c, j, &names(&query), &mut None)?));
             }
         }
         let _ = tokio::time::timeout_at(deadline, rx.changed()).await;

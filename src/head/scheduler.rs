@@ -5,7 +5,8 @@
 //! - [`schedule_jobs`]: which queued jobs start, on which nodes and cores.
 //!   Jobs are taken by priority, then first come first served. A job that
 //!   cannot start now reserves the nodes it could use, so later jobs cannot
-//!   take them and starve it (no backfill).
+//!   take them and starve it (no backfill). [`pending_reasons`] runs the
+//!   same pass to say why each queued job waits.
 //! - [`place_tasks`]: which of a running job's queued tasks start, inside the
 //!   job's allocation, honouring `/depend` and per-task requests.
 
@@ -19,6 +20,8 @@ pub struct NodeUsage {
     pub used: BTreeSet<u32>,
     /// A running job holds the node exclusively.
     pub exclusive: bool,
+    /// The jobs holding cores here, to name them in pending reasons.
+    pub jobs: BTreeSet<u64>,
 }
 
 /// The usage of every node by the given running jobs.
@@ -29,6 +32,7 @@ pub fn usage_of<'a>(running: impl IntoIterator<Item = &'a Job>) -> BTreeMap<Stri
             let u = usage.entry(a.node.clone()).or_default();
             u.used.extend(a.cores.iter().copied());
             u.exclusive |= job.exclusive;
+            u.jobs.insert(job.id);
         }
     }
     usage
@@ -38,7 +42,7 @@ pub fn usage_of<'a>(running: impl IntoIterator<Item = &'a Job>) -> BTreeMap<Stri
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     Start(Vec<NodeAlloc>),
-    /// Waits; the reason is shown as the job's pending reason.
+    /// Waits; the reason says for what (see [`pending_reasons`]).
     Wait(String),
     /// Can never run on these nodes; the job fails with this message.
     Never(String),
@@ -51,6 +55,41 @@ pub fn schedule_jobs(
     usage: &BTreeMap<String, NodeUsage>,
     queued: &[&Job],
 ) -> Vec<(u64, Decision)> {
+    pass(nodes, usage, queued, true)
+}
+
+/// Why each of `queued` has not started, as the next scheduling pass sees
+/// it: the same pass as [`schedule_jobs`], run to the end of the queue.
+/// Shown as the job's `Pending Reason`; computed when asked rather than
+/// stored by each pass, so it is never stale and a long queue behind a
+/// full cluster costs no writes.
+pub fn pending_reasons(
+    nodes: &[Node],
+    usage: &BTreeMap<String, NodeUsage>,
+    queued: &[&Job],
+) -> BTreeMap<u64, String> {
+    pass(nodes, usage, queued, false)
+        .into_iter()
+        .map(|(id, d)| {
+            let why = match d {
+                Decision::Start(_) => "about to start: the resources it asks for are free".to_string(),
+                Decision::Wait(why) => why,
+                Decision::Never(why) => format!("cannot run on this cluster: {why}"),
+            };
+            (id, why)
+        })
+        .collect()
+}
+
+/// Nodes held back for a queued job that cannot start yet: node → job.
+type Reserved = BTreeMap<String, u64>;
+
+fn pass(
+    nodes: &[Node],
+    usage: &BTreeMap<String, NodeUsage>,
+    queued: &[&Job],
+    stop_when_full: bool,
+) -> Vec<(u64, Decision)> {
     let mut order: Vec<&Job> = queued.to_vec();
     order.sort_by(|a, b| {
         b.priority
@@ -59,98 +98,229 @@ pub fn schedule_jobs(
             .then(a.id.cmp(&b.id))
     });
     let mut usage = usage.clone();
-    let mut reserved: HashSet<String> = HashSet::new();
+    let mut reserved = Reserved::new();
     let mut out = Vec::with_capacity(order.len());
     let any_online = nodes.iter().any(|n| n.state == NodeState::Online);
     for job in order {
         // With nodes online but no free core left on any that is not
-        // reserved, no later job can start: stop, so a long queue costs
-        // nothing while the cluster is full. Those jobs keep their earlier
-        // pending reason.
-        if any_online && !has_free_core(nodes, &usage, &reserved) {
+        // reserved, no later job can start: a scheduling pass stops, so a
+        // long queue costs nothing while the cluster is full.
+        if stop_when_full && any_online && !has_free_core(nodes, &usage, &reserved) {
             break;
         }
         let all = candidates(nodes, job, None, &reserved);
-        if all.is_empty() {
-            out.push((job.id, never_or_wait(nodes, job)));
+        if let Some(alloc) = allocate(job, &all, &usage) {
+            for a in &alloc {
+                let u = usage.entry(a.node.clone()).or_default();
+                u.used.extend(a.cores.iter().copied());
+                u.exclusive |= job.exclusive;
+                u.jobs.insert(job.id);
+            }
+            out.push((job.id, Decision::Start(alloc)));
             continue;
         }
-        match allocate(job, &all, &usage) {
-            Some(alloc) => {
-                for a in &alloc {
-                    let u = usage.entry(a.node.clone()).or_default();
-                    u.used.extend(a.cores.iter().copied());
-                    u.exclusive |= job.exclusive;
-                }
-                out.push((job.id, Decision::Start(alloc)));
-            }
-            None => {
-                let idle = BTreeMap::new();
-                if allocate(job, &all, &idle).is_none() {
-                    out.push((job.id, never_or_wait(nodes, job)));
-                } else {
-                    reserved.extend(all.iter().map(|n| n.name.clone()));
-                    out.push((job.id, Decision::Wait("waiting for resources".into())));
-                }
-            }
+        if !fits_idle(nodes, job) {
+            out.push((job.id, Decision::Never(never_reason(nodes, job))));
+            continue;
+        }
+        out.push((job.id, Decision::Wait(wait_reason(nodes, job, &usage, &reserved))));
+        // A job that fits the online nodes it may use, once they are idle,
+        // holds them back from later jobs. One that needs offline nodes
+        // holds nothing: it may wait for a long time.
+        if allocate(job, &all, &BTreeMap::new()).is_some() {
+            reserved.extend(all.iter().map(|n| (n.name.clone(), job.id)));
         }
     }
     out
 }
 
-fn has_free_core(nodes: &[Node], usage: &BTreeMap<String, NodeUsage>, reserved: &HashSet<String>) -> bool {
-    nodes.iter().filter(|n| n.state == NodeState::Online && !reserved.contains(&n.name)).any(|n| {
+fn has_free_core(nodes: &[Node], usage: &BTreeMap<String, NodeUsage>, reserved: &Reserved) -> bool {
+    nodes.iter().filter(|n| n.state == NodeState::Online && !reserved.contains_key(&n.name)).any(|n| {
         usage.get(&n.name).is_none_or(|u| !u.exclusive && (u.used.len() as u32) < n.cores)
     })
 }
 
-/// A job that fits no set of online nodes waits if offline nodes could serve
-/// it (they may come back), and is refused when no node of the cluster could.
-fn never_or_wait(nodes: &[Node], job: &Job) -> Decision {
-    let none = HashSet::new();
+/// Whether the job fits the cluster's nodes, all online and idle: if not,
+/// it can never run (offline nodes may come back, so they count).
+fn fits_idle(nodes: &[Node], job: &Job) -> bool {
     let everyone: Vec<Node> = nodes
         .iter()
         .map(|n| Node { state: NodeState::Online, ..n.clone() })
         .collect();
-    let all = candidates(&everyone, job, None, &none);
-    if !all.is_empty() && allocate(job, &all, &BTreeMap::new()).is_some() {
-        return Decision::Wait("waiting for nodes to come online".into());
+    let all = candidates(&everyone, job, None, &Reserved::new());
+    !all.is_empty() && allocate(job, &all, &BTreeMap::new()).is_some()
+}
+
+/// `1 core`, `4 nodes`.
+fn count_of(n: usize, unit: UnitType) -> String {
+    let plural = unit.plural().to_lowercase();
+    if n == 1 { format!("1 {}", plural.trim_end_matches('s')) } else { format!("{n} {plural}") }
+}
+
+fn is_are(n: usize) -> &'static str {
+    if n == 1 { "is" } else { "are" }
+}
+
+/// `job 3`, `jobs 3 and 5`, `jobs 3, 5, 8 and 2 more`.
+fn jobs_named(ids: &BTreeSet<u64>) -> String {
+    const SHOWN: usize = 3;
+    let names: Vec<String> = ids.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    match ids.len() {
+        1 => format!("job {}", names[0]),
+        n if n <= SHOWN => format!("jobs {} and {}", names[..n - 1].join(", "), names[n - 1]),
+        n => format!("jobs {} and {} more", names.join(", "), n - SHOWN),
     }
-    Decision::Never(format!(
-        "no set of nodes can satisfy the job's request ({}{}): {}",
-        job.resource_request(),
-        describe_filters(job),
-        describe_capacity(&all_matching(nodes, job))
-    ))
+}
+
+/// The nodes a job may use, for messages: (phrase, whether it is plural,
+/// the per-node conditions).
+fn scope_of(job: &Job) -> (String, bool, String) {
+    let groups = match job.node_groups.len() {
+        0 => String::new(),
+        1 => format!("the group {}", job.node_groups[0]),
+        _ => format!("the groups {} ({})", job.node_groups.join(","), job.node_group_op.as_str()),
+    };
+    let (scope, plural) = match (job.requested_nodes.len(), groups.is_empty()) {
+        (0, true) => ("the cluster".to_string(), false),
+        (0, false) => (groups, job.node_groups.len() > 1),
+        (n, g) => {
+            let nodes = format!("the node{} {}", if n == 1 { "" } else { "s" }, job.requested_nodes.join(","));
+            (if g { nodes } else { format!("{nodes} of {groups}") }, n > 1)
+        }
+    };
+    (scope, plural, conditions_of(job))
+}
+
+/// The job's per-node conditions, e.g. `8-* cores`, joined with `and`.
+fn conditions_of(job: &Job) -> String {
+    let mut c = Vec::new();
+    if let Some(r) = job.cores_per_node {
+        c.push(format!("{r} cores"));
+    }
+    if let Some(r) = job.memory_per_node {
+        c.push(format!("{r} MB of memory"));
+    }
+    c.join(" and ")
+}
+
+/// ` (nodes with 8-* cores)`, or nothing.
+fn in_brackets(conditions: &str) -> String {
+    if conditions.is_empty() { String::new() } else { format!(" (nodes with {conditions})") }
+}
+
+/// Units of the job's type a node has for it when idle.
+fn idle_units(n: &Node, job: &Job) -> usize {
+    free_units(n, job.unit, job.exclusive, None).len()
+}
+
+/// Why a job can never run: what it asks for against what the nodes it
+/// may use have, e.g. `it asks for 8 nodes but the group azurenodes has 4`.
+fn never_reason(nodes: &[Node], job: &Job) -> String {
+    let want = job.count.unwrap_or(Range::ONE).min as usize;
+    let (scope, plural, conditions) = scope_of(job);
+    let asks = format!("it asks for {}", count_of(want, job.unit));
+    let matching = all_matching(nodes, job);
+    let has = if plural { "have" } else { "has" };
+    if matching.is_empty() {
+        let with = if conditions.is_empty() { String::new() } else { format!(" with {conditions}") };
+        return format!("{asks} but {scope} {has} no node{with}");
+    }
+    if job.node_group_op == NodeGroupOp::Uniform && job.node_groups.len() > 1 {
+        let most = job
+            .node_groups
+            .iter()
+            .map(|g| matching.iter().filter(|n| n.in_group(g)).map(|n| idle_units(n, job)).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        return format!(
+            "{asks} of one group but the largest of the groups {}{} has {}",
+            job.node_groups.join(","),
+            in_brackets(&conditions),
+            count_of(most, job.unit)
+        );
+    }
+    let total: usize = matching.iter().map(|n| idle_units(n, job)).sum();
+    format!("{asks} but {scope}{} {has} {}", in_brackets(&conditions), count_of(total, job.unit))
+}
+
+/// Why a job that could run on idle nodes waits: its request, then what
+/// the units of the nodes it may use are doing, e.g. `waiting for 4 cores:
+/// 2 of the 2 cores of the group azurenodes are in use by job 3`.
+fn wait_reason(nodes: &[Node], job: &Job, usage: &BTreeMap<String, NodeUsage>, reserved: &Reserved) -> String {
+    let want = job.count.unwrap_or(Range::ONE).min as usize;
+    let (mut total, mut free) = (0usize, 0usize);
+    let (mut busy, mut held, mut offline, mut draining) = (0usize, 0usize, 0usize, 0usize);
+    let (mut busy_by, mut held_for) = (BTreeSet::new(), BTreeSet::new());
+    for n in all_matching(nodes, job) {
+        let units = idle_units(n, job);
+        total += units;
+        match n.state {
+            NodeState::Offline => offline += units,
+            NodeState::Draining => draining += units,
+            NodeState::Online => {
+                let u = usage.get(&n.name);
+                let now = free_units(n, job.unit, job.exclusive, u).len();
+                if units > now {
+                    busy += units - now;
+                    busy_by.extend(u.map(|u| u.jobs.iter().copied()).into_iter().flatten());
+                }
+                match reserved.get(&n.name) {
+                    Some(r) if now > 0 => {
+                        held += now;
+                        held_for.insert(*r);
+                    }
+                    _ => free += now,
+                }
+            }
+        }
+    }
+    let on = |state: &str| {
+        if job.unit == UnitType::Node { state.to_string() } else { format!("on {state} nodes") }
+    };
+    let mut parts: Vec<(usize, String)> = Vec::new();
+    if busy > 0 {
+        let by = if busy_by.is_empty() { String::new() } else { format!(" by {}", jobs_named(&busy_by)) };
+        parts.push((busy, format!("in use{by}")));
+    }
+    if held > 0 {
+        parts.push((held, format!("held for {}, ahead of it in the queue", jobs_named(&held_for))));
+    }
+    if offline > 0 {
+        parts.push((offline, on("offline")));
+    }
+    if draining > 0 {
+        parts.push((draining, on("draining")));
+    }
+    let head = format!("waiting for {}", count_of(want, job.unit));
+    if parts.is_empty() {
+        // Enough units are free, but not as the request needs them (all
+        // from one group with Uniform, say).
+        return head;
+    }
+    if free > 0 {
+        parts.push((free, "free".into()));
+    }
+    let (scope, _, conditions) = scope_of(job);
+    let mut text = String::new();
+    for (i, (k, what)) in parts.iter().enumerate() {
+        let sep = match i {
+            0 => "",
+            _ if i + 1 == parts.len() => " and ",
+            _ => ", ",
+        };
+        text += sep;
+        if i == 0 {
+            let of = format!("{} of {scope}{}", count_of(total, job.unit), in_brackets(&conditions));
+            text += &format!("{k} of the {of} {} {what}", is_are(*k));
+        } else {
+            text += &format!("{k} {} {what}", is_are(*k));
+        }
+    }
+    format!("{head}: {text}")
 }
 
 fn all_matching<'a>(nodes: &'a [Node], job: &Job) -> Vec<&'a Node> {
     nodes.iter().filter(|n| matches_filters(n, job, None)).collect()
-}
-
-fn describe_filters(job: &Job) -> String {
-    let mut s = String::new();
-    if !job.node_groups.is_empty() {
-        s += &format!(", node groups {} ({})", job.node_groups.join(","), job.node_group_op.as_str());
-    }
-    if !job.requested_nodes.is_empty() {
-        s += &format!(", nodes {}", job.requested_nodes.join(","));
-    }
-    if let Some(r) = job.cores_per_node {
-        s += &format!(", {r} cores per node");
-    }
-    if let Some(r) = job.memory_per_node {
-        s += &format!(", {r} MB per node");
-    }
-    s
-}
-
-fn describe_capacity(nodes: &[&Node]) -> String {
-    if nodes.is_empty() {
-        return "no node matches".into();
-    }
-    let cores: u32 = nodes.iter().map(|n| n.cores).sum();
-    format!("{} matching node(s) with {} core(s) in all", nodes.len(), cores)
 }
 
 fn matches_filters(n: &Node, job: &Job, group: Option<&str>) -> bool {
@@ -174,10 +344,10 @@ fn in_range(r: Range, v: u64) -> bool {
 }
 
 /// Online nodes that may serve `job`, minus `reserved`.
-fn candidates<'a>(nodes: &'a [Node], job: &Job, group: Option<&str>, reserved: &HashSet<String>) -> Vec<&'a Node> {
+fn candidates<'a>(nodes: &'a [Node], job: &Job, group: Option<&str>, reserved: &Reserved) -> Vec<&'a Node> {
     nodes
         .iter()
-        .filter(|n| n.state == NodeState::Online && !reserved.contains(&n.name))
+        .filter(|n| n.state == NodeState::Online && !reserved.contains_key(&n.name))
         .filter(|n| matches_filters(n, job, group))
         .collect()
 }
@@ -483,12 +653,16 @@ mod tests {
     fn blocked_job_reserves_its_nodes() {
         let nodes = vec![node("N1", 2, &[])];
         let mut usage = BTreeMap::new();
-        usage.insert("N1".to_string(), NodeUsage { used: [0].into(), exclusive: false });
+        usage.insert("N1".to_string(), NodeUsage { used: [0].into(), exclusive: false, jobs: [7].into() });
         let big = job(1, UnitType::Core, "2");
         let small = job(2, UnitType::Core, "1");
         let d = schedule_jobs(&nodes, &usage, &[&big, &small]);
         assert!(matches!(d[0].1, Decision::Wait(_)));
         assert!(d.iter().all(|(id, d)| *id != 2 || !matches!(d, Decision::Start(_))), "the small job must not overtake the big one");
+        assert_eq!(
+            pending_reasons(&nodes, &usage, &[&big, &small])[&2],
+            "waiting for 1 core: 1 of the 2 cores of the cluster is in use by job 7 and 1 is held for job 1, ahead of it in the queue"
+        );
     }
 
     #[test]
@@ -519,7 +693,63 @@ mod tests {
         let j = job(1, UnitType::Core, "1");
         assert_eq!(
             schedule_jobs(&[n], &BTreeMap::new(), &[&j])[0].1,
-            Decision::Wait("waiting for nodes to come online".into())
+            Decision::Wait("waiting for 1 core: 2 of the 2 cores of the cluster are on offline nodes".into())
+        );
+    }
+
+    #[test]
+    fn pending_reasons_name_what_holds_the_resources() {
+        let nodes: Vec<Node> = (1..=2).map(|i| node(&format!("N{i}"), 1, &["azurenodes"])).collect();
+        let mut running = job(3, UnitType::Core, "2");
+        running.allocation = vec![NodeAlloc { node: "N1".into(), cores: vec![0] }, NodeAlloc { node: "N2".into(), cores: vec![0] }];
+        let usage = usage_of([&running]);
+        let mut j = job(5, UnitType::Core, "2");
+        j.node_groups = vec!["azurenodes".into()];
+        let mut k = job(6, UnitType::Node, "1");
+        k.node_groups = vec!["azurenodes".into()];
+        // A pass stops at a full cluster; the reasons go on to the end of the queue.
+        assert_eq!(schedule_jobs(&nodes, &usage, &[&j, &k]).len(), 0);
+        let why = pending_reasons(&nodes, &usage, &[&j, &k]);
+        assert_eq!(why[&5], "waiting for 2 cores: 2 of the 2 cores of the group azurenodes are in use by job 3");
+        assert_eq!(why[&6], "waiting for 1 node: 2 of the 2 nodes of the group azurenodes are in use by job 3");
+        // Once job 3 ended, job 5 starts and job 6 waits for it instead.
+        let why = pending_reasons(&nodes, &BTreeMap::new(), &[&j, &k]);
+        assert!(why[&5].starts_with("about to start"), "{}", why[&5]);
+        assert_eq!(why[&6], "waiting for 1 node: 2 of the 2 nodes of the group azurenodes are in use by job 5");
+    }
+
+    #[test]
+    fn pending_reasons_count_busy_held_offline_and_free_units() {
+        let mut nodes: Vec<Node> = (1..=4).map(|i| node(&format!("N{i}"), 2, &[])).collect();
+        nodes[3].state = NodeState::Offline;
+        let mut usage = BTreeMap::new();
+        usage.insert("N1".to_string(), NodeUsage { used: [0].into(), exclusive: false, jobs: [7].into() });
+        let big = job(1, UnitType::Core, "8");
+        let mut wide = job(2, UnitType::Node, "2");
+        wide.requested_nodes = vec!["N2".into(), "N3".into()];
+        let small = job(3, UnitType::Core, "4");
+        let why = pending_reasons(&nodes, &usage, &[&big, &wide, &small]);
+        assert_eq!(why[&1], "waiting for 8 cores: 1 of the 8 cores of the cluster is in use by job 7, 2 are on offline nodes and 5 are free");
+        assert!(why[&2].starts_with("about to start"), "the big job holds no nodes while it needs offline ones: {}", why[&2]);
+        assert_eq!(why[&3], "waiting for 4 cores: 5 of the 8 cores of the cluster are in use by jobs 2 and 7, 2 are on offline nodes and 1 is free");
+    }
+
+    #[test]
+    fn a_request_larger_than_its_nodes_says_so() {
+        let nodes: Vec<Node> = (1..=5)
+            .map(|i| node(&format!("N{i}"), 2, if i < 5 { &["azurenodes"] } else { &[] }))
+            .collect();
+        let mut j = job(1, UnitType::Node, "8");
+        j.node_groups = vec!["azurenodes".into()];
+        assert_eq!(
+            schedule_jobs(&nodes, &BTreeMap::new(), &[&j])[0].1,
+            Decision::Never("it asks for 8 nodes but the group azurenodes has 4 nodes".into())
+        );
+        let mut j = job(2, UnitType::Core, "1");
+        j.cores_per_node = Some(Range::parse("64-*").unwrap());
+        assert_eq!(
+            pending_reasons(&nodes, &BTreeMap::new(), &[&j])[&2],
+            "cannot run on this cluster: it asks for 1 core but the cluster has no node with 64-* cores"
         );
     }
 
@@ -527,7 +757,7 @@ mod tests {
     fn exclusive_jobs_do_not_share() {
         let nodes = vec![node("N1", 4, &[])];
         let mut usage = BTreeMap::new();
-        usage.insert("N1".to_string(), NodeUsage { used: [0].into(), exclusive: false });
+        usage.insert("N1".to_string(), NodeUsage { used: [0].into(), exclusive: false, jobs: [7].into() });
         let mut j = job(1, UnitType::Core, "1");
         j.exclusive = true;
         assert!(matches!(schedule_jobs(&nodes, &usage, &[&j])[0].1, Decision::Wait(_)));

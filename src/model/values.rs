@@ -265,6 +265,40 @@ pub fn valid_env_name(k: &str) -> bool {
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Replaces each `%NAME%` of `s` by the value `var` gives for NAME, once
+/// (a value is not expanded again). NAME is a variable name (letters,
+/// digits and `_`, not starting with a digit); `%%` is one `%`; a name
+/// `var` does not know, and a `%` that starts no name, stay as written
+/// (as Windows' ExpandEnvironmentStrings leaves them).
+pub fn expand_vars(s: &str, var: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(more) = after.strip_prefix('%') {
+            out.push('%');
+            rest = more;
+            continue;
+        }
+        let name = after.find('%').map(|j| &after[..j]).filter(|n| valid_env_name(n));
+        match name.and_then(|n| Some((n, var(n)?))) {
+            Some((n, value)) => {
+                out.push_str(&value);
+                rest = &after[n.len() + 1..];
+            }
+            // The `%` that ends an unknown name may start the next one.
+            None => {
+                out.push('%');
+                out.push_str(name.unwrap_or(""));
+                rest = &after[name.map_or(0, str::len)..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Formats an environment list back into `A=1;B=2`.
 pub fn format_env_list(env: &[(String, String)]) -> String {
     env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")
@@ -324,6 +358,26 @@ pub fn parse_name_list(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_expand_percent_variables_once() {
+        let var = |n: &str| match n {
+            "CCP_JOBID" => Some("12".to_string()),
+            "CCP_TASKID" => Some("3".to_string()),
+            "LOOP" => Some("%CCP_JOBID%".to_string()),
+            _ => None,
+        };
+        assert_eq!(expand_vars("out/%CCP_JOBID%.%CCP_TASKID%.txt", var), "out/12.3.txt");
+        assert_eq!(expand_vars("%CCP_JOBID%%CCP_TASKID%", var), "123");
+        assert_eq!(expand_vars("%LOOP%", var), "%CCP_JOBID%", "values are not expanded again");
+        assert_eq!(expand_vars("100%%-%%CCP_JOBID%%", var), "100%-%CCP_JOBID%", "%% is one %");
+        assert_eq!(expand_vars("%NOSUCH%-%CCP_JOBID%", var), "%NOSUCH%-12");
+        assert_eq!(expand_vars("%NOSUCH%CCP_JOBID%", var), "%NOSUCH12", "the % ending an unknown name starts the next");
+        assert_eq!(expand_vars("50% of %CCP_JOBID%", var), "50% of 12");
+        assert_eq!(expand_vars("a%", var), "a%");
+        assert_eq!(expand_vars("%1%", var), "%1%");
+        assert_eq!(expand_vars("", var), "");
+    }
 
     #[test]
     fn ranges() {

@@ -17,9 +17,10 @@
 //!
 //! A supervisor run by root (a shared head node) runs the task as its
 //! owner, and opens what the task names (`/stdout`, `/stderr`, `/stdin`,
-//! `/workdir`) acting as the owner ([`sys::ActingAs`]), so the owner's
-//! rights decide, never root's; a path the owner may not use fails the
-//! task with a message naming it. The MPI host file (`CCP_MPI_HOSTFILE`)
+//! `/workdir`, their `%NAME%` expanded first: [`expand_paths`]) acting as
+//! the owner ([`sys::ActingAs`]), so the owner's rights decide, never
+//! root's; a path the owner may not use fails the task with a message
+//! naming it. The MPI host file (`CCP_MPI_HOSTFILE`)
 //! is the owner's, in the temporary directory, removed when the run ends.
 //!
 //! The task runs as `/bin/sh -c <command line>` (or, when the command line
@@ -32,6 +33,7 @@
 
 use super::protocol::Launch;
 use super::sys;
+use crate::model::values::expand_vars;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -183,7 +185,6 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
     let owner = Owner::of(spec.owner_uid)?;
     let env = task_env(&spec.env, owner.user.as_ref(), tools_dir().as_deref());
     let home = env.get(crate::env::HOME).map(PathBuf::from);
-    let work_dir = owner.acting(|| work_dir(&spec, owner.user.as_ref(), home.as_deref()))??;
     let direct = simple_words(&spec.command_line);
     let mut cmd = match &direct {
         Some(words) => {
@@ -204,9 +205,9 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
     // with the PATH given to the child).
     cmd.env_clear().envs(&env);
     cmd.env(crate::env::CCP_MPI_HOSTFILE, &hostfile);
-    if spec.work_dir.is_empty() {
-        cmd.env(crate::env::CCP_WORKDIR, &work_dir);
-    }
+    let spec = expand_paths(spec, &cmd);
+    let work_dir = owner.acting(|| work_dir(&spec, owner.user.as_ref(), home.as_deref()))??;
+    cmd.env(crate::env::CCP_WORKDIR, &work_dir);
     // The run's own output file is the head node's (private to it); files
     // the task names are opened as its owner, so the owner's rights decide
     // what a task may read and write, never root's.
@@ -363,6 +364,43 @@ fn work_dir(spec: &Launch, user: Option<&sys::User>, home: Option<&Path>) -> Res
         format!("cannot use the working directory {}{who}: {e}", dir.display())
     })?;
     Ok(dir)
+}
+
+/// The run with `%NAME%` expanded in the paths the task names
+/// (`/workdir`, `/stdin`, `/stdout`, `/stderr`, however they were given:
+/// job submit or add, a job file, REST), as HPC Pack does when a task
+/// starts, from the environment the task starts with (`cmd`'s):
+/// `%CCP_JOBID%`, `%CCP_TASKID%`, `%CCP_JOBNAME%`, `%HOME%`, a `/env`
+/// variable… In the other three, `%CCP_WORKDIR%` is the expanded
+/// `/workdir` when one was given. See [`expand_vars`] for the rules.
+fn expand_paths(spec: Launch, cmd: &Command) -> Launch {
+    let env: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect();
+    let work_dir = expand_vars(&spec.work_dir, |name| lookup(&env, name));
+    let given = (!work_dir.is_empty()).then_some(work_dir.as_str());
+    let var = |name: &str| match given {
+        Some(dir) if name.eq_ignore_ascii_case(crate::env::CCP_WORKDIR) => Some(dir.to_string()),
+        _ => lookup(&env, name),
+    };
+    Launch {
+        stdin: expand_vars(&spec.stdin, var),
+        stdout: expand_vars(&spec.stdout, var),
+        stderr: expand_vars(&spec.stderr, var),
+        work_dir,
+        ..spec
+    }
+}
+
+/// A variable of `env` by name: the exact name, else one that differs only
+/// in case (names are case-insensitive on Windows, where these paths are
+/// often written).
+fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .or_else(|| env.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v.clone())
 }
 
 /// Removes the task's host file (as its owner) when the run is over.

@@ -232,7 +232,7 @@ pub struct WaitArgs {
     /// The job's ID.
     #[arg(value_name = "jobID", value_parser = job_id)]
     pub id: u64,
-    /// Gives up after this many seconds (exit code 1); default: no limit.
+    /// Gives up after this many seconds (exit code 9); default: no limit.
     #[arg(long, value_name = "seconds", value_parser = crate::cli::opts::seconds)]
     pub timeout: Option<f64>,
     /// Prints nothing; the exit code tells the outcome.

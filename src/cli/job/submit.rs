@@ -4,19 +4,24 @@ use super::{AddArgs, NewArgs, SubmitArgs};
 use crate::cli::Ctx;
 use crate::cli::opts::{command_line, unit_props};
 use crate::error::{Error, exit};
-use crate::model::values::{format_bool, parse_name_list};
+use crate::model::values::{expand_vars, format_bool, parse_name_list};
 use crate::wire::{JobSpec, RestProperty, TaskSpec};
 
 /// On the embedded head node, whose tasks run here as this user, a
 /// working directory that is not there would only fail the task once it
 /// runs: it is refused now instead. (A head node elsewhere checks on the
-/// node.)
+/// node, and so does the node for a folder named with `%NAME%`, known
+/// only when the task starts.)
 fn check_workdir(ctx: &Ctx, io: &crate::cli::opts::TaskIo) -> anyhow::Result<()> {
-    let Some(dir) = io.workdir.as_deref() else { return Ok(()) };
+    let Some(given) = io.workdir.as_deref() else { return Ok(()) };
     if !crate::client::targets_embedded(&ctx.settings) {
         return Ok(());
     }
-    match std::fs::metadata(dir) {
+    let dir = expand_vars(given, |_| None);
+    if dir != expand_vars(given, |_| Some(String::new())) {
+        return Ok(());
+    }
+    match std::fs::metadata(&dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::InvalidArgument(format!("/workdir:{dir} is not a directory; give the folder the task should run in")).into()),
         Err(e) => Err(Error::InvalidArgument(format!("/workdir:{dir}: {e}; create it first or give another folder")).into()),

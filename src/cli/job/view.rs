@@ -109,7 +109,7 @@ pub fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
 
 const LIST_PROPS: &[&str] = &[
     "Id", "Owner", "Name", "State", "Priority", "UnitType", "MinCores", "MaxCores", "MinSockets", "MaxSockets",
-    "MinNodes", "MaxNodes", "JobTemplate", "Project", "SubmitTime",
+    "MinNodes", "MaxNodes", "JobTemplate", "Project", "SubmitTime", "PendingReason",
 ];
 
 const LIST_COLUMNS: &[Column] = &[
@@ -156,8 +156,17 @@ pub fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<u8> {
         .filter(|p| a.project.as_deref().is_none_or(|t| prop(p, "Project") == Some(t)))
         .filter(|p| since.is_none_or(|s| prop(p, "SubmitTime").and_then(crate::wire::parse_time).is_some_and(|t| t >= s)))
         .collect();
-    let fields: &[(&str, &str)] =
-        &[("Id", "Id"), ("Owner", "Owner"), ("Name", "Name"), ("State", "State"), ("Priority", "Priority"), ("Resource Request", "")];
+    // The table shows the first six (HPC Pack's columns); the list and JSON
+    // forms also say why a queued job waits.
+    let fields: &[(&str, &str)] = &[
+        ("Id", "Id"),
+        ("Owner", "Owner"),
+        ("Name", "Name"),
+        ("State", "State"),
+        ("Priority", "Priority"),
+        ("Resource Request", ""),
+        ("Pending Reason", "PendingReason"),
+    ];
     let records: Vec<Record> = rows.iter().map(|p| record(p, fields)).collect();
     ctx.objects(&records, LIST_COLUMNS)?;
     Ok(exit::OK)
@@ -215,8 +224,9 @@ pub fn listtasks(ctx: &Ctx, a: &ListTasksArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// Waits for a job; exit 0 if it Finished, 1 if it Failed, was Canceled, or
-/// the timeout passed. On a terminal, shows the tasks' progress.
+/// Waits for a job; exit 0 if it Finished, 1 if it Failed or was Canceled,
+/// [`exit::TIMEOUT`] if the timeout passed first. On a terminal, shows the
+/// tasks' progress.
 pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Result<u8> {
     let b = ctx.backend()?;
     let start = Instant::now();
@@ -271,7 +281,7 @@ pub fn wait(ctx: &Ctx, id: u64, timeout: Option<f64>, quiet: bool) -> anyhow::Re
                     timeout.unwrap_or(0.0)
                 ));
             }
-            return Ok(exit::FAILED);
+            return Ok(exit::TIMEOUT);
         }
     }
 }

@@ -8,11 +8,7 @@ impl Cluster {
     pub fn schedule(&mut self, now: Millis) -> Result<Effects> {
         let mut effects = Effects::default();
         let usage = scheduler::usage_of(self.active_jobs().filter(|j| j.holds_resources()));
-        // Submitted jobs carry their resolved request (see mark_submitted).
-        let queued: Vec<&Job> = self
-            .active_jobs()
-            .filter(|j| j.state == JobState::Queued && j.hold_until.is_none_or(|h| h <= now))
-            .collect();
+        let queued = self.schedulable(now);
         let decisions = scheduler::schedule_jobs(&self.nodes, &usage, &queued);
         let mut changed_jobs = Vec::new();
         for (id, d) in decisions {
@@ -25,14 +21,10 @@ impl Cluster {
                     j.pending_reason.clear();
                     changed_jobs.push(j);
                 }
-                Decision::Wait(why) => {
-                    if j.pending_reason != why {
-                        j.pending_reason = why;
-                        changed_jobs.push(j);
-                    }
-                }
+                // Computed when asked: see `pending_reasons`.
+                Decision::Wait(_) => {}
                 Decision::Never(why) => {
-                    j.error_message = why;
+                    j.error_message = format!("the job cannot run on this cluster: {why}");
                     Self::close_job(&mut j, JobState::Failed, now);
                     let mut tasks = self.tasks.get(&id).cloned().unwrap_or_default();
                     for t in tasks.iter_mut().filter(|t| !t.state.is_final()) {
@@ -51,6 +43,29 @@ impl Cluster {
             effects.merge(self.dispatch_tasks(id, now)?);
         }
         Ok(effects)
+    }
+
+    /// The Queued jobs a scheduling pass looks at: all but those held by
+    /// `/holduntil`. Submitted jobs carry their resolved request (see
+    /// mark_submitted).
+    fn schedulable(&self, now: Millis) -> Vec<&Job> {
+        self.active_jobs().filter(|j| j.state == JobState::Queued && j.hold_until.is_none_or(|h| h <= now)).collect()
+    }
+
+    /// Why each Queued job has not started (its `PendingReason`), as the
+    /// scheduler sees the queue and the nodes at `now`; a job held by
+    /// `/holduntil` says until when. Computed when a job is read rather
+    /// than stored by each pass, so it follows every change at once and a
+    /// long queue behind a full cluster costs nothing.
+    pub fn pending_reasons(&self, now: Millis) -> BTreeMap<u64, String> {
+        let usage = scheduler::usage_of(self.active_jobs().filter(|j| j.holds_resources()));
+        let mut out = scheduler::pending_reasons(&self.nodes, &usage, &self.schedulable(now));
+        for j in self.active_jobs().filter(|j| j.state == JobState::Queued) {
+            if let Some(h) = j.hold_until.filter(|h| *h > now) {
+                out.insert(j.id, format!("held until {} (/holduntil)", crate::wire::format_time(Some(h))));
+            }
+        }
+        out
     }
 
     pub(super) fn dispatch_tasks(&mut self, job_id: u64, now: Millis) -> Result<Effects> {
