@@ -84,11 +84,74 @@ pub fn resolve(files: &[FileConfig], env_scheduler: Option<String>, cli_schedule
 
 /// Loads the settings from the system file, the user's file and the environment.
 pub fn load(cli_scheduler: Option<String>) -> Result<Settings> {
-    let mut files = vec![read_file(Path::new(SYSTEM_FILE))?];
-    if let Some(p) = user_file() {
+    Ok(load_with_sources(cli_scheduler)?.0)
+}
+
+/// The files [`load`] looks at, in order, each with whether it exists.
+pub fn sources() -> Vec<(PathBuf, bool)> {
+    std::iter::once(PathBuf::from(SYSTEM_FILE)).chain(user_file()).map(|p| {
+        let there = p.is_file();
+        (p, there)
+    }).collect()
+}
+
+/// [`load`], with the files it read.
+pub fn load_with_sources(cli_scheduler: Option<String>) -> Result<(Settings, Vec<PathBuf>)> {
+    let mut files = Vec::new();
+    let mut read = Vec::new();
+    for (p, there) in sources() {
         files.push(read_file(&p)?);
+        if there {
+            read.push(p);
+        }
     }
-    Ok(resolve(&files, env::var(env::CCP_SCHEDULER), cli_scheduler))
+    Ok((resolve(&files, env::var(env::CCP_SCHEDULER), cli_scheduler), read))
+}
+
+/// Writes the fields set in `layout` into the `[local]` table of the
+/// user's config file (made if missing), keeping the rest of the file, its
+/// comments included. Returns the file's path.
+pub fn save_local(layout: &LocalLayout) -> Result<PathBuf> {
+    let path = user_file().ok_or_else(|| {
+        Error::InvalidArgument("no config file to keep the layout in: set HOME, XDG_CONFIG_HOME or HPCPACK_CONFIG".into())
+    })?;
+    save_local_to(&path, layout)?;
+    Ok(path)
+}
+
+/// [`save_local`] into the file `path`.
+fn save_local_to(path: &Path, layout: &LocalLayout) -> Result<()> {
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(format!("cannot read config file {}", path.display()), e)),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(0);
+        Error::InvalidArgument(format!("config file {}, line {line}: {}", path.display(), e.message()))
+    })?;
+    let local = doc
+        .entry("local")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| Error::InvalidArgument(format!("config file {}: `local` is not a table", path.display())))?;
+    if let Some(n) = layout.nodes {
+        local.insert("nodes", toml_edit::value(i64::from(n)));
+    }
+    if let Some(n) = layout.cores_per_node {
+        local.insert("cores_per_node", toml_edit::value(i64::from(n)));
+    }
+    if !layout.node_groups.is_empty() {
+        local.insert("node_groups", toml_edit::value(layout.node_groups.iter().collect::<toml_edit::Array>()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    // A new name, then renamed over the file: a crash leaves the old file
+    // or the new one, never half of one.
+    let tmp = path.with_extension("toml.new");
+    std::fs::write(&tmp, doc.to_string()).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot replace {}", path.display()), e))
 }
 
 /// The embedded head node's state directory.
@@ -117,6 +180,20 @@ mod tests {
         assert_eq!(s.local.cores_per_node, Some(1));
         assert_eq!(resolve(&[system.clone(), user.clone()], Some("env".into()), None).scheduler.as_deref(), Some("env"));
         assert_eq!(resolve(&[system, user], Some("env".into()), Some("cli".into())).scheduler.as_deref(), Some("cli"));
+    }
+
+    #[test]
+    fn a_saved_layout_keeps_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hpcpack/config.toml");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "# mine\nscheduler = \"local\"\n[local]\ncores_per_node = 1 # one each\n").unwrap();
+        save_local_to(&p, &LocalLayout { nodes: Some(4), node_groups: vec!["azurenodes".into()], ..Default::default() }).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("# mine") && text.contains("# one each"), "{text}");
+        let f = read_file(&p).unwrap();
+        assert_eq!(f.scheduler.as_deref(), Some("local"));
+        assert_eq!(f.local, LocalLayout { nodes: Some(4), cores_per_node: Some(1), node_groups: vec!["azurenodes".into()] });
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod hardening;
 mod job_loop;
 mod launch;
 mod layouts;
+mod local_config;
 mod mpi_layouts;
 mod mpiexec;
 mod nodes;

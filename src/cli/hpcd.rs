@@ -135,6 +135,16 @@ fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
     Ok(layout)
 }
 
+/// The config files, each with whether it is there: `/etc/hpcpack/config.toml
+/// (absent), /home/u/.config/hpcpack/config.toml`.
+fn looked_at() -> String {
+    crate::config::sources()
+        .iter()
+        .map(|(p, there)| if *there { p.display().to_string() } else { format!("{} (absent)", p.display()) })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The soft limit on open descriptors `hpcd head` raises itself to (or to
 /// the hard limit, if lower).
 const NOFILE_LIMIT: u64 = 65536;
@@ -175,7 +185,9 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     if let Err(e) = sys::raise_nofile_limit(NOFILE_LIMIT) {
         eprintln!("hpcd: cannot raise the limit on open files (RLIMIT_NOFILE): {e}; going on with it as it is");
     }
-    let layout = resolve_layout(&a.layout)?;
+    let (settings, read) = crate::config::load_with_sources(None)?;
+    let mut layout = settings.local;
+    layout.overlay(&a.layout.layout());
     let host = sys::hostname();
     let cpus = sys::affinity().unwrap_or_default();
     let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb());
@@ -187,6 +199,7 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     rt.block_on(async move {
         let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd.clone(), task_umask)?;
+        let _ = head.config_files.set(read.iter().map(|p| p.display().to_string()).collect());
         // Loopback: every node of this head node is this host. A node agent
         // on another host binds the interface its head node reaches it on.
         let launch = head.start_launch_service(std::net::Ipv4Addr::LOCALHOST.into(), hpcd)?;
@@ -272,11 +285,41 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     let dir = crate::config::state_dir();
     let socket = socket_path(&dir);
-    if is_running(&socket) {
+    // Options given once are kept: the head node started later by any
+    // command (after `hpcd local stop`, a reboot) has the same nodes.
+    let given = l.layout();
+    if given != LocalLayout::default() {
+        let path = crate::config::save_local(&given)?;
         if !l.quiet {
-            crate::cli::out(&format!("The embedded head node already runs ({}).\n", socket.display()));
+            crate::cli::out(&format!("Saved {} to {}.\n", l.to_args().join(" "), path.display()));
         }
-        return Ok(exit::OK);
+    }
+    if is_running(&socket) {
+        let wanted = resolve_layout(l)?;
+        match differences(&socket, &wanted)? {
+            None => {
+                if !l.quiet {
+                    crate::cli::out(&format!("The embedded head node already runs ({}).\n", socket.display()));
+                }
+                return Ok(exit::OK);
+            }
+            Some((running, asked, active)) if !active.is_empty() => {
+                let jobs = match active.as_slice() {
+                    [one] => format!("job {one} is active"),
+                    many => format!("jobs {} are active", many.join(", ")),
+                };
+                return Err(Error::InvalidState(format!(
+                    "the embedded head node runs with {running}, not {asked}, and {jobs}, so it was not restarted; the layout applies when it starts next: stop it (hpcd local stop) once no job is active"
+                ))
+                .into());
+            }
+            Some((running, asked, _)) => {
+                local_stop_quietly(&socket)?;
+                if !l.quiet {
+                    crate::cli::out(&format!("Restarting the embedded head node: it ran with {running}, asked for {asked}; no job was active.\n"));
+                }
+            }
+        }
     }
     create_private_dir(&dir)?;
     let log_path = dir.join("hpcd.log");
@@ -346,18 +389,78 @@ fn local_stop() -> anyhow::Result<u8> {
         crate::cli::out("The embedded head node is not running.\n");
         return Ok(exit::OK);
     }
-    let b = crate::client::hpcpack::RestBackend::unix(&socket)?;
+    local_stop_quietly(&socket)?;
+    crate::cli::out("Stopped the embedded head node.\n");
+    Ok(exit::OK)
+}
+
+/// Stops the head node on `socket` and waits until it is gone.
+fn local_stop_quietly(socket: &Path) -> anyhow::Result<()> {
+    let b = crate::client::hpcpack::RestBackend::unix(socket)?;
     use crate::client::Backend;
     b.shutdown()?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if !is_running(&socket) {
-            crate::cli::out("Stopped the embedded head node.\n");
-            return Ok(exit::OK);
+        if !is_running(socket) && !lock_held(socket.parent().unwrap_or(Path::new("."))) {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(Error::Unreachable("the embedded head node did not stop within 20 s".into()).into())
+}
+
+/// How the nodes of the head node on `socket` differ from those `wanted`
+/// makes on this host: `None` if they do not, else both in words and the
+/// jobs that are active (queued or started), which a restart would hold up.
+fn differences(socket: &Path, wanted: &LocalLayout) -> anyhow::Result<Option<(String, String, Vec<String>)>> {
+    use crate::client::{Backend, JobQuery};
+    let b = crate::client::hpcpack::RestBackend::unix(socket)?;
+    let mut running: Vec<(String, u32, Vec<String>)> = b
+        .nodes(None)?
+        .into_iter()
+        .map(|n| {
+            let mut g = n.groups;
+            g.sort();
+            (n.name, n.cores, g)
+        })
+        .collect();
+    running.sort();
+    let (nodes, _) = virtual_nodes(wanted, &sys::hostname(), &sys::affinity().unwrap_or_default(), 0);
+    let mut asked: Vec<(String, u32, Vec<String>)> = nodes
+        .into_iter()
+        .map(|n| {
+            let mut g = n.groups;
+            g.sort();
+            (n.name, n.cores, g)
+        })
+        .collect();
+    asked.sort();
+    if running == asked {
+        return Ok(None);
+    }
+    let jobs = b.jobs(&JobQuery { properties: vec!["Id".into(), "State".into()], ..Default::default() })?;
+    let active = jobs
+        .iter()
+        .filter(|j| {
+            let state = crate::wire::prop(j, "State").unwrap_or("");
+            !matches!(state, "Configuring" | "Finished" | "Failed" | "Canceled")
+        })
+        .filter_map(|j| crate::wire::prop(j, "Id").map(str::to_string))
+        .collect();
+    Ok(Some((describe(&running), describe(&asked), active)))
+}
+
+/// `4 nodes of 1 core in ComputeNodes, azurenodes`.
+fn describe(nodes: &[(String, u32, Vec<String>)]) -> String {
+    let n = nodes.len();
+    let mut cores: Vec<u32> = nodes.iter().map(|x| x.1).collect();
+    cores.dedup();
+    let mut groups: Vec<&String> = nodes.iter().flat_map(|x| &x.2).collect();
+    groups.sort();
+    groups.dedup();
+    let cores = cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("/");
+    let groups = groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ");
+    format!("{n} node{} of {cores} core{} in {groups}", if n == 1 { "" } else { "s" }, if cores == "1" { "" } else { "s" })
 }
 
 fn local_status() -> anyhow::Result<u8> {
@@ -365,11 +468,13 @@ fn local_status() -> anyhow::Result<u8> {
     let socket = socket_path(&dir);
     if !is_running(&socket) {
         crate::cli::out(&format!("The embedded head node is not running (state directory {}).\n", dir.display()));
+        crate::cli::out(&format!("Config files it would read: {}.\n", looked_at()));
         return Ok(exit::FAILED);
     }
     let b = crate::client::hpcpack::RestBackend::unix(&socket)?;
     use crate::client::Backend;
     let s = b.status()?;
+    let read = if s.config_files.is_empty() { "none".to_string() } else { s.config_files.join(", ") };
     let rows = [
         ("Cluster Name", s.cluster_name),
         ("Version", s.version),
@@ -379,6 +484,7 @@ fn local_status() -> anyhow::Result<u8> {
         ("State Directory", s.state_dir),
         ("Nodes", s.nodes.to_string()),
         ("Jobs", s.jobs.to_string()),
+        ("Config Files Read", read),
     ];
     let mut out = std::io::stdout().lock();
     crate::cli::output::write_properties(&mut out, &rows.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>())?;

@@ -904,6 +904,7 @@ async fn status(State(h): State<Arc<Head>>) -> Json<WireStatus> {
         state_dir: h.state_dir.display().to_string(),
         nodes: c.nodes().len() as u32,
         jobs: c.job_count(),
+        config_files: h.config_files.get().cloned().unwrap_or_default(),
     })
 }
 

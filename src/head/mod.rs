@@ -50,6 +50,8 @@ pub struct Head {
     pub cluster_name: String,
     /// This host's MPI launch service, once started.
     launch: OnceLock<LaunchService>,
+    /// The config files `hpcd` read at its start (see `hpcd local status`).
+    pub config_files: OnceLock<Vec<String>>,
 }
 
 /// What tasks are told about the launch service.
@@ -92,6 +94,7 @@ impl Head {
             state_dir: state_dir.to_path_buf(),
             cluster_name,
             launch: OnceLock::new(),
+            config_files: OnceLock::new(),
         };
         Ok((Arc::new(head), rx))
     }

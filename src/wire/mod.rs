@@ -185,6 +185,9 @@ pub struct WireStatus {
     pub state_dir: String,
     pub nodes: u32,
     pub jobs: u64,
+    /// The config files the head node read when it started.
+    #[serde(default)]
+    pub config_files: Vec<String>,
 }
 
 /// Formats a time as HPC Pack does (`M/d/yyyy h:mm:ss tt`, local time); empty
