@@ -83,6 +83,8 @@ pub mod endpoint;
 pub mod proto;
 pub mod regcache;
 #[cfg(feature = "verbs")]
+mod ffi;
+#[cfg(feature = "verbs")]
 mod sys;
 #[cfg(feature = "verbs")]
 mod transport;
