@@ -10,7 +10,7 @@
 //! (every field, so their size is right); structs only read through a
 //! pointer that libibverbs owns are complete too, so that the layout test
 //! can pin them whole. Members of C unions that are never touched stand as
-//! byte-sized placeholders of the union's size and alignment. The test at
+//! placeholders of the union's size and alignment. The test at
 //! the bottom compiles a C program against the installed header and
 //! compares every size, alignment, offset and constant defined here, and
 //! the type of every function and ops-table entry.

@@ -275,9 +275,9 @@ impl Drop for Mr {
 }
 
 // SAFETY: libibverbs objects may be used from any thread (the verbs are
-// thread-safe); these handles only carry their pointers and free them once,
-// in Drop. Calls that change an object (posting, modifying a queue pair)
-// take `&mut` of its owner on the Rust side.
+// thread-safe: providers lock their queues); these handles only carry their
+// pointers and free them once, in Drop. Calls that change a queue pair
+// (posting, modifying) also take `&mut` of it on the Rust side.
 unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
