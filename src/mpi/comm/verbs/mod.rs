@@ -5,8 +5,8 @@
 //! # Setup
 //!
 //! [`VerbsTransport::open`] lists the devices (libibverbs is loaded at run
-//! time by `rdma-mummy-sys`, so a machine without it, or whose kernel has
-//! no RDMA, only loses this channel, and the card says why), picks an
+//! time by the binding in `ffi`, so a machine without it, or whose kernel
+//! has no RDMA, only loses this channel, and the card says why), picks an
 //! active port ([`endpoint::pick`]: `HPCPACK_VERBS_DEVICE`, else the port
 //! carrying the IPv4-mapped RoCE v2 GID of an address in `MPICH_NETMASK`,
 //! else of any address of this rank's network namespace, else the first
@@ -82,6 +82,8 @@
 pub mod endpoint;
 pub mod proto;
 pub mod regcache;
+#[cfg(feature = "verbs")]
+mod ffi;
 #[cfg(feature = "verbs")]
 mod sys;
 #[cfg(feature = "verbs")]
