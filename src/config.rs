@@ -121,7 +121,7 @@ pub fn save_local(layout: &LocalLayout) -> Result<PathBuf> {
 
 /// [`save_local`] into the file `path`.
 fn save_local_to(path: &Path, layout: &LocalLayout) -> Result<()> {
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::io(format!("cannot read config file {}", path.display()), e)),
