@@ -513,7 +513,15 @@ fn help() {
             snap_help(&format!("help_{tool}_{sub}"), &out);
         }
     }
-    snap_help("help_hpcd", &shown(&c, "hpcd", &["--help"]));
+    // hpcd's options are GNU-style, but it takes /? and /help as every tool
+    // does (issue 11), for itself and its subcommands.
+    let hpcd = shown(&c, "hpcd", &["--help"]);
+    for q in ["/?", "/help", "/HELP", "-?"] {
+        assert_eq!(body(&shown(&c, "hpcd", &[q])), body(&hpcd), "hpcd {q}");
+    }
+    let local = shown(&c, "hpcd", &["local", "/?"]);
+    assert!(body(&local).contains("Usage: hpcd local") && body(&local).contains("start"), "hpcd local /?:\n{local}");
+    snap_help("help_hpcd", &hpcd);
     assert!(!c.socket().exists(), "help started a head node");
 }
 

@@ -130,7 +130,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
         print_help(&mut cmd);
         return Parsed::Exit(ExitCode::from(exit::USAGE));
     };
-    if first == "/?" || first.eq_ignore_ascii_case("/help") || first == "--help" || first == "-h" || first == "-?" {
+    if grammar::is_help(first) || first == "--help" || first == "-h" {
         print_help(&mut cmd);
         return Parsed::Exit(ExitCode::SUCCESS);
     }
