@@ -12,6 +12,7 @@ pub mod docs;
 pub mod grammar;
 pub mod hpcd;
 pub mod job;
+pub mod names;
 pub mod node;
 pub mod opts;
 pub mod output;
