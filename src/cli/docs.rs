@@ -38,14 +38,18 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             let text = if hpc { man_hpc_style(&text) } else { text };
             out.push((format!("man/{page}.1"), text.into_bytes()));
         }
-        for (shell, ext) in [
-            (clap_complete::Shell::Bash, "bash"),
-            (clap_complete::Shell::Zsh, "zsh"),
-            (clap_complete::Shell::Fish, "fish"),
-        ] {
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut cmd.clone(), name.clone(), &mut buf);
-            out.push((format!("completions/{name}.{ext}"), buf));
+        for (shell, ext) in crate::cli::complete::shells::SHELLS {
+            // The HPC Pack tools answer their scripts themselves, from this
+            // same clap model (cli::complete); hpcd's options are GNU-style.
+            let text = if hpc {
+                crate::cli::complete::shells::script(shell, &name).into_bytes()
+            } else {
+                let shell: clap_complete::Shell = shell.parse().unwrap_or(clap_complete::Shell::Bash);
+                let mut buf = Vec::new();
+                clap_complete::generate(shell, &mut cmd.clone(), name.clone(), &mut buf);
+                buf
+            };
+            out.push((format!("completions/{name}.{ext}"), text));
         }
     }
     for tool in mpi_tools() {

@@ -12,8 +12,8 @@
 //! `/`. A `/word` is an option when `word` (up to `:`) is one of the
 //! subcommand's option names; otherwise a token that contains a second `/`
 //! is taken as a path (the command), and anything else is an unknown option.
-//! GNU-style `--name=value` is accepted too, which is what the shell
-//! completions produce.
+//! GNU-style `--name=value` is accepted too (the shell completions offer
+//! both spellings, see [`crate::cli::complete`]).
 
 use std::fmt;
 

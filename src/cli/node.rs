@@ -227,7 +227,8 @@ fn offline(ctx: &Ctx, a: &OfflineArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-const CORE_STATES: &[&str] = &["offline", "idle", "jobscheduled", "taskrunning", "readyfortask", "taskscheduled"];
+/// The core states `node listcores /state:` takes (besides `*` and `all`).
+pub const CORE_STATES: &[&str] = &["offline", "idle", "jobscheduled", "taskrunning", "readyfortask", "taskscheduled"];
 
 fn cores(ctx: &Ctx, a: &CoresArgs) -> anyhow::Result<u8> {
     let wanted: Option<Vec<String>> = match a.state.as_deref() {
