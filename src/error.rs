@@ -28,6 +28,20 @@ pub mod exit {
     pub const INTERNAL: u8 = 7;
     /// The disk holding the head node's state is full: nothing was changed.
     pub const NO_SPACE: u8 = 8;
+
+    /// Every code and what it means, as README's exit code table and the
+    /// man pages' EXIT STATUS say it (a test holds the three together).
+    pub const DOCUMENTED: &[(u8, &str)] = &[
+        (OK, "success"),
+        (FAILED, "the operation ran but the outcome is a failure (`job wait` on a job that did not finish)"),
+        (USAGE, "bad command line: unknown option, bad value, missing argument, a request no node can meet"),
+        (NOT_FOUND, "the job, task, node or group does not exist"),
+        (INVALID_STATE, "the object's state does not allow the operation"),
+        (ACCESS_DENIED, "the caller may not change the object"),
+        (UNREACHABLE, "the head node cannot be reached or started"),
+        (INTERNAL, "the head node failed internally"),
+        (NO_SPACE, "the disk holding the head node's state directory is full (the message names it and its filesystem); nothing was changed"),
+    ];
 }
 
 /// What kind of failure, independent of where it happened.
