@@ -95,7 +95,7 @@ pub fn complete(spec: &ToolSpec, mut cmd: clap::Command, words: &[String], src: 
         );
     };
     let Some(sub) = cmd.get_subcommands().find(|s| s.get_name().eq_ignore_ascii_case(first)) else { return Reply::nothing() };
-    let ctx = values::Context { tool: spec.name, sub: sub.get_name(), src, done };
+    let ctx = values::Context { tool: spec.name, sub: sub.get_name(), src };
     let command_after = spec.command_after.iter().find(|(s, _)| *s == sub.get_name()).map(|(_, n)| *n);
     let options: Vec<&clap::Arg> = sub.get_arguments().filter(|a| a.get_long().is_some() && !a.is_hide_set()).collect();
     let find = |name: &str| options.iter().copied().find(|a| a.get_long().is_some_and(|l| l.eq_ignore_ascii_case(name)));

@@ -113,8 +113,6 @@ pub struct Context<'a> {
     pub tool: &'a str,
     pub sub: &'a str,
     pub src: &'a dyn Source,
-    /// The finished words after the subcommand.
-    pub done: &'a [String],
 }
 
 /// What an option or argument takes.
