@@ -152,6 +152,11 @@ pub const HPCPACK_CONFIG: &str = "HPCPACK_CONFIG";
 pub const HPCPACK_HPCD: &str = "HPCPACK_HPCD";
 /// Extension: output format of every view and list, `json` for machine-readable output.
 pub const HPCPACK_FORMAT: &str = "HPCPACK_FORMAT";
+/// Extension, set by the shell completion scripts (`completions/`) for one
+/// call of `job`, `task`, `node` or `cluscfg`: `bash`, `zsh` or `fish`. The
+/// tool then prints the candidates for the command line in its arguments
+/// instead of running it (see `cli::complete`).
+pub const HPCPACK_COMPLETE: &str = "HPCPACK_COMPLETE";
 /// Extension: seconds a canceled task gets between SIGTERM and SIGKILL (default 5).
 pub const HPCPACK_CANCEL_GRACE: &str = "HPCPACK_CANCEL_GRACE";
 

@@ -31,6 +31,21 @@ pub mod exit {
     /// `job wait /timeout` gave up before the job ended (it may still
     /// finish); not a failure of the job.
     pub const TIMEOUT: u8 = 9;
+
+    /// Every code and what it means, as README's exit code table and the
+    /// man pages' EXIT STATUS say it (a test holds the three together).
+    pub const DOCUMENTED: &[(u8, &str)] = &[
+        (OK, "success"),
+        (FAILED, "the operation ran but the outcome is a failure (`job wait` on a job that Failed or was Canceled)"),
+        (USAGE, "bad command line: unknown option, bad value, missing argument, a request no node can meet"),
+        (NOT_FOUND, "the job, task, node or group does not exist"),
+        (INVALID_STATE, "the object's state does not allow the operation"),
+        (ACCESS_DENIED, "the caller may not change the object"),
+        (UNREACHABLE, "the head node cannot be reached or started"),
+        (INTERNAL, "the head node failed internally"),
+        (NO_SPACE, "the disk holding the head node's state directory is full (the message names it and its filesystem); nothing was changed"),
+        (TIMEOUT, "`job wait /timeout` gave up: the job had not ended (it still may)"),
+    ];
 }
 
 /// What kind of failure, independent of where it happened.

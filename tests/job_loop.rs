@@ -139,7 +139,7 @@ fn requeue_runs_a_failed_job_again() {
     assert_eq!(c.ok("job", &["requeue", &id.to_string()]), format!("Job {id} requeued.\n"));
     assert_eq!(c.wait(id), "Finished");
     let d = c.ok("job", &["view", &id.to_string(), "/detailed"]);
-    assert_eq!(property(&d, "RequeueCount").as_deref(), Some("1"));
+    assert_eq!(property(&d, "Requeue Count").as_deref(), Some("1"));
 }
 
 #[test]

@@ -123,7 +123,7 @@ fn replace_name(text: &str, name: &str, placeholder: &str) -> String {
 }
 
 /// Replaces the user name where it is an owner: `Owner : root` and
-/// `UserName : root` lines, `"Owner": "root"` in JSON, and the Owner column
+/// `User Name : root` lines, `"Owner": "root"` in JSON, and the Owner column
 /// of `job list` (the second column of rows that start with a job id). A job
 /// or task named like the user, or a home directory, stays as it is.
 fn scrub_user(text: &str, user: &str) -> String {
@@ -135,7 +135,7 @@ fn scrub_user(text: &str, user: &str) -> String {
         let key = body.split_once(':').map(|(k, _)| k.trim());
         let new = if ["\"Owner\": ", "\"UserName\": "].iter().any(|k| trimmed.starts_with(k)) {
             body.replace(&format!(": \"{user}\""), ": \"[USER]\"")
-        } else if matches!(key, Some("Owner" | "UserName")) && property(body, key.unwrap_or("")).as_deref() == Some(user) {
+        } else if matches!(key, Some("Owner" | "User Name")) && property(body, key.unwrap_or("")).as_deref() == Some(user) {
             let (k, _) = body.split_once(':').unwrap_or((body, ""));
             format!("{k}: [USER]")
         } else if let Some((id, rest)) = body.split_once(' ') {
@@ -513,7 +513,15 @@ fn help() {
             snap_help(&format!("help_{tool}_{sub}"), &out);
         }
     }
-    snap_help("help_hpcd", &shown(&c, "hpcd", &["--help"]));
+    // hpcd's options are GNU-style, but it takes /? and /help as every tool
+    // does (issue 11), for itself and its subcommands.
+    let hpcd = shown(&c, "hpcd", &["--help"]);
+    for q in ["/?", "/help", "/HELP", "-?"] {
+        assert_eq!(body(&shown(&c, "hpcd", &[q])), body(&hpcd), "hpcd {q}");
+    }
+    let local = shown(&c, "hpcd", &["local", "/?"]);
+    assert!(body(&local).contains("Usage: hpcd local") && body(&local).contains("start"), "hpcd local /?:\n{local}");
+    snap_help("help_hpcd", &hpcd);
     assert!(!c.socket().exists(), "help started a head node");
 }
 

@@ -49,6 +49,13 @@ fn help_texts() {
     ] {
         insta::assert_snapshot!(name, shown(exe, &args));
     }
+    // `/?` and `/help` as every tool takes them (issue 11): the same help,
+    // before MPI is started (so without mpiexec too).
+    let help = shown(PINGPONG, &["-h"]);
+    for q in ["/?", "/help", "-?"] {
+        let out = shown(PINGPONG, &[q]);
+        assert_eq!(out.split_once("exit code").map(|x| x.1), help.split_once("exit code").map(|x| x.1), "mpipingpong {q}");
+    }
 }
 
 #[test]

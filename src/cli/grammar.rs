@@ -12,8 +12,8 @@
 //! `/`. A `/word` is an option when `word` (up to `:`) is one of the
 //! subcommand's option names; otherwise a token that contains a second `/`
 //! is taken as a path (the command), and anything else is an unknown option.
-//! GNU-style `--name=value` is accepted too, which is what the shell
-//! completions produce.
+//! GNU-style `--name=value` is accepted too (the shell completions offer
+//! both spellings, see [`crate::cli::complete`]).
 
 use std::fmt;
 
@@ -71,13 +71,20 @@ pub struct Shape<'a> {
     pub command_after: Option<usize>,
 }
 
+/// True for a request for help as every tool takes it: `/?`, `/help` (any
+/// case) or `-?`. The one test of it, shared by the HPC Pack tools' grammar
+/// step, `hpcd` (GNU-style otherwise) and `mpipingpong` (MS-MPI style).
+pub fn is_help(arg: &str) -> bool {
+    arg == "/?" || arg.eq_ignore_ascii_case("/help") || arg == "-?"
+}
+
 /// Rewrites HPC Pack tokens into clap's. Help requests become `--help`.
 pub fn normalize(args: &[String], shape: &Shape<'_>) -> Result<Vec<String>, UnknownOption> {
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut positionals = 0usize;
     let mut iter = args.iter().enumerate();
     while let Some((i, a)) = iter.next() {
-        if a == "/?" || a.eq_ignore_ascii_case("/help") || a == "-?" {
+        if is_help(a) {
             out.push("--help".into());
             continue;
         }

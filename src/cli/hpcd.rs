@@ -110,7 +110,10 @@ impl LayoutArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // hpcd's options are GNU-style, but it takes `/?` and `/help` for help
+    // as every tool does.
+    let args = std::env::args_os().map(|a| if a.to_str().is_some_and(crate::cli::grammar::is_help) { "--help".into() } else { a });
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

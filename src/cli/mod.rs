@@ -8,10 +8,12 @@
 //! code. Commands print only through the context's [`output::Printer`].
 
 pub mod cluscfg;
+pub mod complete;
 pub mod docs;
 pub mod grammar;
 pub mod hpcd;
 pub mod job;
+pub mod names;
 pub mod node;
 pub mod opts;
 pub mod output;
@@ -122,15 +124,20 @@ pub enum Parsed<T> {
 
 /// Parses a tool's command line: picks the subcommand (any case), rewrites
 /// HPC Pack options with [`grammar::normalize`], then lets clap parse. Help
-/// and errors come out in HPC Pack's spelling; an error is one line.
+/// and errors come out in HPC Pack's spelling; an error is one line. With
+/// [`crate::env::HPCPACK_COMPLETE`] set, the arguments are a shell's
+/// completion request instead ([`complete`]).
 pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
     let mut cmd = T::command();
     let args: Vec<String> = raw.into_iter().skip(1).collect();
+    if let Some(shell) = crate::env::var(crate::env::HPCPACK_COMPLETE) {
+        return Parsed::Exit(complete::main(spec, cmd, &shell, &args));
+    }
     let Some(first) = args.first() else {
         print_help(&mut cmd);
         return Parsed::Exit(ExitCode::from(exit::USAGE));
     };
-    if first == "/?" || first.eq_ignore_ascii_case("/help") || first == "--help" || first == "-h" || first == "-?" {
+    if grammar::is_help(first) || first == "--help" || first == "-h" {
         print_help(&mut cmd);
         return Parsed::Exit(ExitCode::SUCCESS);
     }

@@ -1,10 +1,11 @@
 //! `node`: list, view, bring online, take offline, and list cores.
 
-use crate::cli::job::view::all_fields;
+use crate::cli::names;
 use crate::cli::opts::{self, Common};
 use crate::cli::output::{Column, Format, Record};
 use crate::cli::{Ctx, ToolSpec, run_tool};
 use crate::error::{Error, exit};
+use crate::model::values::format_bool;
 use crate::wire::WireNode;
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -159,43 +160,43 @@ fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The properties of a node (REST name, value), in the order `node view`
+/// shows them; the list form names them as [`names::NODE`] does.
+fn node_properties(n: &WireNode) -> Vec<(&'static str, String)> {
+    let b = |v: bool| format_bool(v).to_string();
+    vec![
+        ("Name", n.name.clone()),
+        ("State", n.state.clone()),
+        ("Health", n.health.clone()),
+        ("Reachable", b(n.reachable.unwrap_or(true))),
+        ("Cores", n.cores.to_string()),
+        ("Sockets", n.sockets.to_string()),
+        ("CoresInUse", n.cores_in_use.to_string()),
+        ("MemorySize", format!("{} MB", n.memory_size)),
+        ("Groups", n.groups.join(",")),
+        ("Location", n.location.clone()),
+        ("OnlineTime", n.online_time.clone()),
+        ("OfflineTime", n.offline_time.clone()),
+        ("Template", n.template.clone()),
+        ("Roles", n.roles.join(",")),
+        ("HpcPackVersion", n.hpc_pack_version.clone()),
+        ("OnAzure", b(n.on_azure)),
+    ]
+}
+
+/// What `node view` shows without `/detailed`.
+const NODE_VIEW: &[&str] =
+    &["Name", "State", "Health", "Reachable", "Cores", "Sockets", "CoresInUse", "MemorySize", "Groups", "Location", "OnlineTime", "OfflineTime"];
+
 fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
     let n = ctx.backend()?.node(&a.name)?;
-    if a.detailed.unwrap_or(false) {
-        let v = serde_json::to_value(&n)?;
-        let props: Vec<crate::wire::RestProperty> = v
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| {
-                        let s = match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(","),
-                            serde_json::Value::Bool(b) => crate::model::values::format_bool(*b).to_string(),
-                            serde_json::Value::Null => String::new(),
-                            other => other.to_string(),
-                        };
-                        crate::wire::RestProperty::new(k, s)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ctx.object(&all_fields(&props))?;
-        return Ok(exit::OK);
+    let detailed = a.detailed.unwrap_or(false);
+    let mut r = Record::new();
+    for (key, value) in node_properties(&n) {
+        if detailed || NODE_VIEW.contains(&key) {
+            r.push(&names::display(names::NODE, key), key, value);
+        }
     }
-    let r = Record::new()
-        .field("Node Name", "Name", n.name.clone())
-        .field("State", "State", n.state.clone())
-        .field("Health", "Health", n.health.clone())
-        .field("Reachable", "Reachable", crate::model::values::format_bool(n.reachable.unwrap_or(true)))
-        .field("Number of Cores", "Cores", n.cores.to_string())
-        .field("Number of Sockets", "Sockets", n.sockets.to_string())
-        .field("Cores In Use", "CoresInUse", n.cores_in_use.to_string())
-        .field("Memory Size", "MemorySize", format!("{} MB", n.memory_size))
-        .field("Node Groups", "Groups", n.groups.join(","))
-        .field("Location", "Location", n.location.clone())
-        .field("Online Time", "OnlineTime", n.online_time.clone())
-        .field("Offline Time", "OfflineTime", n.offline_time.clone());
     ctx.object(&r)?;
     Ok(exit::OK)
 }
@@ -226,7 +227,8 @@ fn offline(ctx: &Ctx, a: &OfflineArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-const CORE_STATES: &[&str] = &["offline", "idle", "jobscheduled", "taskrunning", "readyfortask", "taskscheduled"];
+/// The core states `node listcores /state:` takes (besides `*` and `all`).
+pub const CORE_STATES: &[&str] = &["offline", "idle", "jobscheduled", "taskrunning", "readyfortask", "taskscheduled"];
 
 fn cores(ctx: &Ctx, a: &CoresArgs) -> anyhow::Result<u8> {
     let wanted: Option<Vec<String>> = match a.state.as_deref() {

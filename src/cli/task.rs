@@ -1,6 +1,7 @@
 //! `task`: view, cancel, finish and requeue one task (`<jobID>.<taskID>`).
 
-use crate::cli::job::view::{TASK_VIEW, all_fields, record};
+use crate::cli::job::view::{TASK_VIEW, record};
+use crate::cli::names;
 use crate::cli::opts::{self, Common, TaskRef, task_ref};
 use crate::cli::output::Format;
 use crate::cli::{Ctx, ToolSpec, run_tool};
@@ -109,10 +110,10 @@ fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
     match full {
         Some(mut output) => {
             p.retain(|x| x.name != "Output");
-            let r = if detailed { all_fields(&p) } else { record(&p, &TASK_VIEW[..TASK_VIEW.len() - 1]) };
+            let r = if detailed { names::detailed(names::TASK, &p) } else { record(&p, &TASK_VIEW[..TASK_VIEW.len() - 1]) };
             ctx.object_streamed(&r, "Output", "Output", &mut output)?;
         }
-        None if detailed => ctx.object(&all_fields(&p))?,
+        None if detailed => ctx.object(&names::detailed(names::TASK, &p))?,
         None => ctx.object(&record(&p, TASK_VIEW))?,
     }
     Ok(exit::OK)

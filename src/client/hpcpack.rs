@@ -21,6 +21,8 @@ pub struct RestBackend {
     /// it gone (connection refused: nothing was sent, so the request is
     /// sent again once it runs).
     restart: Option<Box<dyn Fn() -> Result<()>>>,
+    /// How long a request is sent again while the head node is busy.
+    busy_retry: Duration,
 }
 
 /// How long a request is sent again while the head node answers that it
@@ -30,6 +32,17 @@ const BUSY_RETRY: Duration = Duration::from_secs(10);
 impl RestBackend {
     /// A head node listening on the Unix socket `path`.
     pub fn unix(path: &Path) -> Result<RestBackend> {
+        Self::unix_with(path, Duration::from_secs(120), BUSY_RETRY)
+    }
+
+    /// A head node on `path` asked without waiting for it: each request
+    /// gives up after `timeout`, and a busy answer is final. Shell
+    /// completion asks this way, while the user waits at the prompt.
+    pub fn unix_bounded(path: &Path, timeout: Duration) -> Result<RestBackend> {
+        Self::unix_with(path, timeout, Duration::ZERO)
+    }
+
+    fn unix_with(path: &Path, timeout: Duration, busy_retry: Duration) -> Result<RestBackend> {
         // Plain HTTP over the socket needs no TLS. A preconfigured rustls
         // config with no roots keeps reqwest from loading the system's CA
         // certificates, which costs more than the whole request.
@@ -43,10 +56,10 @@ impl RestBackend {
             .tls_backend_preconfigured(tls)
             .no_proxy()
             .unix_socket(path.to_path_buf())
-            .timeout(Duration::from_secs(120))
+            .timeout(timeout)
             .build()
             .map_err(|e| Error::Unreachable(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(RestBackend { client, base: "http://localhost".into(), socket: Some(path.to_path_buf()), restart: None })
+        Ok(RestBackend { client, base: "http://localhost".into(), socket: Some(path.to_path_buf()), restart: None, busy_retry })
     }
 
     /// Starts the head node with `restart` when it is found gone.
@@ -114,7 +127,7 @@ impl RestBackend {
                 Ok(b) => (Kind::from_code(&b.code), b.message),
                 Err(_) => (Kind::from_status(status.as_u16()), format!("{} answered {status}: {}", self.where_(), text.trim())),
             };
-            if kind == Kind::Busy && started.elapsed() + pause < BUSY_RETRY {
+            if kind == Kind::Busy && started.elapsed() + pause < self.busy_retry {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(1));
                 continue;

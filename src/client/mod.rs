@@ -81,6 +81,23 @@ pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
     }
 }
 
+/// The head node the settings name, if it answers already; never started.
+/// Each request gives up after `timeout` (see
+/// [`hpcpack::RestBackend::unix_bounded`]). For shell completion, which
+/// must not start a head node nor keep the prompt waiting.
+pub fn connect_running(settings: &Settings, timeout: std::time::Duration) -> Option<Box<dyn Backend>> {
+    let socket = match settings.scheduler.as_deref().map(str::trim) {
+        None | Some("") => local::socket_path(&crate::config::state_dir()),
+        Some(s) if is_this_host(s) => local::socket_path(&crate::config::state_dir()),
+        Some(s) if s.starts_with("unix:") || s.starts_with('/') => std::path::PathBuf::from(s.strip_prefix("unix:").unwrap_or(s)),
+        Some(_) => return None,
+    };
+    if !local::is_running(&socket) {
+        return None;
+    }
+    Some(Box::new(hpcpack::RestBackend::unix_bounded(&socket, timeout).ok()?))
+}
+
 /// True when the settings name the embedded head node, whose tasks run on
 /// this machine, as this user: a CLI can check what a task will use (its
 /// working directory) before submitting it.

@@ -10,7 +10,7 @@ Usage:
   mpipingpong [-m] [{-r [-rs <ring_step_size>] | -s | -t}]
               [{-p <packet_size>[:<iterations>] | -pb | -pc | -pl | -pt}]
               [{-oa | -ob}] [{-op | -oq}] [<output_file_name>]
-  mpipingpong -h
+  mpipingpong {-h | /?}
 
 Mode (default -t):
   -m, --multiple-cores  let several cores of one node take part
@@ -37,5 +37,5 @@ Output:
   --max-latency <usec>  fail if a pair's latency is above this (extension)
   --min-throughput <MB/s>
                         fail if a pair's throughput is below this (extension)
-  -h                    show this help
+  -h, /?                show this help
 ";

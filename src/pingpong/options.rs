@@ -306,7 +306,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, OptionsError> {
         const MODE: &str = "choose one of -r, -s, -t";
         const PACKET: &str = "choose one of -p, -pb, -pc, -pl, -pt";
         match name.as_str() {
-            "-h" | "-?" | "--help" => return Ok(Command::Help),
+            "-h" | "--help" => return Ok(Command::Help),
+            // `/?` too, as every tool takes it (only `-` starts an option
+            // otherwise, so that `/dev/null` stays a file name).
+            _ if crate::cli::grammar::is_help(arg) => return Ok(Command::Help),
             "-m" | "--multiple-cores" => raw.multiple_cores = true,
             "-r" => set_once(&mut raw.mode, arg, Mode::Ring { step: 1 }, MODE)?,
             "-s" => set_once(&mut raw.mode, arg, Mode::Serial, MODE)?,
@@ -565,6 +568,9 @@ mod tests {
     #[test]
     fn help_wins() {
         assert_eq!(parse(&["-s", "-h"]), Ok(Command::Help));
+        assert_eq!(parse(&["/?"]), Ok(Command::Help));
+        assert_eq!(parse(&["-op", "/HELP"]), Ok(Command::Help));
+        assert_eq!(parse(&["-?"]), Ok(Command::Help));
         assert!(HELP.contains("--json <file>") && HELP.contains("(extension)"));
     }
 

@@ -60,7 +60,12 @@ impl Cluster {
 
     /// A command for one of our binaries with this cluster's environment.
     pub fn command(&self, tool: &str) -> Command {
-        let mut c = Command::new(bin(tool));
+        self.command_for(&bin(tool))
+    }
+
+    /// A command for `program` (a shell, say) with this cluster's environment.
+    pub fn command_for(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
         c.env("HPCPACK_STATE_DIR", self.state_dir())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("HPCPACK_CANCEL_GRACE", "2")

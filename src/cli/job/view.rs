@@ -10,8 +10,9 @@ use crate::wire::{RestProperty, prop};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-/// `job view` fields: (label, property).
-const JOB_VIEW: &[(&str, &str)] = &[
+/// `job view` fields: (label, property); the labels are those of
+/// [`crate::cli::names::JOB`].
+pub const JOB_VIEW: &[(&str, &str)] = &[
     ("Id", "Id"),
     ("Name", "Name"),
     ("State", "State"),
@@ -82,20 +83,11 @@ pub fn record(p: &[RestProperty], fields: &[(&str, &str)]) -> Record {
     r
 }
 
-/// Every property as it came.
-pub fn all_fields(p: &[RestProperty]) -> Record {
-    let mut r = Record::new();
-    for x in p {
-        r.push(&x.name, &x.name, x.value.clone());
-    }
-    r
-}
-
 pub fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
     let b = ctx.backend()?;
     let p = b.job(a.id, &[])?;
     if a.detailed.unwrap_or(false) {
-        ctx.object(&all_fields(&p))?;
+        ctx.object(&crate::cli::names::detailed(crate::cli::names::JOB, &p))?;
     } else if a.history.unwrap_or(false) {
         ctx.object(&record(
             &p,
