@@ -34,8 +34,8 @@ fn issue_11_task_paths_expand_variables_of_the_task() {
 
     // task view shows the paths as they were given, as HPC Pack keeps them.
     let view = c.ok("task", &["view", &format!("{id}.1"), "/detailed"]);
-    assert_eq!(property(&view, "StdOutFilePath").as_deref(), Some("%ccp_jobid%.%CCP_TASKID%.out"), "{view}");
-    assert_eq!(property(&view, "WorkDirectory"), Some(format!("{}/%CCP_JOBNAME%", dir.display())));
+    assert_eq!(property(&view, "Standard Output").as_deref(), Some("%ccp_jobid%.%CCP_TASKID%.out"), "{view}");
+    assert_eq!(property(&view, "Working Directory"), Some(format!("{}/%CCP_JOBNAME%", dir.display())));
 
     // The same for a task added to a job, and %% for a literal %.
     let out = c.ok("job", &["new", "/jobname:added"]);
