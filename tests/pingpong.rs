@@ -313,7 +313,9 @@ fn no_channel_left_fails_loudly_issue_3() {
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("MPICH_NETMASK 203.0.113.0/255.255.255.0 matches no interface")
+        stderr.contains(
+            "MPICH_NETMASK 203.0.113.0/255.255.255.0, from mpiexec -env MPICH_NETMASK, matches no interface"
+        )
             && stderr.contains("127.0.0.1"),
         "{stderr}"
     );
