@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod docs;
 mod exchange;
+mod failure_reasons;
 mod hardening;
 mod job_loop;
 mod launch;
