@@ -143,6 +143,13 @@ pub const HPCPACK_TTY: &str = "HPCPACK_TTY";
 /// (a virtual node's name on the embedded cluster).
 pub const HPCPACK_NODE_NAME: &str = "HPCPACK_NODE_NAME";
 
+/// Extension, set by mpiexec in each rank: where the rank's
+/// [`MPICH_NETMASK`] came from (`cluster`: mpiexec passed on
+/// [`CCP_MPI_NETMASK`]; `env`, `genv`: its `-env`, `-genv`/`-genvlist`;
+/// empty: mpiexec set none), so a rank's message about the netmask names
+/// what to change.
+pub const HPCPACK_NETMASK_ORIGIN: &str = "HPCPACK_NETMASK_ORIGIN";
+
 /// Extension: the state directory of the embedded head node
 /// (default `$XDG_STATE_HOME/hpcpack`, else `~/.local/state/hpcpack`).
 pub const HPCPACK_STATE_DIR: &str = "HPCPACK_STATE_DIR";

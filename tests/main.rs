@@ -10,6 +10,7 @@ mod crash;
 mod docs;
 mod environment;
 mod exchange;
+mod failure_reasons;
 mod hardening;
 mod job_loop;
 mod launch;

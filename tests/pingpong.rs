@@ -204,6 +204,133 @@ fn xml_and_json_files_are_written_quietly() {
     );
 }
 
+/// `mpipingpong -m -p 1:200 -op` with its XML and JSON files, under
+/// `mpiexec <mpiexec_args>` confined to `cpus` (with taskset, so the run
+/// does not depend on how many CPUs this machine has); returns the console
+/// text, the XML and the JSON.
+fn pingpong_on_cpus(cpus: &str, mpiexec_args: &[&str]) -> (String, String, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (xml, json) = (dir.path().join("out.xml"), dir.path().join("out.json"));
+    let out = without_host_mpi_env(&mut Command::new("taskset"))
+        .args(["-c", cpus, MPIEXEC])
+        .args(mpiexec_args)
+        .args([PINGPONG, "-m", "-p", "1:200", "-op"])
+        .args([
+            "-s",
+            xml.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run taskset (util-linux) and mpiexec");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    let xml = std::fs::read_to_string(&xml).expect("xml file written");
+    let json = std::fs::read_to_string(&json).expect("json file written");
+    (
+        stdout,
+        xml,
+        serde_json::from_str(&json).expect("valid json"),
+    )
+}
+
+/// The pairs (first rank, second rank) each report marks as sharing `cpu`:
+/// the result table, the `-op` lines, the XML file and the JSON file.
+fn shared_pairs(
+    stdout: &str,
+    xml: &str,
+    json: &serde_json::Value,
+    cpu: u32,
+) -> [Vec<(u64, u64)>; 4] {
+    let mark = format!("(ranks share CPU {cpu})");
+    let rank = |label: &str| -> u64 {
+        let open = label.rfind('[').expect("node[rank] label");
+        label[open + 1..label.len() - 1].parse().expect("rank")
+    };
+    let ranks_of = |line: &str| -> (u64, u64) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "<->").expect("a pair");
+        (rank(words[at - 1]), rank(words[at + 1]))
+    };
+    let table = pair_lines(stdout)
+        .into_iter()
+        .filter(|l| l.ends_with(&mark))
+        .map(ranks_of)
+        .collect();
+    let progress = stdout
+        .lines()
+        .filter(|l| l.contains(" done, ") && l.ends_with(&mark))
+        .map(ranks_of)
+        .collect();
+    let doc = roxmltree::Document::parse(xml).expect("well-formed XML");
+    let attr = |n: &roxmltree::Node, a: &str| n.attribute(a).and_then(|v| v.parse::<u64>().ok());
+    let in_xml = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Pair") && n.attribute("sharedCpu").is_some())
+        .inspect(|n| assert_eq!(attr(n, "sharedCpu"), Some(u64::from(cpu)), "{xml}"))
+        .map(|n| {
+            (
+                attr(&n, "firstRank").unwrap(),
+                attr(&n, "secondRank").unwrap(),
+            )
+        })
+        .collect();
+    let in_json = json["tests"][0]["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .filter(|p| !p["sharedCpu"].is_null())
+        .inspect(|p| assert_eq!(p["sharedCpu"], u64::from(cpu), "{json}"))
+        .map(|p| {
+            (
+                p["firstRank"].as_u64().unwrap(),
+                p["secondRank"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    [table, progress, in_xml, in_json]
+}
+
+#[test]
+fn pairs_whose_ranks_share_a_cpu_are_marked_issue_11() {
+    let mine = hpcpack::node::sys::affinity().expect("this test's CPUs");
+    let [a, b] = match mine.as_slice() {
+        [a, b, ..] => [*a, *b],
+        _ => panic!("this test needs 2 CPUs, it may use {mine:?}"),
+    };
+    let two = format!("{a},{b}");
+    // 3 ranks bound over 2 CPUs: ranks 0 and 2 get CPU a, rank 1 CPU b;
+    // only the pair 0-2 shares a CPU, in every report.
+    let (stdout, xml, json) = pingpong_on_cpus(&two, &["-n", "3", "-affinity"]);
+    for (what, pairs) in ["table", "-op lines", "xml", "json"]
+        .iter()
+        .zip(shared_pairs(&stdout, &xml, &json, a))
+    {
+        assert_eq!(pairs, [(0, 2)], "{what}:\n{stdout}\n{xml}\n{json}");
+    }
+    assert_eq!(
+        stdout.matches(&format!("(ranks share CPU {a})")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("so one waits for the other to be scheduled"),
+        "{stdout}"
+    );
+
+    // Separate CPUs, and unbound ranks that may both use two: no mark.
+    for args in [&["-n", "2", "-affinity"][..], &["-n", "3"][..]] {
+        let (stdout, xml, json) = pingpong_on_cpus(&two, args);
+        assert!(!stdout.contains("share CPU"), "{args:?}: {stdout}");
+        assert!(!xml.contains("sharedCpu"), "{args:?}: {xml}");
+        let pairs = json["tests"][0]["pairs"].as_array().unwrap();
+        assert!(
+            pairs.iter().all(|p| p["sharedCpu"].is_null()),
+            "{args:?}: {json}"
+        );
+    }
+}
+
 /// The rows of the connectivity table rank 0 printed (`0:.++` → `.++`).
 fn table_rows(stdout: &str) -> Vec<String> {
     let after = stdout
@@ -313,7 +440,9 @@ fn no_channel_left_fails_loudly_issue_3() {
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("MPICH_NETMASK 203.0.113.0/255.255.255.0 matches no interface")
+        stderr.contains(
+            "MPICH_NETMASK 203.0.113.0/255.255.255.0, from mpiexec -env MPICH_NETMASK, matches no interface"
+        )
             && stderr.contains("127.0.0.1"),
         "{stderr}"
     );

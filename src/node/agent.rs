@@ -63,7 +63,9 @@ impl LocalAgent {
                 let me = self.clone();
                 tokio::spawn(async move { me.watch_child(run, child).await });
             }
-            Err(e) => self.send(AgentEvent::Exited { run, exit_code: -1, canceled: false, error: e }),
+            Err(error) => {
+                self.send(AgentEvent::Exited { run, exit_code: -1, canceled: false, error, reason: String::new() })
+            }
         }
     }
 
@@ -127,12 +129,15 @@ impl LocalAgent {
         self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(&run);
         let dir = run_dir(&self.inner.root, run);
         let ev = match supervisor::read_outcome(&dir) {
-            Some(RunOutcome { exit_code, canceled, error }) => AgentEvent::Exited { run, exit_code, canceled, error },
+            Some(RunOutcome { exit_code, canceled, error, reason }) => {
+                AgentEvent::Exited { run, exit_code, canceled, error, reason }
+            }
             None if status == Some(supervisor::NOT_STARTED_NO_SPACE) => AgentEvent::Exited {
                 run,
                 exit_code: -1,
                 canceled: false,
                 error: format!("the task could not start: {}", sys::disk_full_message("the state directory", &self.inner.root)),
+                reason: String::new(),
             },
             None => {
                 let full = sys::filesystem_of(&self.inner.root).1 == Some(0);
@@ -141,7 +146,13 @@ impl LocalAgent {
                 } else {
                     log_tail(&dir).map(|t| format!(": {t}")).unwrap_or_default()
                 };
-                AgentEvent::Exited { run, exit_code: -1, canceled: false, error: format!("the task supervisor ended without a result{why}") }
+                AgentEvent::Exited {
+                    run,
+                    exit_code: -1,
+                    canceled: false,
+                    error: format!("the task supervisor ended without a result{why}"),
+                    reason: String::new(),
+                }
             }
         };
         self.send(ev);
@@ -203,6 +214,7 @@ impl LocalAgent {
                 exit_code: -1,
                 canceled: false,
                 error: "the task's processes were lost while the head node was down".into(),
+                reason: String::new(),
             });
         } else {
             self.send(AgentEvent::NeverStarted { run });

@@ -68,6 +68,10 @@ pub enum AgentEvent {
         exit_code: i64,
         canceled: bool,
         error: String,
+        /// After a non-zero exit, the line of the task's standard error
+        /// that says why ([`super::supervisor::reason_line`]); may be empty.
+        #[serde(default)]
+        reason: String,
     },
     /// After a restart: this run never started, so it may be dispatched again.
     NeverStarted { run: RunId },

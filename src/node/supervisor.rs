@@ -30,6 +30,12 @@
 //! any descendant that left the group (it is their subreaper), so no process
 //! of a canceled task survives. When the task's main process exits, what it
 //! left behind is killed too.
+//!
+//! A run that ends with a non-zero exit code records the line of its
+//! standard error that says why ([`reason_line`], from at most the last
+//! 4 KiB the run wrote there), so the head node can put it in the task's
+//! Error Message. A `/stderr` file is read acting as the owner, like every
+//! file the task names; what is not a regular file is not read.
 
 use super::protocol::Launch;
 use super::sys;
@@ -51,6 +57,10 @@ pub struct RunOutcome {
     pub canceled: bool,
     /// Why the task could not start, if it could not.
     pub error: String,
+    /// After a non-zero exit, the line of the task's standard error that
+    /// says why ([`reason_line`]); empty when there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 pub const SPEC: &str = "spec.json";
@@ -135,6 +145,7 @@ impl Room {
     fn record(mut self, outcome: &RunOutcome) -> std::io::Result<()> {
         use std::io::{Seek, SeekFrom};
         let mut o = outcome.clone();
+        o.reason = crate::wire::props::truncate(&o.reason, REASON_MAX).to_string();
         let mut bytes = serde_json::to_vec(&o).map_err(std::io::Error::other)?;
         while bytes.len() > OUTCOME_ROOM {
             let keep = crate::wire::props::truncate(&o.error, o.error.len() / 2).to_string();
@@ -160,7 +171,7 @@ pub fn main(dir: &Path) -> i32 {
     };
     let outcome = match run(dir, &room) {
         Ok(o) => o,
-        Err(e) => RunOutcome { exit_code: -1, canceled: false, error: e },
+        Err(e) => RunOutcome { exit_code: -1, canceled: false, error: e, reason: String::new() },
     };
     match room.record(&outcome) {
         Ok(()) => 0,
@@ -228,6 +239,9 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
         named(&spec.stderr, "standard error")?
     };
     let err_copy = err.try_clone().ok();
+    // Where the run's standard error starts, to read it back should it fail.
+    let err_start = err.metadata().map(|m| m.len()).unwrap_or(0);
+    let err_path = if spec.stderr.is_empty() { dir.join(OUTPUT) } else { work_dir.join(&spec.stderr) };
     let stdin = if spec.stdin.is_empty() {
         Stdio::null()
     } else {
@@ -269,10 +283,11 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
             let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
             let what = if code == 127 { "not found" } else { "Permission denied" };
             room.started();
+            let line = format!("{}: {what}", direct.as_ref().map(|w| w[0].as_str()).unwrap_or(""));
             if let Some(mut f) = err_copy {
-                let _ = writeln!(f, "{}: {what}", direct.as_ref().map(|w| w[0].as_str()).unwrap_or(""));
+                let _ = writeln!(f, "{line}");
             }
-            return Ok(RunOutcome { exit_code: code, canceled: false, error: String::new() });
+            return Ok(RunOutcome { exit_code: code, canceled: false, error: String::new(), reason: line });
         }
         Err(e) => return Err(format!("cannot start the task: {e}")),
     };
@@ -280,7 +295,77 @@ fn run(dir: &Path, room: &Room) -> Result<RunOutcome, String> {
     // The Child handle is not used to wait: the loop below reaps with waitpid.
     std::mem::forget(child);
     room.started();
-    supervise(pid, &signals, grace)
+    let mut outcome = supervise(pid, &signals, grace)?;
+    if outcome.exit_code != 0 && !outcome.canceled {
+        // Its own output file is the head node's; a file it named, the owner's.
+        let open = || stderr_tail(&err_path, err_start);
+        let tail = if spec.stderr.is_empty() { open().ok() } else { owner.acting(open).ok().and_then(Result::ok) };
+        outcome.reason = tail.and_then(|(bytes, whole)| reason_line(&bytes, whole)).unwrap_or_default();
+    }
+    Ok(outcome)
+}
+
+/// The most of a failed run's standard error read back for its reason.
+const REASON_TAIL: u64 = 4096;
+/// The longest reason line kept, in bytes (an MPI error names every
+/// channel of a pair, and the one that matters may come last).
+const REASON_MAX: usize = 1024;
+
+/// The last [`REASON_TAIL`] bytes the run wrote to the file at `path`, which
+/// held `start` bytes before it ran, and whether that is all it wrote. A
+/// file that is not a regular file (a FIFO, `/dev/null`) is not read: it is
+/// opened without waiting and refused.
+fn stderr_tail(path: &Path, start: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let from = meta.len().saturating_sub(REASON_TAIL).max(start);
+    f.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    f.take(REASON_TAIL).read_to_end(&mut bytes)?;
+    Ok((bytes, from == start))
+}
+
+/// The line of a failed run's standard error that says why it failed, from
+/// `tail`, the last bytes the run wrote there (`whole`: all of them; else
+/// the first line, cut by the tail's start, is skipped):
+///
+/// - when the text holds an mpiexec abort report (a line `job aborted:`),
+///   the last non-blank line before the last report: mpiexec forwards what
+///   the ranks printed before it prints the report, so that is what the
+///   failing rank said (`mpipingpong: rank 1: comm: no channel …`); with
+///   none, the report's own account (`… ended prematurely and may have
+///   crashed. exit code 1`);
+/// - otherwise the last non-blank line (`ls: cannot access 'x': No such
+///   file or directory`).
+///
+/// The line is trimmed, control characters become `?`, and it is cut to
+/// [`REASON_MAX`] bytes. Without `/stderr`, standard output shares the file,
+/// so a task that printed nothing to standard error gets its last line of
+/// output.
+pub fn reason_line(tail: &[u8], whole: bool) -> Option<String> {
+    let text = String::from_utf8_lossy(tail);
+    let mut lines: Vec<&str> = text.lines().map(str::trim).collect();
+    if !whole && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let last = |ls: &[&str]| ls.iter().rev().find(|l| !l.is_empty()).map(|l| l.to_string());
+    let line = match lines.iter().rposition(|l| *l == "job aborted:") {
+        Some(at) => last(&lines[..at]).or_else(|| {
+            let report = &lines[at..];
+            let analysis = report.iter().position(|l| l.starts_with("---- error analysis"))?;
+            report[analysis + 1..]
+                .iter()
+                .find(|l| !l.is_empty() && !l.starts_with('[') && !l.starts_with("----"))
+                .map(|l| l.to_string())
+        }),
+        None => last(&lines),
+    }?;
+    let clean: String = line.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    Some(crate::wire::props::truncate(&clean, REASON_MAX).to_string())
 }
 
 /// Who a task runs as. A supervisor run by root (a shared head node) runs
@@ -440,7 +525,8 @@ fn supervise(pid: u32, signals: &std::os::fd::OwnedFd, grace: Duration) -> Resul
         }
     };
     kill_leftovers(pid);
-    Ok(RunOutcome { exit_code: exit.code(), canceled: canceled_at.is_some(), error: String::new() })
+    let canceled = canceled_at.is_some();
+    Ok(RunOutcome { exit_code: exit.code(), canceled, error: String::new(), reason: String::new() })
 }
 
 /// Kills the task's process group and every descendant we adopted, and reaps
@@ -592,7 +678,42 @@ fn write_hostfile(spec: &Launch, tmp: &Path) -> Result<PathBuf, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::simple_words;
+    use super::{reason_line, simple_words};
+
+    #[test]
+    fn the_reason_is_the_last_line_or_what_a_rank_said_before_mpiexec_aborted_issue_11() {
+        let r = |text: &str| reason_line(text.as_bytes(), true);
+        let ls = "ls: cannot access 'x': No such file";
+        assert_eq!(r(&format!("working\n{ls}\n\n")).as_deref(), Some(ls));
+        assert_eq!(r(""), None);
+        assert_eq!(r("\n  \n"), None);
+        let aborted = "\
+latency 1 byte: pair 1 of 3 done, vm[0] <-> vm[1] 2.75 usec
+mpipingpong: rank 1: comm: no channel between rank 1 on n2 and rank 2 on n3
+
+job aborted:
+[ranks] message
+
+[0,2] terminated
+
+[1] process exited without calling finalize
+
+---- error analysis -----
+
+[1] on vm
+/bin/mpipingpong ended prematurely and may have crashed. exit code 1
+
+---- error analysis -----
+";
+        let rank_said = "mpipingpong: rank 1: comm: no channel between rank 1 on n2 and rank 2 on n3";
+        assert_eq!(r(aborted).as_deref(), Some(rank_said));
+        let silent = &aborted[aborted.find("\njob aborted:").unwrap()..];
+        assert_eq!(r(silent).as_deref(), Some("/bin/mpipingpong ended prematurely and may have crashed. exit code 1"));
+        // A tail cut mid-line skips the piece; controls are masked; long lines cut.
+        assert_eq!(reason_line(b"ial line\nfatal: \x1b[31mred\n", false).as_deref(), Some("fatal: ?[31mred"));
+        assert_eq!(reason_line(b"only a piece", false), None);
+        assert_eq!(r(&"é".repeat(600)).unwrap().len(), 1024);
+    }
 
     #[test]
     fn only_plain_command_lines_skip_the_shell() {

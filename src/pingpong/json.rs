@@ -6,7 +6,8 @@
 //!   "tests": [ { "metric": "latency", "unit": "usec", "packetSize": 1,
 //!                "iterations": 100000,
 //!                "pairs": [ { "first": "NODE1", "second": "NODE2",
-//!                             "firstRank": 0, "secondRank": 1, "value": 2.61 } ],
+//!                             "firstRank": 0, "secondRank": 1, "value": 2.61,
+//!                             "sharedCpu": null } ],
 //!                "summary": { "count": 3, "min": …, "max": …, "avg": …, "stddev": … } } ],
 //!   "failures": [ { "first": …, "second": …, "metric": "latency",
 //!                   "packetSize": 1, "value": 5.2, "limit": 3.0,
@@ -14,6 +15,9 @@
 //! ```
 //!
 //! All pairs are always listed (`-ob` only shortens the XML file).
+//! `sharedCpu` is the CPU a pair's two ranks share ([`super::sharing`]), or
+//! `null` when they do not; a failure's `message` then ends with
+//! `(ranks share CPU n)`.
 
 use serde::Serialize;
 
@@ -30,6 +34,7 @@ struct JsonPair {
     first_rank: usize,
     second_rank: usize,
     value: f64,
+    shared_cpu: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +92,7 @@ pub fn render(
                     first_rank: p.pair.first,
                     second_rank: p.pair.second,
                     value: p.value,
+                    shared_cpu: report.shared_cpu(p.pair),
                 })
                 .collect(),
             summary: o.summary,
@@ -148,5 +154,19 @@ mod tests {
         assert_eq!(v["failures"].as_array().unwrap().len(), 1);
         assert_eq!(v["failures"][0]["first"], "NODE2");
         assert_eq!(v["failures"][0]["limit"], 2.65);
+        assert_eq!(v["tests"][0]["pairs"][1]["sharedCpu"], Value::Null);
+    }
+
+    #[test]
+    fn pairs_sharing_a_cpu_carry_it_issue_11() {
+        let r = crate::pingpong::report::tests::sample_sharing();
+        let v: Value = serde_json::from_str(&render(&r, &[]).unwrap()).unwrap();
+        let shared: Vec<&Value> = v["tests"][0]["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["sharedCpu"])
+            .collect();
+        assert_eq!(shared, [&Value::Null, &Value::from(0), &Value::from(1)]);
     }
 }

@@ -5,7 +5,8 @@
 //! [`pairing`] builds the serial, ring and tournament schedules, [`stats`]
 //! turns round-trip timings into latency, throughput and summaries, and
 //! [`report`], [`xml`], [`json`], [`thresholds`] produce the console text,
-//! the XML results file, the JSON report and the pass/fail verdict. The
+//! the XML results file, the JSON report and the pass/fail verdict, marking
+//! the pairs whose ranks share a CPU ([`sharing`]). The
 //! binary will glue them to an MPI transport: parse, build the schedule over
 //! the ranks, time each pair, then report.
 
@@ -16,6 +17,7 @@ pub mod pairing;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod sharing;
 pub mod stats;
 pub mod thresholds;
 pub mod xml;

@@ -12,7 +12,10 @@
 //! ```
 //!
 //! Values have two decimals, right-aligned; pair labels are padded to the
-//! widest. The XML file, the JSON report and threshold checks are in
+//! widest. A pair whose two ranks share a CPU ([`super::sharing`]) has
+//! `  (ranks share CPU n)` after its value, here and in its `-op` line, and
+//! the tables end with a note saying what that means (an extension).
+//! The XML file, the JSON report and threshold checks are in
 //! [`super::xml`], [`super::json`] and [`super::thresholds`]. Everything
 //! here returns strings, so the binary decides where they go.
 
@@ -21,6 +24,7 @@ use std::fmt::Write as _;
 
 use super::options::{Metric, Mode, PacketTest};
 use super::pairing::Pair;
+use super::sharing::{self, CpuPlace};
 use super::stats::{PairValue, TestOutcome};
 
 /// A finished run, as every output reads it.
@@ -29,6 +33,9 @@ pub struct RunReport {
     pub mode: Mode,
     /// Participant names (host names, or `rank N`), indexed like [`Pair`].
     pub participants: Vec<String>,
+    /// Where each participant may run, indexed like [`Pair`]; empty when
+    /// unknown (no pair is then said to share a CPU).
+    pub places: Vec<CpuPlace>,
     pub outcomes: Vec<TestOutcome>,
 }
 
@@ -46,7 +53,24 @@ impl RunReport {
     pub fn pair_label(&self, pair: Pair) -> String {
         format!("{} <-> {}", self.name(pair.first), self.name(pair.second))
     }
+
+    /// The CPU the two ranks of `pair` share ([`sharing::shared_cpu`]).
+    pub fn shared_cpu(&self, pair: Pair) -> Option<u32> {
+        let (a, b) = (self.places.get(pair.first)?, self.places.get(pair.second)?);
+        sharing::shared_cpu(a, b)
+    }
+
+    /// `(ranks share CPU n)` after `sep` for a pair that does, else nothing.
+    pub fn sharing_note(&self, sep: &str, pair: Pair) -> String {
+        self.shared_cpu(pair)
+            .map(|cpu| format!("{sep}(ranks share CPU {cpu})"))
+            .unwrap_or_default()
+    }
 }
+
+/// The note under the tables when a pair's ranks share a CPU.
+pub const SHARED_CPU_NOTE: &str = "(ranks share CPU n): the two ranks may run only on CPU n, \
+so one waits for the other to be scheduled; the value measures that, not the link.";
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -81,8 +105,9 @@ fn block(report: &RunReport, outcome: &TestOutcome, out: &mut String) {
     let vw = values.iter().map(String::len).max().unwrap_or(0);
     // Writing to a String cannot fail.
     let _ = writeln!(out, "{}", header(&outcome.test));
-    for (label, value) in labels.iter().zip(&values) {
-        let _ = writeln!(out, "  {label:<lw$}  {value:>vw$}");
+    for ((label, value), p) in labels.iter().zip(&values).zip(&outcome.pairs) {
+        let note = report.sharing_note("  ", p.pair);
+        let _ = writeln!(out, "  {label:<lw$}  {value:>vw$}{note}");
     }
     let _ = match &outcome.summary {
         Some(s) => writeln!(
@@ -107,6 +132,10 @@ pub fn console(report: &RunReport) -> String {
         }
         block(report, outcome, &mut out);
     }
+    let shared = report.outcomes.iter().flat_map(|o| &o.pairs);
+    if shared.clone().any(|p| report.shared_cpu(p.pair).is_some()) {
+        let _ = write!(out, "\n{SHARED_CPU_NOTE}\n");
+    }
     out
 }
 
@@ -120,12 +149,13 @@ pub fn progress_line(
     result: &PairValue,
 ) -> String {
     format!(
-        "{} {}: pair {done} of {total} done, {} {:.2} {}",
+        "{} {}: pair {done} of {total} done, {} {:.2} {}{}",
         test.metric.name(),
         plural(test.size, "byte", "bytes"),
         report.pair_label(result.pair),
         result.value,
-        test.metric.unit()
+        test.metric.unit(),
+        report.sharing_note(" ", result.pair)
     )
 }
 
@@ -166,6 +196,7 @@ pub(crate) mod tests {
             participants: ["NODE1", "NODE2", "NODE3", "LONGNODE4"]
                 .map(String::from)
                 .to_vec(),
+            places: Vec::new(),
             outcomes: vec![
                 outcome(lat, &[(0, 1, 2.61), (0, 2, 2.58), (1, 3, 2.7)]),
                 outcome(tp, &[(0, 1, 987.654), (2, 3, 1234.5)]),
@@ -214,6 +245,46 @@ Summary: min 987.65  max 1234.50  avg 1111.08  stddev 123.42 (MB/s)
             "Latency (usec) for packet size 1 byte, 100000 iterations:\nSummary: no pairs measured\n"
         );
         assert_eq!(r.pair_label(Pair::new(1, 7)), "NODE2 <-> rank 7");
+    }
+
+    /// [`sample`] with NODE1 and NODE3 bound to CPU 0, NODE2 and LONGNODE4
+    /// to CPU 1 (4 ranks over 2 CPUs), all on one machine.
+    pub(crate) fn sample_sharing() -> RunReport {
+        let mut r = sample();
+        r.places = [0, 1, 0, 1]
+            .map(|cpu| CpuPlace {
+                machine: 0,
+                cpus: vec![cpu],
+            })
+            .to_vec();
+        r
+    }
+
+    #[test]
+    fn pairs_sharing_a_cpu_are_marked_issue_11() {
+        let expected = "\
+Latency (usec) for packet size 1 byte, 100000 iterations:
+  NODE1 <-> NODE2      2.61
+  NODE1 <-> NODE3      2.58  (ranks share CPU 0)
+  NODE2 <-> LONGNODE4  2.70  (ranks share CPU 1)
+Summary: min 2.58  max 2.70  avg 2.63  stddev 0.05 (usec)
+
+Throughput (MB/s) for packet size 4000000 bytes, 1000 iterations:
+  NODE1 <-> NODE2       987.65
+  NODE3 <-> LONGNODE4  1234.50
+Summary: min 987.65  max 1234.50  avg 1111.08  stddev 123.42 (MB/s)
+
+(ranks share CPU n): the two ranks may run only on CPU n, so one waits for the other to be scheduled; the value measures that, not the link.
+";
+        let r = sample_sharing();
+        assert_eq!(console(&r), expected);
+        let o = &r.outcomes[0];
+        assert_eq!(
+            progress_line(&r, &o.test, 2, 6, &o.pairs[1]),
+            "latency 1 byte: pair 2 of 6 done, NODE1 <-> NODE3 2.58 usec (ranks share CPU 0)"
+        );
+        assert_eq!(r.shared_cpu(Pair::new(3, 1)), Some(1));
+        assert_eq!(r.shared_cpu(Pair::new(0, 9)), None);
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! pair with `-op` and the tables at the end, writes the XML and JSON files
 //! and checks the thresholds.
 //!
+//! Each rank's CPUs (its affinity mask when it joined) reach rank 0 in the
+//! card every rank publishes ([`Comm::cpus_of`]), so the reports can mark
+//! the pairs whose ranks share a CPU ([`super::sharing`]).
+//!
 //! One rank per node: without `-m`, two ranks on the same node is an error.
 //! The embedded cluster's virtual nodes all share this host, so ranks count
 //! as being on different nodes when `HPCPACK_LOCAL_NODES` lists at least as
@@ -30,6 +34,7 @@ use super::options::{self, Command, Console, Metric, Mode, Options, PacketTest};
 use super::pairing::{self, PairingError, Round};
 use super::progress::Progress;
 use super::report::{self, RunReport};
+use super::sharing;
 use super::stats::{self, Measurement, PairValue, StatsError};
 use super::thresholds::{self, ThresholdsFailed};
 use super::{json, xml};
@@ -242,6 +247,7 @@ pub fn run(
     let mut report = RunReport {
         mode: opts.mode,
         participants: participants(&nodes),
+        places: sharing::places(size, |a, b| comm.same_machine(a, b), |r| comm.cpus_of(r)),
         outcomes: Vec::new(),
     };
     let progress = (me == 0 && opts.console == Console::Progress)

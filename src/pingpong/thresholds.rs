@@ -38,10 +38,11 @@ impl ThresholdFailure {
         let unit = self.metric.unit();
         let bytes = if self.size == 1 { "byte" } else { "bytes" };
         format!(
-            "{}: {} {value} {unit} at {} {bytes} is {relation} {option} {limit} {unit}",
+            "{}: {} {value} {unit} at {} {bytes} is {relation} {option} {limit} {unit}{}",
             report.pair_label(self.pair),
             self.metric.name(),
-            self.size
+            self.size,
+            report.sharing_note(" ", self.pair)
         )
     }
 }
@@ -154,6 +155,17 @@ mod tests {
         assert!(
             one.to_string()
                 .starts_with("1 pair failed the thresholds: NODE1 <-> NODE2")
+        );
+    }
+
+    #[test]
+    fn a_failing_pair_that_shares_a_cpu_says_so_issue_11() {
+        let r = crate::pingpong::report::tests::sample_sharing();
+        let e = verdict(&r, &limits(Some(2.6), None)).unwrap_err();
+        assert_eq!(
+            e.failures[1],
+            "NODE2 <-> LONGNODE4: latency 2.70 usec at 1 byte is above --max-latency 2.6 usec \
+             (ranks share CPU 1)"
         );
     }
 

@@ -9,6 +9,7 @@
 //!   <Participant rank="0" name="NODE1"/>            one per participant
 //!   <Test metric="latency" unit="usec" packetSize="1" iterations="100000">
 //!     <Pair first="NODE1" second="NODE2" firstRank="0" secondRank="1" value="2.61"/>
+//!     <Pair first="NODE1" second="NODE3" firstRank="0" secondRank="2" value="9.87" sharedCpu="0"/>
 //!     <Summary count="6" min="2.55" max="2.71" avg="2.62" stddev="0.04"/>
 //!   </Test>                                          one per packet test
 //! </MpiPingPong>
@@ -20,7 +21,10 @@
 //! - `metric` is `latency` (unit `usec`) or `throughput` (unit `MB/s`);
 //! - numbers are written in full precision (Rust's shortest round-trip form),
 //!   not the console's two decimals;
-//! - `Summary` is absent when a test measured no pair.
+//! - `Summary` is absent when a test measured no pair;
+//! - a `Pair` whose two ranks share a CPU ([`super::sharing`]) has
+//!   `sharedCpu="n"`, the CPU they share; other pairs have no such
+//!   attribute.
 
 use std::fmt::Write as _;
 
@@ -87,9 +91,13 @@ pub fn render(report: &RunReport, detail: XmlDetail) -> String {
         );
         if detail == XmlDetail::All {
             for p in &outcome.pairs {
+                let shared = report
+                    .shared_cpu(p.pair)
+                    .map(|cpu| format!(" sharedCpu=\"{cpu}\""))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     x,
-                    "    <Pair first=\"{}\" second=\"{}\" firstRank=\"{}\" secondRank=\"{}\" value=\"{}\"/>",
+                    "    <Pair first=\"{}\" second=\"{}\" firstRank=\"{}\" secondRank=\"{}\" value=\"{}\"{shared}/>",
                     escape(&report.name(p.pair.first)),
                     escape(&report.name(p.pair.second)),
                     p.pair.first,
@@ -153,6 +161,37 @@ mod tests {
             .expect("summary");
         assert_eq!(summary.attribute("count"), Some("3"));
         assert_eq!(summary.attribute("max"), Some("2.7"));
+    }
+
+    #[test]
+    fn pairs_sharing_a_cpu_carry_it_issue_11() {
+        let r = crate::pingpong::report::tests::sample_sharing();
+        let xml = render(&r, XmlDetail::All);
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let shared: Vec<(Option<&str>, Option<&str>, Option<&str>)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("Pair"))
+            .map(|n| {
+                (
+                    n.attribute("firstRank"),
+                    n.attribute("secondRank"),
+                    n.attribute("sharedCpu"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                (Some("0"), Some("1"), None),
+                (Some("0"), Some("2"), Some("0")),
+                (Some("1"), Some("3"), Some("1")),
+                (Some("0"), Some("1"), None),
+                (Some("2"), Some("3"), None),
+            ]
+        );
+        assert!(xml.contains(
+            "<Pair first=\"NODE1\" second=\"NODE3\" firstRank=\"0\" secondRank=\"2\" value=\"2.58\" sharedCpu=\"0\"/>"
+        ));
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Cluster {
                 self.commit(vec![], vec![t])?;
                 Ok(Effects { reschedule: true, ..Default::default() })
             }
-            AgentEvent::Exited { exit_code, canceled, error, .. } => {
+            AgentEvent::Exited { exit_code, canceled, error, reason, .. } => {
                 let job = self.job(run.job)?.clone();
                 t.exit_code = Some(*exit_code);
                 t.end_time = Some(now);
@@ -241,7 +241,9 @@ impl Cluster {
                     if codes.accepts(*exit_code) {
                         TaskState::Finished
                     } else {
-                        t.error_message = format!("exit code {exit_code} is not a valid exit code ({codes})");
+                        // The line of its standard error that says why, if any.
+                        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+                        t.error_message = format!("exit code {exit_code} is not a valid exit code ({codes}){why}");
                         TaskState::Failed
                     }
                 };

@@ -191,6 +191,9 @@ impl Cluster {
                     "the value of {k} contains a line break or NUL byte; cluster environment variables are one line each"
                 )));
             }
+            if k == crate::env::CCP_MPI_NETMASK && !v.is_empty() {
+                check_mpi_netmask(v)?;
+            }
         }
         let changes: Vec<(String, Option<String>)> =
             vars.iter().map(|(k, v)| (k.clone(), if v.is_empty() { None } else { Some(v.clone()) })).collect();
@@ -212,4 +215,21 @@ impl Cluster {
         }
         Self::require_admin(caller, what)
     }
+}
+
+/// `CCP_MPI_NETMASK` as every rank would read it once mpiexec passes it on
+/// as `MPICH_NETMASK`: a value they would refuse, or one mpiexec would drop
+/// for its length (as MS-MPI does), is refused here, before any job runs.
+fn check_mpi_netmask(value: &str) -> Result<()> {
+    use crate::mpi::comm::select::Netmask;
+    use crate::mpi::mpiexec::run::MAX_NETMASK_LEN;
+    Netmask::parse_var(crate::env::CCP_MPI_NETMASK, value).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    if value.len() > MAX_NETMASK_LEN {
+        let name = crate::env::CCP_MPI_NETMASK;
+        return Err(Error::InvalidArgument(format!(
+            "{name}={value}: longer than {MAX_NETMASK_LEN} characters, which mpiexec ignores (as MS-MPI does); \
+             remove the spaces"
+        )));
+    }
+    Ok(())
 }

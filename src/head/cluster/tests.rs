@@ -32,6 +32,11 @@ fn cluster() -> (tempfile::TempDir, Cluster) {
     (dir, c)
 }
 
+/// An agent's report that `run` ended with `exit_code`, with no error.
+fn exited(run: crate::node::protocol::RunId, exit_code: i64, canceled: bool) -> AgentEvent {
+    AgentEvent::Exited { run, exit_code, canceled, error: String::new(), reason: String::new() }
+}
+
 fn alice() -> Caller {
     Caller { uid: 1000, name: "alice".into() }
 }
@@ -81,7 +86,7 @@ fn a_job_runs_through_its_states() {
     assert_eq!(c.task(id, 1).unwrap().state, TaskState::Dispatching);
     c.agent_event(&AgentEvent::Started { run: l.run }, 3).unwrap();
     assert_eq!(c.task(id, 1).unwrap().state, TaskState::Running);
-    c.agent_event(&AgentEvent::Exited { run: l.run, exit_code: 0, canceled: false, error: String::new() }, 4).unwrap();
+    c.agent_event(&exited(l.run, 0, false), 4).unwrap();
     assert_eq!(c.job(id).unwrap().state, JobState::Finished);
     assert!(!c.job(id).unwrap().holds_resources());
     assert_eq!(c.job(id).unwrap().allocated_node_names(), "N1,N2");
@@ -118,7 +123,7 @@ fn cancel_waits_for_running_tasks() {
     assert_eq!(eff.kills.len(), 1);
     assert_eq!(c.job(id).unwrap().state, JobState::Canceling);
     assert!(c.cancel_job(&alice(), id, "", 3).is_err());
-    c.agent_event(&AgentEvent::Exited { run, exit_code: 143, canceled: true, error: String::new() }, 4).unwrap();
+    c.agent_event(&exited(run, 143, true), 4).unwrap();
     assert_eq!(c.job(id).unwrap().state, JobState::Canceled);
     assert_eq!(c.task(id, 1).unwrap().state, TaskState::Canceled);
 }
@@ -130,12 +135,18 @@ fn exit_codes_decide_failure() {
     s.tasks[0].properties.push(RestProperty::new("ValidExitCodes", "0,3"));
     let (id, _) = c.submit_new(&alice(), &s, 1).unwrap();
     let run = c.schedule(2).unwrap().launches[0].run;
-    c.agent_event(&AgentEvent::Exited { run, exit_code: 3, canceled: false, error: String::new() }, 4).unwrap();
+    c.agent_event(&exited(run, 3, false), 4).unwrap();
     assert_eq!(c.job(id).unwrap().state, JobState::Finished);
     let (id, _) = c.submit_new(&alice(), &spec("exit 1", &[]), 5).unwrap();
     let run = c.schedule(6).unwrap().launches[0].run;
-    c.agent_event(&AgentEvent::Exited { run, exit_code: 1, canceled: false, error: String::new() }, 7).unwrap();
+    let reason = "mpiexec: cannot reach the launch service".to_string();
+    c.agent_event(&AgentEvent::Exited { run, exit_code: 1, canceled: false, error: String::new(), reason }, 7).unwrap();
     assert_eq!(c.job(id).unwrap().state, JobState::Failed);
+    // Issue 11 item 6: the line of standard error that says why follows.
+    assert_eq!(
+        c.task(id, 1).unwrap().error_message,
+        "exit code 1 is not a valid exit code (0): mpiexec: cannot reach the launch service"
+    );
     assert!(c.job(id).unwrap().error_message.contains("exit code 1"));
     c.requeue_job(&alice(), id, 8).unwrap();
     assert_eq!(c.task(id, 1).unwrap().state, TaskState::Queued);
@@ -150,7 +161,7 @@ fn stale_reports_are_ignored() {
     c.requeue_job(&alice(), id, 3).unwrap();
     let run2 = c.schedule(4).unwrap().launches[0].run;
     assert_eq!(run2.attempt, run.attempt + 1);
-    c.agent_event(&AgentEvent::Exited { run, exit_code: 1, canceled: true, error: String::new() }, 5).unwrap();
+    c.agent_event(&exited(run, 1, true), 5).unwrap();
     assert_eq!(c.task(id, 1).unwrap().state, TaskState::Dispatching);
 }
 
@@ -162,7 +173,7 @@ fn draining_then_offline() {
     let run = c.schedule(2).unwrap().launches[0].run;
     c.node_offline(&root, "n1", false, 3).unwrap();
     assert_eq!(c.node("N1").unwrap().state, NodeState::Draining);
-    c.agent_event(&AgentEvent::Exited { run, exit_code: 0, canceled: false, error: String::new() }, 4).unwrap();
+    c.agent_event(&exited(run, 0, false), 4).unwrap();
     c.settle_draining(5).unwrap();
     assert_eq!(c.node("N1").unwrap().state, NodeState::Offline);
     assert_eq!(c.job(id).unwrap().state, JobState::Finished);

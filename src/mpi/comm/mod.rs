@@ -15,6 +15,12 @@
 //! pair with no channel fails on first use with a message naming each
 //! channel and why it was out; nothing falls back silently.
 //!
+//! `MPICH_NETMASK` concerns sockets (and picks the verbs port): a rank with
+//! no interface in it offers no sockets endpoint and publishes why, naming
+//! where the netmask came from ([`select::NetmaskOrigin`]); only a pair
+//! that then has no other channel fails. The card also carries the CPUs the
+//! rank may run on, so `mpipingpong` can tell pairs that share one.
+//!
 //! Semantics are deliberately smaller than MPI's: a receive names its source,
 //! tag and exact size, and messages between two ranks are received in the
 //! order they were sent; a message whose tag or size differs from the one
@@ -96,14 +102,8 @@ pub enum CommError {
         what: String,
         source: io::Error,
     },
-    #[error(
-        "comm: MPICH_NETMASK {netmask} matches no interface of host {host} (its IPv4 addresses: {found}); set it to one of this host's networks"
-    )]
-    NoInterface {
-        netmask: String,
-        host: String,
-        found: String,
-    },
+    #[error("comm: {0}")]
+    NoInterface(#[from] tcp::NoInterface),
     #[error("comm: {0}")]
     Setting(#[from] select::SettingError),
     #[error("comm: {0}")]
@@ -225,12 +225,20 @@ impl Comm {
             }
             false => (None, None),
         };
-        let (tcp, sock_ep) = match settings.sock {
-            true => {
-                let (t, ep) = TcpTransport::listen(rank, size, settings.netmask.as_ref())?;
-                (Some(t), Some(ep))
-            }
-            false => (None, None),
+        let netmask = settings.netmask.as_ref();
+        let (tcp, sock_ep, sock_missing) = match settings.sock {
+            true => match TcpTransport::listen(rank, size, netmask, settings.netmask_origin) {
+                Ok((t, ep)) => (Some(t), Some(ep), String::new()),
+                // A netmask concerns sockets only: this rank offers none,
+                // and only a pair that needs them fails, saying why.
+                Err(CommError::NoInterface(why)) => (None, None, why.to_string()),
+                Err(e) => return Err(e),
+            },
+            false => (
+                None,
+                None,
+                format!("disabled by {}=1", env::MSMPI_DISABLE_SOCK),
+            ),
         };
         let (nd, nd_ep, nd_missing) = match settings.nd {
             true => match VerbsTransport::open(rank, size, settings.netmask.as_ref()) {
@@ -250,6 +258,8 @@ impl Comm {
             sock: sock_ep,
             nd: nd_ep,
             nd_missing,
+            sock_missing,
+            cpus: crate::node::sys::affinity().unwrap_or_default(),
         };
         if let Some(t) = &nd {
             for (key, value) in t.qpn_entries() {
@@ -350,6 +360,21 @@ impl Comm {
     /// [`own_node_name`]); `?` past the end.
     pub fn host_of(&self, rank: usize) -> &str {
         self.cards.get(rank).map_or("?", |c| c.node.as_str())
+    }
+
+    /// The CPUs `rank` may run on, as it published them (its affinity mask
+    /// at init); empty when unknown.
+    pub fn cpus_of(&self, rank: usize) -> &[u32] {
+        self.cards.get(rank).map_or(&[], |c| c.cpus.as_slice())
+    }
+
+    /// Whether ranks `a` and `b` run on one machine (one kernel), so their
+    /// CPU numbers name the same CPUs ([`select::same_machine`]).
+    pub fn same_machine(&self, a: usize, b: usize) -> bool {
+        match (self.cards.get(a), self.cards.get(b)) {
+            (Some(x), Some(y)) => select::same_machine(&x.host, &y.host),
+            _ => false,
+        }
     }
 
     /// The channel this rank uses to reach `rank`.

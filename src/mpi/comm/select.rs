@@ -66,8 +66,15 @@ pub enum SettingError {
         value: String,
         size: usize,
     },
-    #[error("{var}={value}: expected address/mask, such as 10.0.0.0/255.255.255.0 or 10.0.0.0/24")]
-    Netmask { var: &'static str, value: String },
+    #[error(
+        "{var}={value}{from}: expected address/mask, such as 10.0.0.0/255.255.255.0 or 10.0.0.0/24"
+    )]
+    Netmask {
+        var: &'static str,
+        value: String,
+        /// ` (from …)`: where the value came from, when known.
+        from: String,
+    },
 }
 
 /// Which ranks connect to every other rank during init.
@@ -131,10 +138,19 @@ pub struct Netmask {
 }
 
 impl Netmask {
+    /// Parses `MPICH_NETMASK`'s value.
     pub fn parse(value: &str) -> Result<Netmask, SettingError> {
+        Netmask::parse_var(env::MPICH_NETMASK, value)
+    }
+
+    /// Parses the value of `var` (`MPICH_NETMASK`, or `CCP_MPI_NETMASK`
+    /// that mpiexec passes on as it): `a.b.c.d/m.m.m.m` with a mask of ones
+    /// then zeros, or `a.b.c.d/bits` with 0 to 32 bits.
+    pub fn parse_var(var: &'static str, value: &str) -> Result<Netmask, SettingError> {
         let bad = || SettingError::Netmask {
-            var: env::MPICH_NETMASK,
+            var,
             value: value.to_string(),
+            from: String::new(),
         };
         let (addr, mask) = value.trim().split_once('/').ok_or_else(bad)?;
         let addr: Ipv4Addr = addr.trim().parse().map_err(|_| bad())?;
@@ -171,6 +187,55 @@ impl fmt::Display for Netmask {
     }
 }
 
+/// Where a rank's `MPICH_NETMASK` came from, for messages: mpiexec tells
+/// its ranks in [`env::HPCPACK_NETMASK_ORIGIN`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetmaskOrigin {
+    /// mpiexec passed on the `CCP_MPI_NETMASK` cluster variable.
+    Cluster,
+    /// `mpiexec -env MPICH_NETMASK …`.
+    Env,
+    /// `mpiexec -genv MPICH_NETMASK …` (or `-genvlist MPICH_NETMASK`).
+    Genv,
+    /// The rank's environment otherwise (an exported variable, another
+    /// launcher).
+    Environment,
+}
+
+impl NetmaskOrigin {
+    /// The value of [`env::HPCPACK_NETMASK_ORIGIN`].
+    pub fn code(self) -> &'static str {
+        match self {
+            NetmaskOrigin::Cluster => "cluster",
+            NetmaskOrigin::Env => "env",
+            NetmaskOrigin::Genv => "genv",
+            NetmaskOrigin::Environment => "",
+        }
+    }
+
+    /// Reads [`env::HPCPACK_NETMASK_ORIGIN`]'s value; anything else is
+    /// [`NetmaskOrigin::Environment`].
+    pub fn from_code(code: &str) -> NetmaskOrigin {
+        match code.trim() {
+            "cluster" => NetmaskOrigin::Cluster,
+            "env" => NetmaskOrigin::Env,
+            "genv" => NetmaskOrigin::Genv,
+            _ => NetmaskOrigin::Environment,
+        }
+    }
+}
+
+impl fmt::Display for NetmaskOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetmaskOrigin::Cluster => "from the CCP_MPI_NETMASK cluster variable",
+            NetmaskOrigin::Env => "from mpiexec -env MPICH_NETMASK",
+            NetmaskOrigin::Genv => "from mpiexec -genv MPICH_NETMASK",
+            NetmaskOrigin::Environment => "from the rank's environment",
+        })
+    }
+}
+
 /// Whether a switch variable is on: `1`, `true`, `yes`, `on` (any case).
 /// The `MSMPI_` name wins over its deprecated `MPICH_` alias when set.
 pub fn switch(get: &dyn Fn(&str) -> Option<String>, name: &str, alias: &str) -> bool {
@@ -192,6 +257,7 @@ pub struct Settings {
     pub preconnect: Preconnect,
     pub table: bool,
     pub netmask: Option<Netmask>,
+    pub netmask_origin: NetmaskOrigin,
 }
 
 impl Settings {
@@ -204,8 +270,17 @@ impl Settings {
             Some(v) if !v.trim().is_empty() => Preconnect::parse(&v, size)?,
             _ => Preconnect::Lazy,
         };
+        let netmask_origin =
+            NetmaskOrigin::from_code(&get(env::HPCPACK_NETMASK_ORIGIN).unwrap_or_default());
         let netmask = match get(env::MPICH_NETMASK) {
-            Some(v) if !v.trim().is_empty() => Some(Netmask::parse(&v)?),
+            Some(v) if !v.trim().is_empty() => Some(Netmask::parse(&v).map_err(|e| match e {
+                SettingError::Netmask { var, value, .. } => SettingError::Netmask {
+                    var,
+                    value,
+                    from: format!(" ({netmask_origin})"),
+                },
+                e => e,
+            })?),
             _ => None,
         };
         Ok(Settings {
@@ -219,6 +294,7 @@ impl Settings {
                 env::MPICH_CONNECTIVITY_TABLE,
             ),
             netmask,
+            netmask_origin,
         })
     }
 }
@@ -238,36 +314,92 @@ pub struct Card {
     pub nd: Option<String>,
     /// Why it offers no Network Direct endpoint.
     pub nd_missing: String,
+    /// Why it offers no sockets endpoint (empty when it offers one).
+    pub sock_missing: String,
+    /// The CPUs it may run on (its affinity mask at init; empty: unknown).
+    pub cpus: Vec<u32>,
 }
 
 const SEP: char = '|';
 const NONE: &str = "-";
 
+/// A reason as one card field: percent-escaped, since reasons name
+/// variables (with `=`) and hold spaces.
+fn escape_reason(why: &str) -> String {
+    why.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('=', "%3D")
+        .replace(SEP, "%7C")
+}
+
+fn unescape_reason(field: &str) -> String {
+    field
+        .replace("%20", " ")
+        .replace("%3D", "=")
+        .replace("%7C", "|")
+        .replace("%25", "%")
+}
+
+/// CPUs as ranges, `0-3,8` (`-` for none), so a large mask stays short.
+fn encode_cpus(cpus: &[u32]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(match i == j {
+            true => sorted[i].to_string(),
+            false => format!("{}-{}", sorted[i], sorted[j]),
+        });
+        i = j + 1;
+    }
+    match parts.is_empty() {
+        true => NONE.to_string(),
+        false => parts.join(","),
+    }
+}
+
+fn decode_cpus(field: &str) -> Option<Vec<u32>> {
+    if field == NONE {
+        return Some(Vec::new());
+    }
+    let mut cpus = Vec::new();
+    for item in field.split(',') {
+        let (a, b) = item.split_once('-').unwrap_or((item, item));
+        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+        if a > b {
+            return None;
+        }
+        cpus.extend(a..=b);
+    }
+    Some(cpus)
+}
+
 impl Card {
     /// One PMI value (no spaces, no `=`).
     pub fn encode(&self) -> String {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| NONE.to_string());
-        // Percent-escaped: a reason names variables (with `_` and `=`).
-        let nd_missing = self
-            .nd_missing
-            .replace('%', "%25")
-            .replace(' ', "%20")
-            .replace('=', "%3D")
-            .replace(SEP, "%7C");
         [
             self.node.clone(),
             self.host.clone(),
             opt(&self.shm),
             opt(&self.sock),
             opt(&self.nd),
-            nd_missing,
+            escape_reason(&self.nd_missing),
+            escape_reason(&self.sock_missing),
+            encode_cpus(&self.cpus),
         ]
         .join(&SEP.to_string())
     }
 
     pub fn decode(v: &str) -> Option<Card> {
         let f: Vec<&str> = v.split(SEP).collect();
-        if f.len() != 6 {
+        if f.len() != 8 {
             return None;
         }
         let opt = |s: &str| (s != NONE).then(|| s.to_string());
@@ -277,11 +409,9 @@ impl Card {
             shm: opt(f[2]),
             sock: opt(f[3]),
             nd: opt(f[4]),
-            nd_missing: f[5]
-                .replace("%20", " ")
-                .replace("%3D", "=")
-                .replace("%7C", "|")
-                .replace("%25", "%"),
+            nd_missing: unescape_reason(f[5]),
+            sock_missing: unescape_reason(f[6]),
+            cpus: decode_cpus(f[7])?,
         })
     }
 }
@@ -339,7 +469,26 @@ pub fn choose(a: usize, ca: &Card, b: usize, cb: &Card) -> Result<Channel, NoPat
     if ca.sock.is_some() && cb.sock.is_some() {
         return Ok(Channel::Sock);
     }
-    reasons.push(off("sockets", env::MSMPI_DISABLE_SOCK, &ca.sock, &cb.sock));
+    let disabled = |c: &Card| {
+        c.sock.is_some() || c.sock_missing.is_empty() || c.sock_missing.starts_with("disabled by")
+    };
+    if disabled(ca) && disabled(cb) {
+        reasons.push(off("sockets", env::MSMPI_DISABLE_SOCK, &ca.sock, &cb.sock));
+    } else {
+        // A rank without a matching interface for MPICH_NETMASK says so,
+        // with where the netmask came from.
+        let why: Vec<String> = match (&ca.sock, &cb.sock) {
+            (None, None) if ca.sock_missing == cb.sock_missing => {
+                vec![format!("rank {a} and rank {b}: {}", ca.sock_missing)]
+            }
+            _ => [(a, ca), (b, cb)]
+                .iter()
+                .filter(|(_, c)| c.sock.is_none())
+                .map(|(r, c)| format!("rank {r}: {}", c.sock_missing))
+                .collect(),
+        };
+        reasons.push(format!("sockets: {}", why.join(", ")));
+    }
     Err(NoPath {
         a,
         a_node: ca.node.clone(),
@@ -374,6 +523,22 @@ pub fn host_identity(hostname: &str, boot_id: &str, pid_ns: &str, net_ns: &str) 
 pub fn same_kernel(a: &str, b: &str) -> bool {
     let head = |s: &str| s.rsplit_once('/').map_or(s.to_string(), |(h, _)| h.to_string());
     head(a) == head(b)
+}
+
+/// Whether two [`host_identity`] values are one running kernel (the same
+/// boot id), whatever their namespaces: their CPU numbers then name the same
+/// CPUs. Without a boot id, as [`same_kernel`].
+pub fn same_machine(a: &str, b: &str) -> bool {
+    let boot = |s: &str| {
+        s.split('/')
+            .nth(1)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+    };
+    match (boot(a), boot(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => same_kernel(a, b),
+    }
 }
 
 /// One rank's row of the connectivity table: its node and one indicator per
@@ -483,6 +648,11 @@ mod tests {
             sock: sock.then(|| "127.0.0.1:5000".to_string()),
             nd: None,
             nd_missing: "no verbs transport in this build".to_string(),
+            sock_missing: match sock {
+                true => String::new(),
+                false => "disabled by MSMPI_DISABLE_SOCK=1".to_string(),
+            },
+            cpus: vec![0, 1, 2, 3, 8],
         }
     }
 
@@ -623,8 +793,91 @@ mod tests {
         let mut c = c;
         c.nd_missing = "disabled by MSMPI_DISABLE_ND=1 | 100% sure".to_string();
         let e = c.encode();
-        assert!(!e.contains([' ', '=']) && e.matches('|').count() == 5, "{e}");
+        assert!(
+            !e.contains([' ', '=']) && e.matches('|').count() == 7,
+            "{e}"
+        );
+        assert!(e.ends_with("|0-3,8"), "{e}");
         assert_eq!(Card::decode(&e).unwrap(), c);
+        c.cpus.clear();
+        assert_eq!(Card::decode(&c.encode()).unwrap(), c);
+        assert_eq!(decode_cpus("3-1"), None);
+    }
+
+    #[test]
+    fn a_netmask_without_interface_is_named_only_where_sockets_are_needed_issue_11() {
+        let why = "MPICH_NETMASK 203.0.113.0/255.255.255.0, from the CCP_MPI_NETMASK cluster \
+                   variable, matches no interface of host h1 (its IPv4 addresses: 127.0.0.1)";
+        let mut a = card("h1", true, false);
+        a.sock_missing = why.to_string();
+        let mut b = a.clone();
+        b.sock_missing = why.replace("h1", "h2");
+        // One host: shared memory, the netmask does not matter.
+        assert_eq!(choose(0, &a, 1, &b), Ok(Channel::Shm));
+        // Two hosts: the pair needs sockets and says why each rank has none.
+        b.host = "h2".into();
+        let msg = choose(0, &a, 1, &b).unwrap_err().to_string();
+        assert!(
+            msg.ends_with(&format!(
+                "; sockets: rank 0: {why}, rank 1: {}",
+                b.sock_missing
+            )),
+            "{msg}"
+        );
+        // The same reason on both is said once.
+        let mut same = a.clone();
+        same.host = "h2".into();
+        let msg = choose(0, &a, 1, &same).unwrap_err().to_string();
+        assert!(msg.contains("sockets: rank 0 and rank 1: MPICH_NETMASK 203.0.113.0/255.255.255.0, from the CCP_MPI_NETMASK cluster variable, matches no interface of host h1 ("), "{msg}");
+        // Mixed: a rank whose sockets are disabled says that.
+        let c = card("h3", true, false);
+        let msg = choose(0, &a, 2, &c).unwrap_err().to_string();
+        assert!(
+            msg.ends_with("rank 2: disabled by MSMPI_DISABLE_SOCK=1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn netmask_origin_round_trips_and_names_the_source_issue_11() {
+        for o in [
+            NetmaskOrigin::Cluster,
+            NetmaskOrigin::Env,
+            NetmaskOrigin::Genv,
+            NetmaskOrigin::Environment,
+        ] {
+            assert_eq!(NetmaskOrigin::from_code(o.code()), o);
+        }
+        assert_eq!(NetmaskOrigin::from_code("junk"), NetmaskOrigin::Environment);
+        let e = Settings::from_env(
+            &getter(&[
+                ("MPICH_NETMASK", "bogus"),
+                ("HPCPACK_NETMASK_ORIGIN", "cluster"),
+            ]),
+            2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "MPICH_NETMASK=bogus (from the CCP_MPI_NETMASK cluster variable): expected \
+             address/mask, such as 10.0.0.0/255.255.255.0 or 10.0.0.0/24"
+        );
+        let e = Netmask::parse_var("CCP_MPI_NETMASK", "10.0.0.0/33").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("CCP_MPI_NETMASK=10.0.0.0/33: expected"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn same_machine_is_the_boot_id() {
+        let a = host_identity("vm", "b00t", "pid:[1]", "net:[7]");
+        let b = host_identity("other", "b00t", "pid:[2]", "net:[8]");
+        let c = host_identity("vm", "b00t2", "pid:[1]", "net:[7]");
+        assert!(same_machine(&a, &b) && !same_machine(&a, &c));
+        let d = host_identity("vm", "", "pid:[1]", "net:[7]");
+        assert!(same_machine(&d, &d) && !same_machine(&d, &a));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! of ranks, opened on first use or at init (`MSMPI_PRECONNECT`).
 //!
 //! Where a rank listens: with `MPICH_NETMASK`, on the first IPv4 address of
-//! this host inside that network (no such interface is an error naming the
-//! host's addresses); without it, on every interface, publishing its
+//! this host inside that network (no such interface is [`NoInterface`],
+//! naming the host's addresses and where the netmask came from: the rank
+//! then offers no sockets, see [`super`]); without it, on every interface, publishing its
 //! non-loopback IPv4 addresses and then `127.0.0.1`. A peer on the same host
 //! connects over loopback when it is published; a peer on another host
 //! tries the published non-loopback addresses in order. Failures name every
@@ -58,7 +59,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use super::select::Netmask;
+use super::select::{Netmask, NetmaskOrigin};
 use super::sys::wait_fd;
 use super::{CommError, Partial, Transport};
 
@@ -83,6 +84,19 @@ const HELLO_POLL: Duration = Duration::from_millis(1);
 /// The longest sleep of a rank waiting for a connection (it then looks
 /// again, so a wake-up it missed costs at most this).
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
+
+/// `MPICH_NETMASK` matches none of this host's interfaces: the rank
+/// offers no sockets endpoint, and this is why (in the card it publishes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "MPICH_NETMASK {netmask}, {origin}, matches no interface of host {host} (its IPv4 addresses: {found})"
+)]
+pub struct NoInterface {
+    pub netmask: Netmask,
+    pub origin: NetmaskOrigin,
+    pub host: String,
+    pub found: String,
+}
 
 /// The header of a message of `len` bytes under `tag`.
 fn header_of(tag: u32, len: usize) -> [u8; HEADER] {
@@ -294,6 +308,7 @@ impl TcpTransport {
         rank: usize,
         size: usize,
         netmask: Option<&Netmask>,
+        origin: NetmaskOrigin,
     ) -> Result<(TcpTransport, String), CommError> {
         let ips = interface_ips();
         let (bind, published): (Ipv4Addr, Vec<Ipv4Addr>) = match netmask {
@@ -302,8 +317,9 @@ impl TcpTransport {
                     .iter()
                     .copied()
                     .find(|ip| m.contains(*ip))
-                    .ok_or_else(|| CommError::NoInterface {
-                        netmask: m.to_string(),
+                    .ok_or_else(|| NoInterface {
+                        netmask: *m,
+                        origin,
                         host: crate::node::sys::hostname(),
                         found: ips
                             .iter()
@@ -685,15 +701,17 @@ mod tests {
     #[test]
     fn netmask_picks_the_interface_or_names_the_addresses() {
         let lo = Netmask::parse("127.0.0.0/8").unwrap();
-        let (_, ep) = TcpTransport::listen(0, 2, Some(&lo)).unwrap();
+        let (_, ep) = TcpTransport::listen(0, 2, Some(&lo), NetmaskOrigin::Env).unwrap();
         assert!(ep.starts_with("127.") && !ep.contains(','), "{ep}");
         let none = Netmask::parse("203.0.113.0/24").unwrap();
-        let err = TcpTransport::listen(0, 2, Some(&none))
+        let err = TcpTransport::listen(0, 2, Some(&none), NetmaskOrigin::Env)
             .err()
             .unwrap()
             .to_string();
         assert!(
-            err.contains("MPICH_NETMASK 203.0.113.0/255.255.255.0 matches no interface"),
+            err.contains(
+                "MPICH_NETMASK 203.0.113.0/255.255.255.0, from mpiexec -env MPICH_NETMASK, matches no interface"
+            ),
             "{err}"
         );
         assert!(err.contains("127.0.0.1"), "{err}");
@@ -701,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_pair_that_cannot_connect_names_the_channel_and_addresses() {
-        let (a, ea) = TcpTransport::listen(0, 2, None).unwrap();
+        let (a, ea) = TcpTransport::listen(0, 2, None, NetmaskOrigin::Environment).unwrap();
         // Rank 1's port is closed: bind one, note it, close it.
         let closed = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -722,8 +740,8 @@ mod tests {
 
     #[test]
     fn two_ranks_exchange_small_and_large_messages() {
-        let (a, ea) = TcpTransport::listen(0, 2, None).unwrap();
-        let (b, eb) = TcpTransport::listen(1, 2, None).unwrap();
+        let (a, ea) = TcpTransport::listen(0, 2, None, NetmaskOrigin::Environment).unwrap();
+        let (b, eb) = TcpTransport::listen(1, 2, None, NetmaskOrigin::Environment).unwrap();
         let peers = vec![(Some(ea), true), (Some(eb), true)];
         let mut a = a.with_peers(&peers);
         let mut b = b.with_peers(&peers);
@@ -749,7 +767,7 @@ mod tests {
     /// Transports for ranks `0..size` of one job on loopback.
     fn ranks(size: usize) -> Vec<TcpTransport> {
         let (ts, eps): (Vec<_>, Vec<_>) = (0..size)
-            .map(|r| TcpTransport::listen(r, size, None).unwrap())
+            .map(|r| TcpTransport::listen(r, size, None, NetmaskOrigin::Environment).unwrap())
             .unzip();
         let peers: Vec<(Option<String>, bool)> = eps.into_iter().map(|e| (Some(e), true)).collect();
         ts.into_iter().map(|t| t.with_peers(&peers)).collect()

@@ -50,12 +50,13 @@ use super::affinity::Algorithm;
 use super::ranks::{self, Pmi, PmiListener, Report, ServiceJob, Started};
 use super::{Command, Help, HostRanks, MpiexecError, OsInputs, Plan, help, parse, place};
 use crate::env;
+use crate::mpi::comm::select::NetmaskOrigin;
 use crate::mpi::pmi::{self, Event as PmiEvent, Server};
 use crate::node::sys;
 
 use crate::env::{CCP_MPI_WORKDIR, MPI_LOCALNRANKS, MPI_LOCALRANKID, MPICH_NETMASK};
 /// MS-MPI ignores a `CCP_MPI_NETMASK` longer than this.
-const MAX_NETMASK_LEN: usize = 31;
+pub const MAX_NETMASK_LEN: usize = 31;
 
 /// Exit code after `-timeout` killed the job (ours: MS-MPI's is a Windows
 /// error code).
@@ -276,15 +277,30 @@ pub fn prepare(
                     dir: dir.display().to_string(),
                 })?;
             let mut env = Vec::new();
+            // The last of these that sets MPICH_NETMASK wins; the ranks are
+            // told which, so their messages name what to change.
+            let mut origin = NetmaskOrigin::Environment;
             if let Some(mask) = local
                 .netmask
                 .as_ref()
                 .filter(|m| m.len() <= MAX_NETMASK_LEN)
             {
                 env.push((MPICH_NETMASK.to_string(), mask.clone()));
+                origin = NetmaskOrigin::Cluster;
             }
-            env.extend(plan.global.env.iter().cloned());
-            env.extend(section.env.iter().cloned());
+            for (list, from) in [
+                (&plan.global.env, NetmaskOrigin::Genv),
+                (&section.env, NetmaskOrigin::Env),
+            ] {
+                if list.iter().any(|(k, _)| k == MPICH_NETMASK) {
+                    origin = from;
+                }
+                env.extend(list.iter().cloned());
+            }
+            env.push((
+                crate::env::HPCPACK_NETMASK_ORIGIN.to_string(),
+                origin.code().to_string(),
+            ));
             for &rank in &h.ranks {
                 let mut env = env.clone();
                 env.push((crate::env::HPCPACK_NODE_NAME.into(), h.host.clone()));

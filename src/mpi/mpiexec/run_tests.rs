@@ -61,6 +61,7 @@ fn ranks_get_env_in_order_then_pmi() {
             "A",
             "A",
             "B",
+            "HPCPACK_NETMASK_ORIGIN",
             "HPCPACK_NODE_NAME",
             "PMI_RANK",
             "PMI_SIZE",
@@ -69,12 +70,47 @@ fn ranks_get_env_in_order_then_pmi() {
         ]
     );
     assert_eq!(env[0].1, "10.0.0.0/255.255.255.0");
-    assert_eq!(env[4].1, "node1");
-    assert_eq!(env[5].1, "1");
-    assert_eq!(env[6].1, "2");
+    assert_eq!(env[4].1, "cluster");
+    assert_eq!(env[5].1, "node1");
+    assert_eq!(env[6].1, "1");
+    assert_eq!(env[7].1, "2");
     assert!(launches[0].program.ends_with("sh"));
     assert_eq!(launches[0].args, ["x"]);
     assert_eq!(launches[0].cpu, None);
+}
+
+#[test]
+fn ranks_learn_where_their_netmask_came_from_issue_11() {
+    let origin = |l: &Local, p: &Plan| {
+        let launches = prepare(p, &placed("node1", &[0]), l).unwrap();
+        let env = &launches[0].env;
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        (get(MPICH_NETMASK), get(crate::env::HPCPACK_NETMASK_ORIGIN))
+    };
+    let some = |s: &str| Some(s.to_string());
+    let mut l = local(Path::new("/"));
+    let mut p = plan("sh", 1);
+    assert_eq!(
+        origin(&l, &p),
+        (some("10.0.0.0/255.255.255.0"), some("cluster"))
+    );
+    p.global
+        .env
+        .push((MPICH_NETMASK.into(), "10.1.0.0/16".into()));
+    assert_eq!(origin(&l, &p), (some("10.1.0.0/16"), some("genv")));
+    p.sections[0]
+        .env
+        .push((MPICH_NETMASK.into(), "10.2.0.0/16".into()));
+    assert_eq!(origin(&l, &p), (some("10.2.0.0/16"), some("env")));
+    // None set by mpiexec: the origin is cleared, not inherited.
+    l.netmask = None;
+    let p = plan("sh", 1);
+    assert_eq!(origin(&l, &p), (None, some("")));
 }
 
 #[test]
