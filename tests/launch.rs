@@ -774,7 +774,7 @@ fn issue_10_a_rank_runs_as_its_jobs_owner() {
     let as_nobody = |tool: &str, args: &[&str]| {
         crate::common::without_host_mpi_env(&mut std::process::Command::new("setpriv"))
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(crate::common::bin(tool))
+            .arg(crate::common::for_others(&crate::common::bin(tool)))
             .args(args)
             .env("HOME", "/tmp")
             .current_dir("/tmp")

@@ -85,7 +85,7 @@ fn only_the_owner_may_change_a_job() {
     let as_nobody = |args: &[&str]| {
         std::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(crate::common::bin("job"))
+            .arg(crate::common::for_others(&crate::common::bin("job")))
             .args(args)
             .env("HOME", "/tmp")
             .output()

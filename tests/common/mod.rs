@@ -287,11 +287,42 @@ pub fn command_as(uid: Option<u32>, program: &Path) -> Command {
         None => Command::new(program),
         Some(u) => {
             let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg(program);
+            c.arg(format!("--reuid={u}")).arg(format!("--regid={u}")).arg("--clear-groups").arg(for_others(program));
             c.env("HOME", "/tmp");
             c
         }
     }
+}
+
+/// `program`, or, for one of this build's programs, a link to it in a
+/// directory every user may enter: a checkout may sit in a directory only
+/// its owner enters (a `mktemp -d` clone), and the `job`, `task` …
+/// launchers `exec` the `hpcpack` beside them as the user who runs them.
+pub fn for_others(program: &Path) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let ours = bin("job").parent().expect("bin dir").to_path_buf();
+    if program.parent() != Some(ours.as_path()) {
+        return program.to_path_buf();
+    }
+    let dir = DIR.get_or_init(|| {
+        // One directory per build directory, made afresh by each run (so
+        // links to binaries of earlier builds do not pile up).
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ours.hash(&mut h);
+        let d = std::env::temp_dir().join(format!("hpcpack-test-bin-{:016x}", h.finish()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).expect("a directory for the binaries");
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        for name in ["hpcpack", "job", "task", "node", "cluscfg", "hpcd", "hpcd-task", "mpiexec", "mpipingpong"] {
+            let (from, to) = (ours.join(name), d.join(name));
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).expect("copy a binary");
+            }
+        }
+        d
+    });
+    dir.join(program.file_name().expect("file name"))
 }
 
 /// A head node run by root for every local user (`hpcd head --shared`),
