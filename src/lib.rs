@@ -14,6 +14,7 @@
 //! - [`client`]: the `Backend` trait the CLIs use, and the HPC Pack REST
 //!   backend that talks to our head node or a real one.
 //! - [`cli`]: HPC Pack's `/name:value` grammar, one module per tool, output.
+//! - [`slurm`]: Slurm's node lists, states and options in HPC Pack's terms.
 //! - [`net`]: TCP listeners with a deep accept queue.
 //! - [`multicall`]: the `hpcpack` program that is `job`, `task`, `node`,
 //!   `cluscfg` and `hpcd` by the name it is started under.
@@ -33,6 +34,7 @@ pub mod multicall;
 pub mod net;
 pub mod node;
 pub mod pingpong;
+pub mod slurm;
 pub mod wire;
 
 /// This build's version, reported as the cluster version.
