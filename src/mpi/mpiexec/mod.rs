@@ -26,17 +26,15 @@ pub mod error;
 pub mod help;
 pub mod hosts;
 pub mod options;
+pub mod place;
 pub mod plan;
 mod ranks;
 pub mod run;
 
-pub use error::MpiexecError;
-pub use hosts::{Host, HostRanks, HostsError, place};
+pub use error::{HostsError, MpiexecError};
 pub use options::{Inputs, OsInputs, parse};
-pub use plan::{Command, Global, Help, Plan, Section};
-
-/// The most ranks one mpiexec may launch (`MSMPI_MAX_RANKS`).
-pub const MAX_RANKS: u32 = 32768;
+pub use place::{HostRanks, place};
+pub use plan::{Command, Global, Help, Host, MAX_RANKS, Plan, Section};
 
 // The variables mpiexec reads live in `crate::env`; re-exported here.
 pub use crate::env::{MPIEXEC_AFFINITY, MPIEXEC_TIMEOUT};
