@@ -22,13 +22,15 @@
 //! `spec/hpcpack-cli.md` §6-§7; each module says where that matters.
 
 pub mod affinity;
+pub mod bootstrap;
 pub mod error;
 pub mod help;
 pub mod hosts;
+pub mod local;
 pub mod options;
 pub mod place;
 pub mod plan;
-mod ranks;
+pub mod prepare;
 pub mod run;
 
 pub use error::{HostsError, MpiexecError};
