@@ -5,7 +5,7 @@
 //! the command line, `CCP_NODES` from a whitespace-separated string, and a
 //! machinefile (`host [count]` per line, `#` comments) is first rewritten into
 //! that string (`smpd_get_hosts_from_file`). Which host runs which rank is
-//! [`super::place`]'s business.
+//! [`super::place`](mod@super::place)'s business.
 
 use super::error::{HostsError, MpiexecError};
 use super::plan::{AffinityMask, Host, MAX_RANKS};

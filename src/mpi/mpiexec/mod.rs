@@ -15,7 +15,7 @@
 //! - [`options`]: argv (and configfiles, optionfiles) to a [`Plan`], with
 //!   MS-MPI's exact option table.
 //! - [`help`]: the `-help`, `-help2` and `-help3` texts.
-//! - [`place`]: a plan and `CCP_NODES` to the hosts of every rank.
+//! - [`place`](mod@place): a plan and `CCP_NODES` to the hosts of every rank.
 //! - [`local`]: this host (name, CPUs, directory, virtual nodes).
 //! - [`bootstrap`]: how ranks start on their hosts and report back (the
 //!   [`bootstrap::Bootstrap`] interface, mpiexec's own children or the node

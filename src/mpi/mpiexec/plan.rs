@@ -1,7 +1,7 @@
 //! What a parsed `mpiexec` command line asks for: the global options and one
 //! [`Section`] per MPMD block (`exe1 … : exe2 …`), before any host is chosen.
 //!
-//! Pure data, so the launcher, the placement ([`super::place`]) and the
+//! Pure data, so the launcher, the placement ([`super::place`](mod@super::place)) and the
 //! tests all look at the same thing.
 
 use super::affinity::Layout;

@@ -3,7 +3,7 @@
 //! job as MS-MPI does.
 //!
 //! The steps, each its own module: [`super::options`] parses the command
-//! line into a [`Plan`], [`super::place`] puts its ranks on hosts,
+//! line into a [`Plan`], [`super::place`](mod@super::place) puts its ranks on hosts,
 //! [`super::bootstrap::pick`] chooses how ranks start in the environment
 //! mpiexec runs in, [`super::prepare`] resolves each rank's program and
 //! environment, and the supervisor below starts the ranks through the
