@@ -1,14 +1,14 @@
 //! `mpipingpong`: the cluster validation test's options, pairings,
-//! statistics and reports (work in progress for issue 3).
+//! statistics and reports.
 //!
-//! Pure pieces, no MPI yet: [`options`] reads the command line (spec §8),
+//! The pure pieces: [`options`] reads the command line (spec §8),
 //! [`pairing`] builds the serial, ring and tournament schedules, [`stats`]
 //! turns round-trip timings into latency, throughput and summaries, and
 //! [`report`], [`xml`], [`json`], [`thresholds`] produce the console text,
 //! the XML results file, the JSON report and the pass/fail verdict, marking
-//! the pairs whose ranks share a CPU ([`sharing`]). The
-//! binary will glue them to an MPI transport: parse, build the schedule over
-//! the ranks, time each pair, then report.
+//! the pairs whose ranks share a CPU ([`sharing`]); [`progress`] prints the
+//! per-pair lines of `-op`. [`run`] is the program that glues them to MPI:
+//! parse, build the schedule over the ranks, time each pair, then report.
 
 mod help;
 pub mod json;

@@ -108,7 +108,7 @@ pub fn main() -> ExitCode {
         }
     };
     let local_nodes = std::env::var(env::HPCPACK_LOCAL_NODES)
-        .map(|v| crate::mpi::mpiexec::run::parse_local_nodes(&v).len())
+        .map(|v| crate::mpi::mpiexec::local::parse_local_nodes(&v).len())
         .unwrap_or(0);
     let mut out = std::io::stdout();
     match run(&mut comm, &opts, local_nodes, &mut out) {

@@ -222,7 +222,7 @@ impl Cluster {
 /// for its length (as MS-MPI does), is refused here, before any job runs.
 fn check_mpi_netmask(value: &str) -> Result<()> {
     use crate::mpi::comm::select::Netmask;
-    use crate::mpi::mpiexec::run::MAX_NETMASK_LEN;
+    use crate::mpi::mpiexec::prepare::MAX_NETMASK_LEN;
     Netmask::parse_var(crate::env::CCP_MPI_NETMASK, value).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     if value.len() > MAX_NETMASK_LEN {
         let name = crate::env::CCP_MPI_NETMASK;

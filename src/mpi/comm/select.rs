@@ -9,8 +9,8 @@
 //! `MSMPI_` name winning). [`choose`] then picks, for a pair:
 //!
 //! 1. shared memory when both ranks are on one host and both offer it;
-//! 2. Network Direct (RDMA verbs) when both offer it (the verbs transport
-//!    of a later issue; no rank offers it yet);
+//! 2. Network Direct (RDMA verbs) when both offer it (the verbs transport,
+//!    [`super::verbs`]);
 //! 3. sockets (TCP) when both offer it;
 //!
 //! and otherwise fails with [`NoPath`], whose message says for each channel

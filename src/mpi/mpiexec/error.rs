@@ -1,4 +1,5 @@
-//! The errors of `mpiexec`'s command line, host lists and placement.
+//! The errors of `mpiexec`'s command line, host lists and placement: a leaf
+//! that the parser, the host-list grammar and the placement all use.
 //!
 //! Each message is MS-MPI's own, byte for byte (from
 //! `mp_parse_command_line.cpp`, `smpd_get_hosts_from_file`,
@@ -7,8 +8,6 @@
 //! source is the option exactly as the user typed it (`-NP`, `/np`).
 
 use thiserror::Error;
-
-use super::hosts::HostsError;
 
 /// A command line, configfile, optionfile, machinefile or `CCP_NODES` value
 /// that MS-MPI's mpiexec rejects; `Display` is its verbatim message.
@@ -28,7 +27,7 @@ pub enum MpiexecError {
     /// `-n` not followed by a positive number or `*`.
     #[error("Error: expecting a positive number of processes following the {0} option.")]
     ExpectingProcesses(String),
-    /// More ranks than MS-MPI supports ([`MAX_RANKS`](super::MAX_RANKS)).
+    /// More ranks than MS-MPI supports ([`MAX_RANKS`](super::plan::MAX_RANKS)).
     #[error("Error: exceeding the maximum supported ranks.")]
     TooManyRanks,
     /// `-c`/`-cores` given twice (MS-MPI's spelling kept).
@@ -37,7 +36,7 @@ pub enum MpiexecError {
     /// `-c` not followed by a positive number.
     #[error("Error: expecting a positive number of cores following the {0} option.")]
     ExpectingCores(String),
-    /// `-c` above [`MAX_RANKS`](super::MAX_RANKS).
+    /// `-c` above [`MAX_RANKS`](super::plan::MAX_RANKS).
     #[error("Error: number of cores per node exceeding the maximum supported ranks.")]
     TooManyCores,
     /// A second `-host`, `-hosts` or `-machinefile` in one section.
@@ -157,4 +156,29 @@ impl From<HostsError> for MpiexecError {
     fn from(e: HostsError) -> Self {
         MpiexecError::Hosts(e)
     }
+}
+
+/// A malformed host list; `Display` is MS-MPI's verbatim message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HostsError {
+    #[error("Error: expecting a positive number of hosts following the -hosts option.")]
+    ExpectingHostCount,
+    #[error("Error: number of hosts exceeds the maximum supported ranks.")]
+    TooManyHosts,
+    #[error("Error: expecting a host name following the -hosts option.")]
+    ExpectingHostName,
+    #[error("Error: All hosts must specify explicit affinity if any do")]
+    MixedExplicitAffinity,
+    #[error("Error: expecting a positive number of cores following the host name.")]
+    ExpectingCores,
+    #[error(
+        "Error: number of processes requested by the host entry exceeds the maximum supported ranks."
+    )]
+    TooManyProcesses,
+    #[error("Error: Affinity mask count mismatch in hosts list specifier.")]
+    MaskCountMismatch,
+    #[error("Error: Invalid affinity mask specifier in hosts list.")]
+    InvalidMask,
+    #[error("Error: Invalid affinity group specifier in hosts list.")]
+    InvalidGroup,
 }

@@ -1,20 +1,29 @@
-//! MS-MPI's `mpiexec` command line: options, host lists and sections, as
-//! MS-MPI parses them (work in progress for issue 3).
+//! MS-MPI's `mpiexec`: its command line, parsed as MS-MPI parses it, and the
+//! launcher that starts the ranks, serves them PMI and ends the job as
+//! MS-MPI does.
 //!
-//! This is the pure front half of a launcher, kept apart from any process
-//! launching so every rule can be tested on strings:
+//! The steps, in the order a run takes them; each module imports only
+//! modules above it, so the command line stays testable on strings and the
+//! ways of starting ranks stay behind one interface:
 //!
-//! - [`options`]: argv (and configfiles, optionfiles) to a [`Plan`], with
-//!   MS-MPI's exact option table and error messages ([`MpiexecError`]).
-//! - [`hosts`]: the `n host1 [m1] …` host-list grammar shared by `-hosts`,
-//!   `CCP_NODES` and machinefiles, and [`hosts::place`], which turns a plan
-//!   and `CCP_NODES` into the hosts of every rank.
+//! - [`error`]: the command line's errors ([`MpiexecError`], [`HostsError`]),
+//!   MS-MPI's exact messages. A leaf.
 //! - [`affinity`]: `-affinity_layout` values.
+//! - [`plan`]: what a command line asks for ([`Plan`]), pure data.
+//! - [`hosts`]: the `n host1 [m1] …` host-list grammar shared by `-hosts`,
+//!   `CCP_NODES` and machinefiles.
+//! - [`options`]: argv (and configfiles, optionfiles) to a [`Plan`], with
+//!   MS-MPI's exact option table.
 //! - [`help`]: the `-help`, `-help2` and `-help3` texts.
-//!
-//! Behind it, [`run`] is the launcher itself (starting ranks, PMI, output,
-//! how a job ends), with `ranks`, the two kinds of started rank: mpiexec's
-//! own child, or one a node agent's launch service started.
+//! - [`place`](mod@place): a plan and `CCP_NODES` to the hosts of every rank.
+//! - [`local`]: this host (name, CPUs, directory, virtual nodes).
+//! - [`bootstrap`]: how ranks start on their hosts and report back (the
+//!   [`bootstrap::Bootstrap`] interface, mpiexec's own children or the node
+//!   agents' launch service, picked from the environment), and the PMI
+//!   server's connections.
+//! - [`prepare`]: a placed plan to one [`bootstrap::Launch`] per rank.
+//! - [`run`]: the supervisor (start through the bootstrap, PMI events,
+//!   output, how a job ends) and the `mpiexec` program.
 //!
 //! The behaviour follows MS-MPI's source (`src/mpi/mpiexec/
 //! mp_parse_command_line.cpp`, `smpd_get_hosts_from_file`,
@@ -22,21 +31,21 @@
 //! `spec/hpcpack-cli.md` §6-§7; each module says where that matters.
 
 pub mod affinity;
+pub mod bootstrap;
 pub mod error;
 pub mod help;
 pub mod hosts;
+pub mod local;
 pub mod options;
+pub mod place;
 pub mod plan;
-mod ranks;
+pub mod prepare;
 pub mod run;
 
-pub use error::MpiexecError;
-pub use hosts::{Host, HostRanks, HostsError, place};
+pub use error::{HostsError, MpiexecError};
 pub use options::{Inputs, OsInputs, parse};
-pub use plan::{Command, Global, Help, Plan, Section};
-
-/// The most ranks one mpiexec may launch (`MSMPI_MAX_RANKS`).
-pub const MAX_RANKS: u32 = 32768;
+pub use place::{HostRanks, place};
+pub use plan::{Command, Global, Help, Host, MAX_RANKS, Plan, Section};
 
 // The variables mpiexec reads live in `crate::env`; re-exported here.
 pub use crate::env::{MPIEXEC_AFFINITY, MPIEXEC_TIMEOUT};

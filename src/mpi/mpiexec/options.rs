@@ -22,9 +22,9 @@ use std::io;
 
 use super::affinity::{self, Layout};
 use super::error::MpiexecError;
-use super::hosts::{self, Host, is_digits, is_pos_number, wtoi};
-use super::plan::{Command, Global, Help, Plan, Section};
-use super::{MAX_RANKS, MPIEXEC_AFFINITY, MPIEXEC_TIMEOUT};
+use super::hosts::{self, is_digits, is_pos_number, wtoi};
+use super::plan::{Command, Global, Help, Host, MAX_RANKS, Plan, Section};
+use crate::env::{MPIEXEC_AFFINITY, MPIEXEC_TIMEOUT};
 
 /// Where the parser reads files (machinefiles, configfiles, optionfiles) and
 /// environment variables (`-genvlist`, `MPIEXEC_TIMEOUT`, `MPIEXEC_AFFINITY`).

@@ -1,4 +1,4 @@
-//! Tests of the option grammar: the seed commands of issue 3, every MS-MPI
+//! Tests of the option grammar: the seed commands of the spec, every MS-MPI
 //! message the parser can give, configfiles and optionfiles.
 
 use std::collections::HashMap;

@@ -1,11 +1,13 @@
 //! What a parsed `mpiexec` command line asks for: the global options and one
 //! [`Section`] per MPMD block (`exe1 … : exe2 …`), before any host is chosen.
 //!
-//! Pure data, so the launcher, the placement ([`super::hosts::place`]) and
-//! the tests all look at the same thing.
+//! Pure data, so the launcher, the placement ([`super::place`](mod@super::place)) and the
+//! tests all look at the same thing.
 
 use super::affinity::Layout;
-use super::hosts::Host;
+
+/// The most ranks one mpiexec may launch (`MSMPI_MAX_RANKS`).
+pub const MAX_RANKS: u32 = 32768;
 
 /// Which help text `-help`, `-help2` or `-help3` asked for (MS-MPI prints it
 /// and exits 0 as soon as the option is reached).
@@ -101,4 +103,34 @@ pub struct Section {
     pub exe: String,
     /// Its arguments, untouched.
     pub args: Vec<String>,
+}
+
+/// One affinity mask given explicitly in a `-hosts` entry (`,0x3:1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AffinityMask {
+    /// Bit mask of logical processors within the group.
+    pub mask: u64,
+    /// Processor group (Windows systems with more than 64 CPUs); 0 if absent.
+    pub group: u16,
+}
+
+/// A host of a pool and how many ranks it takes per round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    /// Cores (ranks per round), at least 1.
+    pub cores: u32,
+    /// Explicit masks, one per core, in rank order; empty if none given.
+    pub masks: Vec<AffinityMask>,
+}
+
+impl Host {
+    /// A host with `cores` cores and no explicit masks.
+    pub fn new(name: &str, cores: u32) -> Host {
+        Host {
+            name: name.to_string(),
+            cores,
+            masks: Vec::new(),
+        }
+    }
 }

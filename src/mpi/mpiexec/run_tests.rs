@@ -1,5 +1,14 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use super::*;
+use crate::env::{MPI_LOCALNRANKS, MPI_LOCALRANKID, MPICH_NETMASK};
+use crate::mpi::mpiexec::affinity::Algorithm;
+use crate::mpi::mpiexec::bootstrap::{Children, LaunchService, parse_launch};
+use crate::mpi::mpiexec::local::parse_local_nodes;
+use crate::mpi::mpiexec::place::HostRanks;
 use crate::mpi::mpiexec::plan::{Global, Section};
+use crate::mpi::mpiexec::prepare::{cpu_for, resolve_exe};
 
 fn local(dir: &Path) -> Local {
     Local {
@@ -10,9 +19,16 @@ fn local(dir: &Path) -> Local {
         netmask: Some("10.0.0.0/255.255.255.0".into()),
         workdir: None,
         nodes: Vec::new(),
-        launch: Vec::new(),
-        credential: None,
     }
+}
+
+/// `prepare` with mpiexec's children as the bootstrap.
+fn prepare(
+    plan: &Plan,
+    placement: &[Vec<HostRanks>],
+    local: &Local,
+) -> Result<Vec<Launch>, PrepareError> {
+    super::prepare(plan, placement, local, &Children::new(local.clone()))
 }
 
 fn plan(exe: &str, n: u32) -> Plan {
@@ -126,9 +142,10 @@ fn remote_host_is_refused_with_a_hint() {
 
 #[test]
 fn ranks_on_served_nodes_go_through_their_service() {
-    let mut l = local(Path::new("/"));
-    l.launch = parse_launch("node2=127.0.0.1:4000 bad node3=10.0.0.3:4000");
-    assert_eq!(l.launch.len(), 2);
+    let l = local(Path::new("/"));
+    let services = parse_launch("node2=127.0.0.1:4000 bad node3=10.0.0.3:4000");
+    assert_eq!(services.len(), 2);
+    let boot = LaunchService::new(services, None, Children::new(l.clone()));
     let placement = vec![vec![
         HostRanks {
             host: "NODE2".into(),
@@ -139,10 +156,22 @@ fn ranks_on_served_nodes_go_through_their_service() {
             ranks: vec![1],
         },
     ]];
-    let launches = prepare(&plan("sh", 2), &placement, &l).unwrap();
-    assert_eq!(launches[0].service.as_deref(), Some("127.0.0.1:4000"));
+    let launches = super::prepare(&plan("sh", 2), &placement, &l, &boot).unwrap();
+    assert_eq!(boot.service(&launches[0].host), Some("127.0.0.1:4000"));
+    assert_eq!(
+        boot.how(&launches[0]),
+        "through the launch service at 127.0.0.1:4000"
+    );
     // This host's own name with no service: mpiexec starts it itself.
-    assert_eq!(launches[1].service, None);
+    assert_eq!(boot.service(&launches[1].host), None);
+    assert_eq!(boot.how(&launches[1]), "by mpiexec");
+    // Another host no service serves is refused before anything starts.
+    let elsewhere = vec![vec![HostRanks {
+        host: "node4".into(),
+        ranks: vec![0],
+    }]];
+    let e = super::prepare(&plan("sh", 1), &elsewhere, &l, &boot).unwrap_err();
+    assert!(e.to_string().contains("cannot launch on host 'node4'"), "{e}");
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //!
 //! Anyone who can reach the port can connect, and nothing is known about a
 //! connection until its request is complete and checked, so what such a
-//! connection may cost is bounded ([`Limits`]; issue 10, where 3,000 idle
-//! connections, a thread each, starved the head node's other clients):
+//! connection may cost is bounded ([`Limits`]; with a thread each, 3,000
+//! idle connections would starve the head node's other clients):
 //!
 //! - no thread per connection: a pending connection is a descriptor and a
 //!   buffer that grows as its bytes arrive, never to the length its header

@@ -1,7 +1,9 @@
-//! Tests of host lists, machinefiles and rank placement, including the seed
-//! command of issue 3 under `CCP_NODES`.
+//! Tests of host lists, machinefiles and rank placement, including
+//! `mpiexec -c 1 -affinity mpipingpong …` under `CCP_NODES`.
 
 use super::*;
+use crate::mpi::mpiexec::hosts::{machinefile_hosts, parse_host_tokens};
+use crate::mpi::mpiexec::plan::AffinityMask;
 use crate::mpi::mpiexec::options::tests::{Fake, plan_with};
 
 fn plan(s: &str) -> Plan {
