@@ -151,7 +151,9 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups env SLURM_CONF="$SLURM_CON
   slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 127.0.0.1:6820 > "$D/log/slurmrestd.log" 2>&1 9>&- &
 echo $! > "$D/run/slurmrestd.pid"
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null && break; alive slurmrestd || break; sleep 0.1; done
-(exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null || die 125 "slurmrestd is not listening on 127.0.0.1:6820 after 5 s; see $D/log/slurmrestd.log"
+sleep 0.1
+{ alive slurmrestd && (exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null; } ||
+  die 125 "slurmrestd did not come up on 127.0.0.1:6820 within 5 s (is the port taken?); see $D/log/slurmrestd.log"
 
 token=$(scontrol token username=root lifespan=86400) || die 125 "scontrol token failed; see $D/log/slurmctld.log"
 # The token goes to a file of its own, not into env: with SLURM_JWT set, srun
