@@ -1,0 +1,329 @@
+//! Tests on several hosts: a Slurm cluster of three nodes on this machine.
+//!
+//! `tests/slurm/up.sh` starts Debian's Slurm with node1..node3, each a
+//! network, UTS and mount namespace on bridge `hpcbr0` (10.88.0.11..13),
+//! slurmctld as host `head` (10.88.0.1) and slurmrestd on 127.0.0.1:6820;
+//! see `tests/slurm/README.md`. The nodes share this machine's filesystem,
+//! so the binaries under `target/` and programs built into a temp dir run on
+//! every node, as on a Slurm site's shared filesystem.
+//!
+//! The rig starts once, at the first test that needs it, and stops when the
+//! test process exits (an `atexit` hook runs `tests/slurm/down.sh`), whether
+//! the tests passed or not. Within this binary the tests take [`RIG`] in
+//! turn, so one job has the three nodes at a time.
+//!
+//! This is its own test binary, run after `verbs`: its daemons would
+//! otherwise run beside the timing-sensitive tests of `main`.
+//!
+//! These tests never skip. Without root or without the Slurm packages they
+//! fail and name the apt-get line to run (or `.ci/run`, as root): a rig that
+//! silently passes would gate nothing.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+const NODES: [&str; 3] = ["node1", "node2", "node3"];
+const MPICC: &str = "/usr/bin/mpicc.mpich";
+const MPIEXEC_MPICH: &str = "/usr/bin/mpiexec.mpich";
+const APT: &str = "apt-get install -y --no-install-recommends slurmctld slurmd slurm-client \
+                   munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux mpich libmpich-dev";
+
+/// One test at a time holds the rig (three nodes of two CPUs each).
+static RIG: Mutex<()> = Mutex::new(());
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rig's state directory: next to this build's binaries, so a test
+/// process of another checkout finds its own (up.sh refuses a second rig).
+fn rig_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_mpipingpong"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("slurm")
+}
+
+extern "C" fn rig_down() {
+    let out = Command::new(repo().join("tests/slurm/down.sh"))
+        .env("SLURM_RIG_DIR", rig_dir())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => eprintln!(
+            "tests/slurm/down.sh failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => eprintln!("cannot run tests/slurm/down.sh: {e}"),
+    }
+}
+
+/// Starts the rig (once) and holds it for the calling test.
+fn rig() -> MutexGuard<'static, ()> {
+    static UP: OnceLock<Result<(), String>> = OnceLock::new();
+    let guard = RIG.lock().unwrap_or_else(|e| e.into_inner());
+    let up = UP.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(format!(
+                "the Slurm rig needs root (namespaces, a bridge, slurmd); run the tests as root \
+                 after .ci/run, or: {APT}"
+            ));
+        }
+        // Registered before starting, so a half-started rig is stopped too.
+        // SAFETY: rig_down is a plain extern "C" fn that never unwinds.
+        unsafe { libc::atexit(rig_down) };
+        let out = Command::new(repo().join("tests/slurm/up.sh"))
+            .env("SLURM_RIG_DIR", rig_dir())
+            .output()
+            .map_err(|e| format!("cannot run tests/slurm/up.sh: {e}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {
+                eprint!("{stderr}");
+                Ok(())
+            }
+            Some(2) => Err(format!(
+                "the Slurm rig cannot start here; run .ci/run (as root), or: {APT}\n{stderr}"
+            )),
+            _ => Err(format!("tests/slurm/up.sh failed:\n{stderr}")),
+        }
+    });
+    if let Err(e) = up {
+        panic!("{e}");
+    }
+    guard
+}
+
+/// A command run against the rig: its slurm.conf, none of this process's
+/// own Slurm, MPI or PMI variables (SLURM_JWT in particular: with it, srun
+/// authenticates to slurmd by JWT, which slurmd refuses), and a hard limit.
+fn slurm(args: &[&str]) -> Output {
+    let mut c = Command::new("timeout");
+    c.arg("120").args(args);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if ["SLURM_", "PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPIEXEC_", "MPICH_", "MSMPI_", "CCP_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            c.env_remove(&*k);
+        }
+    }
+    c.env("SLURM_CONF", rig_dir().join("slurm.conf"))
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Lines of stdout, sorted (tasks on several nodes print in any order).
+fn sorted_lines(out: &Output) -> Vec<String> {
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// A small MPICH program, built once with mpicc.mpich into a temp dir (which
+/// the nodes see: they share this machine's filesystem).
+fn where_prog() -> &'static str {
+    static PROG: OnceLock<String> = OnceLock::new();
+    PROG.get_or_init(|| {
+        assert!(
+            Path::new(MPICC).exists(),
+            "{MPICC} not found: run .ci/run (as root), or: {APT}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let src = dir.join("where.c");
+        std::fs::write(
+            &src,
+            r#"#include <mpi.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int rank, size, sum = 0;
+  char host[256];
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  gethostname(host, sizeof host);
+  MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  printf("rank %d of %d on %s sum %d\n", rank, size, host, sum);
+  MPI_Finalize();
+  return 0;
+}
+"#,
+        )
+        .expect("write where.c");
+        let bin = dir.join("where");
+        let out = Command::new(MPICC)
+            .arg("-O1")
+            .arg("-o")
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .expect("run mpicc.mpich");
+        assert!(out.status.success(), "mpicc where.c: {}", show(&out));
+        bin.display().to_string()
+    })
+}
+
+/// `srun -N3 hostname` runs one task on each node, which has its own name.
+#[test]
+fn srun_n3_hostname_prints_node1_node2_node3() {
+    let _rig = rig();
+    let out = slurm(&["srun", "-N3", "hostname"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(sorted_lines(&out), NODES, "{}", show(&out));
+}
+
+/// Each node has its own address on the bridge, and the partition and
+/// feature azurenodes hold all three.
+#[test]
+fn each_node_has_its_own_address_in_partition_azurenodes() {
+    let _rig = rig();
+    let out = slurm(&["srun", "-N3", "sh", "-c", "echo $(hostname) $(hostname -I)"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        sorted_lines(&out),
+        ["node1 10.88.0.11", "node2 10.88.0.12", "node3 10.88.0.13"],
+        "{}",
+        show(&out)
+    );
+    let out = slurm(&["sinfo", "-h", "-N", "-o", "%N %P %f %t"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        sorted_lines(&out),
+        [
+            "node1 azurenodes* azurenodes idle",
+            "node2 azurenodes* azurenodes idle",
+            "node3 azurenodes* azurenodes idle"
+        ],
+        "{}",
+        show(&out)
+    );
+}
+
+/// One HTTP/1.0 GET to slurmrestd; returns the status line and the body.
+fn rest_get(path: &str, token: Option<&str>) -> (String, String) {
+    let mut s = TcpStream::connect("127.0.0.1:6820").expect("connect to slurmrestd");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    if let Some(t) = token {
+        req += &format!("X-SLURM-USER-NAME: root\r\nX-SLURM-USER-TOKEN: {t}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read slurmrestd's answer");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    // slurmrestd 22.05 answers HTTP/1.0 with a stray "Connection: Close"
+    // header after the body: only Content-Length bytes are the body.
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(body.len())
+        .min(body.len());
+    (head.lines().next().unwrap_or("").to_owned(), body[..len].to_owned())
+}
+
+/// slurmrestd answers `GET /slurm/v0.0.38/nodes` with the JWT that
+/// `scontrol token` prints, and refuses a request without one.
+#[test]
+fn slurmrestd_lists_the_nodes_with_a_token_from_scontrol() {
+    let _rig = rig();
+    let out = slurm(&["scontrol", "token", "username=root", "lifespan=600"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .trim()
+        .strip_prefix("SLURM_JWT=")
+        .unwrap_or_else(|| panic!("scontrol token printed no SLURM_JWT=\n{}", show(&out)));
+
+    let (status, body) = rest_get("/slurm/v0.0.38/nodes", Some(token));
+    assert!(status.contains(" 200"), "{status}\n{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON from slurmrestd");
+    let mut names: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no nodes array: {body}"))
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or(""))
+        .collect();
+    names.sort();
+    assert_eq!(names, NODES, "{body}");
+    for n in v["nodes"].as_array().unwrap() {
+        assert_eq!(n["partitions"][0], "azurenodes", "{n}");
+        assert_eq!(n["features"], "azurenodes", "{n}");
+    }
+
+    let (status, body) = rest_get("/slurm/v0.0.38/nodes", None);
+    assert!(!status.contains(" 200"), "no token, yet: {status}\n{body}");
+}
+
+/// MPICH's own mpiexec (Hydra, launcher slurm) inside `salloc -N3` runs
+/// one rank of an MPICH program on each node; the ranks talk (allreduce).
+#[test]
+fn mpich_hydra_runs_an_mpich_program_on_three_nodes_under_salloc() {
+    let prog = where_prog();
+    let _rig = rig();
+    let out = slurm(&[
+        "salloc", "-N3", MPIEXEC_MPICH, "-launcher", "slurm", "-ppn", "1", "-n", "3", prog,
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        sorted_lines(&out),
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{}",
+        show(&out)
+    );
+}
+
+/// This project's mpipingpong, an MPICH-compatible program, under MPICH's
+/// mpiexec across the three hosts: every pair of hosts is measured.
+#[test]
+fn mpipingpong_under_mpich_hydra_across_three_hosts() {
+    let _rig = rig();
+    let out = slurm(&[
+        "salloc",
+        "-N3",
+        MPIEXEC_MPICH,
+        "-launcher",
+        "slurm",
+        "-ppn",
+        "1",
+        "-n",
+        "3",
+        env!("CARGO_BIN_EXE_mpipingpong"),
+        "-p",
+        "1:100",
+    ]);
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
+        assert!(stdout.contains(pair), "no latency for {pair}\n{text}");
+    }
+}
