@@ -135,7 +135,11 @@ fn cli_restarts_a_head_killed_before_the_request_issue_10() {
     let acked = acked.lock().unwrap().clone();
     let failures = failures.lock().unwrap().clone();
     for id in &acked {
-        assert_eq!(c.wait(*id), "Finished", "job {id} after the kills");
+        let state = c.wait(*id);
+        if state != "Finished" {
+            let task = c.run("task", &["view", &format!("{id}.1")]);
+            panic!("job {id} is {state} after the kills:\n{}", String::from_utf8_lossy(&task.stdout));
+        }
     }
     let mut runs: BTreeMap<String, usize> = BTreeMap::new();
     for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
@@ -151,7 +155,12 @@ fn cli_restarts_a_head_killed_before_the_request_issue_10() {
         failures.iter().map(|(code, e)| format!("{code:?} {}", e.trim())).collect::<Vec<_>>()
     );
     assert!(kills >= 3, "the head node was killed {kills} times only");
-    assert_eq!((lost, twice), (0, 0));
+    let views: Vec<String> = runs
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(t, n)| format!("{t} ran {n} times:\n{}", String::from_utf8_lossy(&c.run("task", &["view", t]).stdout)))
+        .collect();
+    assert_eq!((lost, twice), (0, 0), "{}", views.join("\n"));
     // Connection refused or no socket: nothing was sent, so the request is
     // sent again once the CLI restarted the head node; a submission cut
     // off after it was sent is sent again with its request id, which the

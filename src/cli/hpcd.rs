@@ -299,7 +299,10 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     }
     if is_running(&socket) {
         let wanted = resolve_layout(l)?;
-        match differences(&socket, &wanted)? {
+        // A head node that dies as it is asked (killed, stopping) is
+        // started again below, as if it had not been running.
+        match differences(&socket, &wanted).unwrap_or(None) {
+            None if !is_running(&socket) => {}
             None => {
                 if !l.quiet {
                     crate::cli::out(&format!("The embedded head node already runs ({}).\n", socket.display()));

@@ -208,6 +208,11 @@ impl LocalAgent {
                 return;
             }
         }
+        // The supervisor may have recorded the end and exited between the
+        // first look and the search for it: its result is there now.
+        if supervisor::read_outcome(&dir).is_some() {
+            return self.finished(run, None);
+        }
         if dir.join(supervisor::STARTED).exists() {
             self.send(AgentEvent::Exited {
                 run,
