@@ -51,6 +51,7 @@ done
 stop slurmctld
 stop munged
 ip link del hpcbr0 2>/dev/null
+if [ -f "$D/run/slurmrestd.dir" ]; then rm -rf "$(cat "$D/run/slurmrestd.dir")"; fi
 rm -rf "$D/state" "$D/spool" "$D/run" "$D/env" "$D/token"
 rm -f $OWNER
 

@@ -147,7 +147,14 @@ say "slurmctld and $N slurmd up"
 
 # slurmrestd refuses to run as root; openapi/v0.0.38 is the newest plugin 22.05
 # ships without slurmdbd. It only forwards the token: slurmctld checks it.
-setpriv --reuid=nobody --regid=nogroup --clear-groups env SLURM_CONF="$SLURM_CONF" SLURM_JWT=daemon \
+# It runs as nobody, who may not be able to enter $D (a checkout under a
+# mktemp -d directory): it reads a copy of slurm.conf in a directory of its
+# own that every user may enter (removed by down.sh).
+REST_DIR=$(mktemp -d /tmp/hpcpack-slurmrestd.XXXXXX)
+chmod 755 "$REST_DIR"
+install -m 644 "$SLURM_CONF" "$REST_DIR/slurm.conf"
+echo "$REST_DIR" > "$D/run/slurmrestd.dir"
+setpriv --reuid=nobody --regid=nogroup --clear-groups env SLURM_CONF="$REST_DIR/slurm.conf" SLURM_JWT=daemon \
   slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 127.0.0.1:6820 > "$D/log/slurmrestd.log" 2>&1 9>&- &
 echo $! > "$D/run/slurmrestd.pid"
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null && break; alive slurmrestd || break; sleep 0.1; done
