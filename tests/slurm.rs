@@ -327,3 +327,38 @@ fn mpipingpong_under_mpich_hydra_across_three_hosts() {
         assert!(stdout.contains(pair), "no latency for {pair}\n{text}");
     }
 }
+
+/// Slurm's own `sinfo --json` read in HPC Pack's terms: three Online nodes
+/// in ComputeNodes and azurenodes; a drained node is Offline, and Online
+/// again once resumed.
+#[test]
+fn sinfo_json_reads_as_hpc_pack_nodes_and_a_drained_node_is_offline() {
+    let _rig = rig();
+    let states = || {
+        let out = slurm(&["sinfo", "--json"]);
+        assert!(out.status.success(), "{}", show(&out));
+        hpcpack::slurm::json::nodes(&String::from_utf8_lossy(&out.stdout))
+            .unwrap()
+            .into_iter()
+            .map(|n| format!("{} {} {} {}", n.name, n.state, n.cores, n.groups.join(",")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states(),
+        ["node1 Online 2 ComputeNodes,azurenodes", "node2 Online 2 ComputeNodes,azurenodes", "node3 Online 2 ComputeNodes,azurenodes"]
+    );
+    let out = slurm(&["scontrol", "update", "nodename=node3", "state=drain", "reason=maintenance"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let drained = states();
+    let out = slurm(&["scontrol", "update", "nodename=node3", "state=resume"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(drained[2], "node3 Offline 2 ComputeNodes,azurenodes");
+    // slurmctld takes the resume at its next pass.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut now = states();
+    while now[2] != "node3 Online 2 ComputeNodes,azurenodes" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        now = states();
+    }
+    assert_eq!(now[2], "node3 Online 2 ComputeNodes,azurenodes");
+}

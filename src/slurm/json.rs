@@ -1,0 +1,128 @@
+//! Slurm's JSON (`sinfo --json`, slurmrestd's `/nodes`) read into this
+//! project's wire shapes. Read leniently, as the shapes move between
+//! Slurm's API versions: a state is a string (22.05: `"idle"` with
+//! `state_flags`) or a list (23.02 on: `["IDLE", "DRAIN"]`); features are a
+//! comma-separated string or a list.
+
+use super::map::{Cluster, node_state};
+use crate::model::COMPUTE_NODES;
+use crate::wire::WireNode;
+use serde_json::Value;
+
+/// The words of a string-or-list field.
+fn words(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn number(n: &Value, key: &str) -> u64 {
+    match n.get(key) {
+        Some(Value::Number(x)) => x.as_u64().unwrap_or(0),
+        // 23.02 on: {"set": true, "number": N}
+        Some(Value::Object(o)) => o.get("number").and_then(Value::as_u64).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The nodes of `sinfo --json` (or slurmrestd's `/nodes`) in HPC Pack's
+/// terms: state and reachability from Slurm's state and flags, groups
+/// `ComputeNodes`, the node's partitions and its features.
+pub fn nodes(text: &str) -> Result<Vec<WireNode>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's node list is not JSON: {e}"))?;
+    if let Some(e) = doc.get("errors").and_then(Value::as_array).and_then(|a| a.first()) {
+        let what = e.get("error").or_else(|| e.get("description")).and_then(Value::as_str).unwrap_or("an error");
+        return Err(format!("Slurm answered with {what}"));
+    }
+    let list = doc.get("nodes").and_then(Value::as_array).ok_or("Slurm's answer has no node list")?;
+    list.iter()
+        .map(|n| {
+            let name = n.get("name").and_then(Value::as_str).ok_or("a Slurm node without a name")?.to_string();
+            let mut state = words(n.get("state"));
+            state.extend(words(n.get("state_flags")));
+            let (s, reachable) = node_state(&state.join("+"));
+            let mut groups = vec![COMPUTE_NODES.to_string()];
+            for g in words(n.get("partitions")).into_iter().chain(words(n.get("active_features").or(n.get("features")))) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+            Ok(WireNode {
+                name,
+                state: s.as_str().to_string(),
+                health: "OK".into(),
+                template: String::new(),
+                location: String::new(),
+                memory_size: number(n, "real_memory"),
+                cores: number(n, "cpus") as u32,
+                sockets: number(n, "sockets") as u32,
+                hpc_pack_version: String::new(),
+                on_azure: false,
+                groups,
+                roles: vec!["ComputeNode".into()],
+                cores_in_use: number(n, "alloc_cpus") as u32,
+                reachable: Some(reachable),
+                online_time: String::new(),
+                offline_time: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// What a request is mapped onto (see [`super::map::sbatch_options`]):
+/// the partitions, features and node names of `sinfo --json`.
+pub fn cluster(text: &str) -> Result<Cluster, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's node list is not JSON: {e}"))?;
+    let list = doc.get("nodes").and_then(Value::as_array).ok_or("Slurm's answer has no node list")?;
+    let mut c = Cluster::default();
+    for n in list {
+        if let Some(name) = n.get("name").and_then(Value::as_str) {
+            c.nodes.push(name.to_string());
+        }
+        for p in words(n.get("partitions")) {
+            if !c.partitions.contains(&p) {
+                c.partitions.push(p);
+            }
+        }
+        for f in words(n.get("features")) {
+            if !c.features.contains(&f) {
+                c.features.push(f);
+            }
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sinfo --json` of the test rig (Slurm 22.05.8, three idle nodes).
+    const SINFO_22_05: &str = include_str!("testdata/sinfo-22.05.json");
+
+    #[test]
+    fn slurm_22_05_nodes_read_as_hpc_packs() {
+        let n = nodes(SINFO_22_05).unwrap();
+        assert_eq!(n.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["node1", "node2", "node3"]);
+        assert_eq!(n[0].state, "Online");
+        assert_eq!(n[0].reachable, Some(true));
+        assert_eq!((n[0].cores, n[0].sockets, n[0].memory_size, n[0].cores_in_use), (2, 2, 4000, 0));
+        assert_eq!(n[0].groups, ["ComputeNodes", "azurenodes"]);
+        let c = cluster(SINFO_22_05).unwrap();
+        assert_eq!((c.partitions, c.features, c.nodes.len()), (vec!["azurenodes".to_string()], vec!["azurenodes".to_string()], 3));
+    }
+
+    #[test]
+    fn later_shapes_and_errors() {
+        let v40 = r#"{"nodes":[{"name":"n1","state":["IDLE","DRAIN"],"cpus":4,"sockets":1,
+            "real_memory":8000,"alloc_cpus":0,"partitions":["p"],"features":["ib","gpu"]}],"errors":[]}"#;
+        let n = nodes(v40).unwrap();
+        assert_eq!(n[0].state, "Offline", "an idle drained node takes no work");
+        assert_eq!(n[0].groups, ["ComputeNodes", "p", "ib", "gpu"]);
+        let bad = r#"{"nodes":[],"errors":[{"error":"Invalid user","error_number":1}]}"#;
+        assert_eq!(nodes(bad).unwrap_err(), "Slurm answered with Invalid user");
+        assert!(nodes("<html>").unwrap_err().contains("not JSON"));
+    }
+}
