@@ -121,16 +121,9 @@ fn cannot_start(tool: &str, bin: &Path, e: &std::io::Error) -> ExitCode {
     ExitCode::from(CANNOT_START)
 }
 
-/// A command that runs `tool` of this installation: this very program when
-/// it is `hpcpack` (started under the tool's name), else the tool's file
-/// beside this program, else `tool` on `PATH`.
-pub fn command(tool: &str) -> Command {
-    let mut c = Command::new(program(tool));
-    c.arg0(tool);
-    c
-}
-
-/// The file [`command`] runs for `tool`.
+/// The file that runs `tool` of this installation (started with `argv[0]`
+/// set to `tool`): this very program when it is `hpcpack`, else the tool's
+/// file beside this program, else `tool` on `PATH`.
 pub fn program(tool: &str) -> PathBuf {
     let Ok(me) = std::env::current_exe() else { return PathBuf::from(tool) };
     if me.file_name().is_some_and(|n| n == BINARY) && entry(tool).is_some() {

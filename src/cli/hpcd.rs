@@ -131,11 +131,13 @@ pub fn main() -> ExitCode {
     crate::cli::finish("hpcd", r)
 }
 
-/// The layout: config file, then command-line options.
-fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<LocalLayout> {
-    let mut layout = crate::config::load(None)?.local;
+/// The layout (config files, then command-line options) and the config
+/// files read.
+fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<(LocalLayout, Vec<PathBuf>)> {
+    let (settings, read) = crate::config::load_with_sources(None)?;
+    let mut layout = settings.local;
     layout.overlay(&args.layout());
-    Ok(layout)
+    Ok((layout, read))
 }
 
 /// The config files, each with whether it is there: `/etc/hpcpack/config.toml
@@ -188,9 +190,7 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     if let Err(e) = sys::raise_nofile_limit(NOFILE_LIMIT) {
         eprintln!("hpcd: cannot raise the limit on open files (RLIMIT_NOFILE): {e}; going on with it as it is");
     }
-    let (settings, read) = crate::config::load_with_sources(None)?;
-    let mut layout = settings.local;
-    layout.overlay(&a.layout.layout());
+    let (layout, read) = resolve_layout(&a.layout)?;
     let host = sys::hostname();
     let cpus = sys::affinity().unwrap_or_default();
     let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb());
@@ -298,7 +298,7 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
         }
     }
     if is_running(&socket) {
-        let wanted = resolve_layout(l)?;
+        let (wanted, _) = resolve_layout(l)?;
         // A head node that dies as it is asked (killed, stopping) is
         // started again below, as if it had not been running.
         match differences(&socket, &wanted).unwrap_or(None) {
@@ -421,26 +421,9 @@ fn local_stop_quietly(socket: &Path) -> anyhow::Result<()> {
 fn differences(socket: &Path, wanted: &LocalLayout) -> anyhow::Result<Option<(String, String, Vec<String>)>> {
     use crate::client::{Backend, JobQuery};
     let b = crate::client::hpcpack::RestBackend::unix(socket)?;
-    let mut running: Vec<(String, u32, Vec<String>)> = b
-        .nodes(None)?
-        .into_iter()
-        .map(|n| {
-            let mut g = n.groups;
-            g.sort();
-            (n.name, n.cores, g)
-        })
-        .collect();
-    running.sort();
+    let running = layout_of(b.nodes(None)?.into_iter().map(|n| (n.name, n.cores, n.groups)));
     let (nodes, _) = virtual_nodes(wanted, &sys::hostname(), &sys::affinity().unwrap_or_default(), 0);
-    let mut asked: Vec<(String, u32, Vec<String>)> = nodes
-        .into_iter()
-        .map(|n| {
-            let mut g = n.groups;
-            g.sort();
-            (n.name, n.cores, g)
-        })
-        .collect();
-    asked.sort();
+    let asked = layout_of(nodes.into_iter().map(|n| (n.name, n.cores, n.groups)));
     if running == asked {
         return Ok(None);
     }
@@ -454,6 +437,19 @@ fn differences(socket: &Path, wanted: &LocalLayout) -> anyhow::Result<Option<(St
         .filter_map(|j| crate::wire::prop(j, "Id").map(str::to_string))
         .collect();
     Ok(Some((describe(&running), describe(&asked), active)))
+}
+
+/// Nodes as (name, cores, groups), in an order that does not depend on
+/// how they were listed, so two layouts compare equal when they are.
+fn layout_of(nodes: impl Iterator<Item = (String, u32, Vec<String>)>) -> Vec<(String, u32, Vec<String>)> {
+    let mut v: Vec<_> = nodes
+        .map(|(name, cores, mut groups)| {
+            groups.sort();
+            (name, cores, groups)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// `4 nodes of 1 core in ComputeNodes, azurenodes`.
