@@ -39,9 +39,14 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The rig's state directory: next to this build's binaries, so a test
-/// process of another checkout finds its own (up.sh refuses a second rig).
+/// The rig's state directory: `SLURM_RIG_DIR` when set (a rig another
+/// checkout started, shared while developing), else next to this build's
+/// binaries, so a test process of another checkout finds its own (up.sh
+/// refuses a second rig).
 fn rig_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SLURM_RIG_DIR") {
+        return PathBuf::from(d);
+    }
     Path::new(env!("CARGO_BIN_EXE_mpipingpong"))
         .parent()
         .and_then(Path::parent)
@@ -75,9 +80,12 @@ fn rig() -> MutexGuard<'static, ()> {
                  after .ci/run, or: {APT}"
             ));
         }
-        // Registered before starting, so a half-started rig is stopped too.
-        // SAFETY: rig_down is a plain extern "C" fn that never unwinds.
-        unsafe { libc::atexit(rig_down) };
+        // Registered before starting, so a half-started rig is stopped too;
+        // SLURM_RIG_KEEP=1 leaves it up (a rig shared while developing).
+        if std::env::var_os("SLURM_RIG_KEEP").is_none() {
+            // SAFETY: rig_down is a plain extern "C" fn that never unwinds.
+            unsafe { libc::atexit(rig_down) };
+        }
         let out = Command::new(repo().join("tests/slurm/up.sh"))
             .env("SLURM_RIG_DIR", rig_dir())
             .output()
