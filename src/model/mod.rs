@@ -3,6 +3,7 @@
 //! the scheduler reads them, and the wire module turns them into HPC Pack's
 //! `{Name, Value}` properties.
 
+pub mod ccp;
 pub mod objects;
 pub mod state;
 pub mod values;

@@ -122,62 +122,25 @@ impl Cluster {
         bind.sort_unstable();
         bind.dedup();
         let nodes: Vec<(String, u32)> = t.allocation.iter().map(|a| (a.node.clone(), a.cores.len() as u32)).collect();
-        let nodes_str = format!(
-            "{} {}",
-            nodes.len(),
-            nodes.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(" ")
-        );
-        use crate::env as e;
-        // The submitter's HOME, PATH, … first: the cluster's, the job's and
-        // the task's variables override them.
-        let mut env: Vec<(String, String)> = job.submit_environment.clone();
-        let mut set = |k: &str, v: String| {
-            env.retain(|(n, _)| n != k);
-            env.push((k.to_string(), v));
+        let cluster_env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let placement = crate::model::ccp::Placement {
+            cluster_env: &cluster_env,
+            cluster_name: &self.cluster_name,
+            nodes: &nodes,
+            cpus: &cpus,
+            first_cores: first.cores.len() as u32,
         };
-        for (k, v) in &self.env {
-            set(k, v.clone());
-        }
-        set(e::CCP_CLUSTER_NAME, self.cluster_name.clone());
-        for (k, v) in &job.env {
-            set(k, v.clone());
-        }
-        for (k, v) in &t.env {
-            set(k, v.clone());
-        }
-        set(e::CCP_JOBID, job.id.to_string());
-        set(e::CCP_TASKID, t.id.to_string());
-        set(e::CCP_TASKINSTANCEID, "0".into());
-        set(e::CCP_TASKSYSTEMID, format!("{}.{}.0", job.id, t.id));
-        set(e::CCP_NODES, nodes_str.clone());
-        set(e::CCP_NODES_CORES, nodes_str);
-        set(e::CCP_NUMCPUS, first.cores.len().to_string());
-        set(e::CCP_COREIDS, cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "));
-        set(e::CCP_AFFINITY, affinity_mask(&cpus));
-        set(e::CCP_EXCLUSIVE, crate::model::values::format_bool(job.exclusive || t.exclusive).into());
-        set(e::CCP_JOBNAME, job.name.clone());
-        set(e::CCP_TASKNAME, t.name.clone());
-        set(e::CCP_JOBTEMPLATE, job.template.clone());
-        set(e::CCP_RETRY_COUNT, t.requeue_count.to_string());
-        set(e::CCP_RERUNNABLE, crate::model::values::format_bool(t.rerunnable).into());
-        set(e::CCP_ISADMIN, crate::model::values::format_bool(job.owner_uid == 0).into());
-        set(e::CCP_SCHEDULER, self.cluster_name.clone());
+        let mut env = crate::model::ccp::task_env(job, t, &placement);
         // HPCPACK_JOB_CREDENTIAL and HPCPACK_LAUNCH join these when the
         // launch is carried out: see `Cluster::add_launch_env`.
-        set(
-            e::HPCPACK_LOCAL_NODES,
+        env.push((
+            crate::env::HPCPACK_LOCAL_NODES.to_string(),
             same_host
                 .iter()
                 .map(|(n, c)| format!("{n}={}", c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")))
                 .collect::<Vec<_>>()
                 .join(" "),
-        );
-        if let Some(r) = t.runtime.or(job.runtime) {
-            set(e::CCP_RUNTIME, r.to_string());
-        }
-        if !t.work_dir.is_empty() {
-            set(e::CCP_WORKDIR, t.work_dir.clone());
-        }
+        ));
         Ok(Launch {
             run: run_of(t),
             node: node.name.clone(),

@@ -388,16 +388,6 @@ fn first_node(a: &[NodeAlloc]) -> String {
     a.first().map(|a| a.node.clone()).unwrap_or_default()
 }
 
-/// `CCP_AFFINITY`: a hex mask of the CPUs (64 per processor group, comma-separated).
-fn affinity_mask(cpus: &[u32]) -> String {
-    let groups = cpus.iter().map(|c| c / 64).max().map(|g| g as usize + 1).unwrap_or(1);
-    let mut masks = vec![0u64; groups];
-    for c in cpus {
-        masks[(c / 64) as usize] |= 1u64 << (c % 64);
-    }
-    masks.iter().map(|m| format!("{m:x}")).collect::<Vec<_>>().join(",")
-}
-
 mod dispatch;
 mod jobs;
 mod nodes;
