@@ -95,9 +95,129 @@ pub fn cluster(text: &str) -> Result<Cluster, String> {
     Ok(c)
 }
 
+/// A job as `squeue --json` (or slurmrestd's `/jobs`) shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlurmJob {
+    pub id: u64,
+    pub name: String,
+    pub user: String,
+    /// Slurm's state word (`PENDING`, `RUNNING`, `COMPLETED` …).
+    pub state: String,
+    /// Why it waits or ended (`Priority`, `Resources`, `JobHeldUser` …;
+    /// `None` for no reason).
+    pub reason: String,
+    /// The allocated nodes, as a host list (`node[1-3]`).
+    pub nodes: String,
+    pub partition: String,
+    /// Seconds since the epoch; `None` when not (yet) set.
+    pub submit_time: Option<i64>,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    /// The batch script's exit code (128 + signal when killed).
+    pub exit_code: Option<i64>,
+}
+
+/// A time field: a number (22.05) or `{"set", "infinite", "number"}`
+/// (23.02 on); zero and unset are `None`.
+fn time(j: &Value, key: &str) -> Option<i64> {
+    let n = match j.get(key)? {
+        Value::Number(x) => x.as_i64()?,
+        Value::Object(o) => {
+            if o.get("set").and_then(Value::as_bool) == Some(false) || o.get("infinite").and_then(Value::as_bool) == Some(true) {
+                return None;
+            }
+            o.get("number")?.as_i64()?
+        }
+        _ => return None,
+    };
+    (n > 0).then_some(n)
+}
+
+/// `exit_code`: a wait status (22.05: 768 is exit code 3, 9 is signal 9)
+/// or `{"return_code", "signal"}` (23.02 on).
+fn exit_code(j: &Value) -> Option<i64> {
+    match j.get("exit_code")? {
+        Value::Number(x) => {
+            let w = x.as_i64()?;
+            Some(if w & 0x7f != 0 { 128 + (w & 0x7f) } else { (w >> 8) & 0xff })
+        }
+        Value::Object(o) => {
+            let num = |v: Option<&Value>| match v {
+                Some(Value::Number(x)) => x.as_i64(),
+                Some(Value::Object(o)) if o.get("set").and_then(Value::as_bool) != Some(false) => o.get("number").and_then(Value::as_i64),
+                _ => None,
+            };
+            let signal = o.get("signal").and_then(|s| num(s.get("id")).or_else(|| num(Some(s))));
+            match signal {
+                Some(sig) if sig > 0 => Some(128 + sig),
+                _ => num(o.get("return_code")),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn string(j: &Value, key: &str) -> String {
+    words(j.get(key)).join(",")
+}
+
+/// The jobs of `squeue --json` (or slurmrestd's `/jobs`).
+pub fn jobs(text: &str) -> Result<Vec<SlurmJob>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's job list is not JSON: {e}"))?;
+    if let Some(e) = doc.get("errors").and_then(Value::as_array).and_then(|a| a.first()) {
+        let what = e.get("error").or_else(|| e.get("description")).and_then(Value::as_str).unwrap_or("an error");
+        return Err(format!("Slurm answered with {what}"));
+    }
+    let list = doc.get("jobs").and_then(Value::as_array).ok_or("Slurm's answer has no job list")?;
+    list.iter()
+        .map(|j| {
+            let id = j.get("job_id").and_then(|v| v.as_u64().or_else(|| v.get("number").and_then(Value::as_u64)));
+            Ok(SlurmJob {
+                id: id.ok_or("a Slurm job without an id")?,
+                name: string(j, "name"),
+                user: string(j, "user_name"),
+                // 23.02 on: a list, the base state first, then flags.
+                state: words(j.get("job_state")).first().cloned().unwrap_or_default(),
+                reason: string(j, "state_reason"),
+                nodes: string(j, "nodes"),
+                partition: string(j, "partition"),
+                submit_time: time(j, "submit_time"),
+                start_time: time(j, "start_time"),
+                end_time: time(j, "end_time"),
+                exit_code: exit_code(j),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `squeue --json` of the test rig (Slurm 22.05.8): finished, failed
+    /// (exit 3, and killed by signal 9) and canceled jobs.
+    const SQUEUE_22_05: &str = include_str!("testdata/squeue-22.05.json");
+
+    #[test]
+    fn slurm_22_05_jobs() {
+        let j = jobs(SQUEUE_22_05).unwrap();
+        assert_eq!(j.iter().map(|x| x.id).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!((j[0].state.as_str(), j[0].nodes.as_str(), j[0].name.as_str(), j[0].user.as_str()), ("COMPLETED", "node[1-2]", "t1", "root"));
+        assert_eq!((j[0].start_time, j[0].end_time), (Some(1796312690), Some(1796312720)));
+        assert_eq!((j[1].state.as_str(), j[1].reason.as_str(), j[1].nodes.as_str()), ("CANCELLED", "BeginTime", ""));
+        assert_eq!(j[4].exit_code, Some(3), "wait status 768");
+        assert_eq!(j[5].exit_code, Some(137), "killed by signal 9");
+    }
+
+    #[test]
+    fn later_job_shapes() {
+        let v40 = r#"{"jobs":[{"job_id":7,"name":"x","user_name":"u","job_state":["FAILED"],"state_reason":"NonZeroExitCode",
+            "nodes":"n[1-2]","partition":"p","submit_time":{"set":true,"infinite":false,"number":100},
+            "start_time":{"set":true,"number":101},"end_time":{"set":false,"number":0},
+            "exit_code":{"status":["ERROR"],"return_code":{"set":true,"number":2},"signal":{"id":{"set":false,"number":0},"name":""}}}],"errors":[]}"#;
+        let j = &jobs(v40).unwrap()[0];
+        assert_eq!((j.state.as_str(), j.submit_time, j.end_time, j.exit_code), ("FAILED", Some(100), None, Some(2)));
+    }
 
     /// `sinfo --json` of the test rig (Slurm 22.05.8, three idle nodes).
     const SINFO_22_05: &str = include_str!("testdata/sinfo-22.05.json");

@@ -185,38 +185,7 @@ impl Cluster {
             }
             AgentEvent::Exited { exit_code, canceled, error, reason, .. } => {
                 let job = self.job(run.job)?.clone();
-                t.exit_code = Some(*exit_code);
-                t.end_time = Some(now);
-                let finish_wish = t.error_message == FINISH_MARK;
-                let state = if finish_wish {
-                    t.error_message.clear();
-                    TaskState::Finished
-                } else if t.state == TaskState::Canceling || *canceled {
-                    if t.error_message.is_empty() {
-                        t.error_message = if error.is_empty() { "canceled".into() } else { error.clone() };
-                    }
-                    TaskState::Canceled
-                } else if !error.is_empty() {
-                    t.error_message = error.clone();
-                    TaskState::Failed
-                } else {
-                    let codes = t.valid_exit_codes.clone().or(job.valid_exit_codes.clone()).unwrap_or_default();
-                    if codes.accepts(*exit_code) {
-                        TaskState::Finished
-                    } else {
-                        // The line of its standard error that says why, if any.
-                        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
-                        t.error_message = format!("exit code {exit_code} is not a valid exit code ({codes}){why}");
-                        TaskState::Failed
-                    }
-                };
-                // A task that ended by its run time limit was canceled by us,
-                // but it failed as far as the user is concerned.
-                let state = if state == TaskState::Canceled && t.error_message.starts_with(RUNTIME_MARK) {
-                    TaskState::Failed
-                } else {
-                    state
-                };
+                let state = Self::ended_state(&job, &mut t, *exit_code, *canceled, error, reason, now);
                 t.set_state(state, now);
                 self.commit(vec![], vec![t])?;
                 let mut effects = Effects { reschedule: true, ..Default::default() };
@@ -239,10 +208,59 @@ impl Cluster {
         if tasks.iter().any(|t| !t.state.is_final()) {
             return Ok(Effects::default());
         }
+        let mut job = job.clone();
+        let state = Self::settled_state(&mut job, tasks);
+        Self::close_job(&mut job, state, now);
+        self.commit(vec![job], vec![])?;
+        Ok(Effects { reschedule: true, ..Default::default() })
+    }
+
+    /// A run's end as its task's state (also setting its exit code, end
+    /// time and error message): finished when its exit code is valid (the
+    /// task's codes, else the job's), failed with the reason otherwise,
+    /// canceled when canceled. Every backend judges a run this way.
+    pub fn ended_state(job: &Job, t: &mut Task, exit_code: i64, canceled: bool, error: &str, reason: &str, now: Millis) -> TaskState {
+        t.exit_code = Some(exit_code);
+        t.end_time = Some(now);
+        let finish_wish = t.error_message == FINISH_MARK;
+        let state = if finish_wish {
+            t.error_message.clear();
+            TaskState::Finished
+        } else if t.state == TaskState::Canceling || canceled {
+            if t.error_message.is_empty() {
+                t.error_message = if error.is_empty() { "canceled".into() } else { error.to_string() };
+            }
+            TaskState::Canceled
+        } else if !error.is_empty() {
+            t.error_message = error.to_string();
+            TaskState::Failed
+        } else {
+            let codes = t.valid_exit_codes.clone().or(job.valid_exit_codes.clone()).unwrap_or_default();
+            if codes.accepts(exit_code) {
+                TaskState::Finished
+            } else {
+                // The line of its standard error that says why, if any.
+                let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+                t.error_message = format!("exit code {exit_code} is not a valid exit code ({codes}){why}");
+                TaskState::Failed
+            }
+        };
+        // A task that ended by its run time limit was canceled by us, but
+        // it failed as far as the user is concerned.
+        if state == TaskState::Canceled && t.error_message.starts_with(RUNTIME_MARK) {
+            TaskState::Failed
+        } else {
+            state
+        }
+    }
+
+    /// The final state of a job whose tasks have all ended (its
+    /// `target_state` when canceled or finished on request), with the error
+    /// message that says why when it did not finish.
+    pub fn settled_state(job: &mut Job, tasks: &[Task]) -> JobState {
         let failed = tasks.iter().find(|t| t.state == TaskState::Failed);
         let all_canceled = !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Canceled);
-        let mut job = job.clone();
-        let state = match job.target_state {
+        match job.target_state {
             Some(s) => s,
             None if all_canceled => {
                 if job.error_message.is_empty() {
@@ -258,10 +276,7 @@ impl Cluster {
                 JobState::Failed
             }
             None => JobState::Finished,
-        };
-        Self::close_job(&mut job, state, now);
-        self.commit(vec![job], vec![])?;
-        Ok(Effects { reschedule: true, ..Default::default() })
+        }
     }
 
     /// Enforces run-time limits: jobs and tasks past their `/runtime` end.

@@ -20,7 +20,7 @@ impl Cluster {
         Ok(job)
     }
 
-    pub(super) fn build_task(job: &Job, id: u32, spec: &TaskSpec, now: Millis) -> Result<Task> {
+    pub fn build_task(job: &Job, id: u32, spec: &TaskSpec, now: Millis) -> Result<Task> {
         let mut t = Task::new(job.id, id, now);
         props::apply(props::task_props(), &mut t, &spec.properties).map_err(Error::InvalidArgument)?;
         t.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
@@ -77,7 +77,7 @@ impl Cluster {
         Ok(id)
     }
 
-    pub(super) fn mark_submitted(job: &mut Job, tasks: &mut [Task], now: Millis) {
+    pub fn mark_submitted(job: &mut Job, tasks: &mut [Task], now: Millis) {
         // HPC Pack computes an automatic minimum and maximum at submission;
         // from then on the job shows and keeps that request.
         if job.count.is_none() {
@@ -299,7 +299,7 @@ impl Cluster {
         Ok(effects)
     }
 
-    pub(super) fn close_job(job: &mut Job, state: JobState, now: Millis) {
+    pub fn close_job(job: &mut Job, state: JobState, now: Millis) {
         job.set_state(state, now);
         job.target_state = None;
         job.end_time = Some(now);

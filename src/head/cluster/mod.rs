@@ -320,7 +320,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn validate_task(job: &Job, t: &Task) -> Result<()> {
+    pub fn validate_task(job: &Job, t: &Task) -> Result<()> {
         if t.command_line.trim().is_empty() {
             return Err(Error::InvalidArgument(format!("task {}: no command line; give the command to run", t.display_id())));
         }
