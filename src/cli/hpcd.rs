@@ -43,6 +43,13 @@ pub enum Cmd {
     /// users).
     #[command(hide = true)]
     RunRank,
+    /// Runs the tasks of a job the Slurm backend submitted, as its batch
+    /// script (not for users).
+    #[command(hide = true, name = "slurm-job")]
+    SlurmJob {
+        /// The job's record directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +130,7 @@ pub fn main() -> ExitCode {
     let r = match cli.command {
         Cmd::RunTask { dir } => return ExitCode::from(crate::node::supervisor::main(&dir) as u8),
         Cmd::RunRank => return crate::node::launch::run_rank_main(),
+        Cmd::SlurmJob { dir } => return ExitCode::from(crate::slurm::runner::main(&dir) as u8),
         Cmd::Head(a) => run_head(a),
         Cmd::Local(LocalCmd::Start(l)) => local_start(&l),
         Cmd::Local(LocalCmd::Stop) => local_stop(),

@@ -5,6 +5,7 @@
 
 pub mod hpcpack;
 pub mod local;
+pub mod slurm;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -71,12 +72,13 @@ pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
     match settings.scheduler.as_deref().map(str::trim) {
         None | Some("") => local::connect_embedded(),
         Some(s) if is_this_host(s) => local::connect_embedded(),
+        Some(s) if s.eq_ignore_ascii_case("slurm") => Ok(Box::new(slurm::SlurmBackend::new())),
         Some(s) if s.starts_with("unix:") || s.starts_with('/') => {
             let path = s.strip_prefix("unix:").unwrap_or(s);
             Ok(Box::new(hpcpack::RestBackend::unix(std::path::Path::new(path))?))
         }
         Some(s) => Err(Error::Unreachable(format!(
-            "cannot reach head node '{s}': this build reaches head nodes through a Unix socket (unix:/path) or the embedded local one; TCP and TLS come later. Unset CCP_SCHEDULER or drop /scheduler to use the embedded head node"
+            "cannot reach head node '{s}': this build reaches head nodes through a Unix socket (unix:/path), the embedded local one, or a Slurm cluster (slurm); TCP and TLS come later. Unset CCP_SCHEDULER or drop /scheduler to use the embedded head node"
         ))),
     }
 }

@@ -857,7 +857,8 @@ fn output_stream(
 }
 
 /// The start of an output file, as much as the `Output` property carries.
-fn output_property(file: &std::path::Path) -> String {
+/// The `Output` property of a task: the start of its output file.
+pub fn output_property(file: &std::path::Path) -> String {
     use std::io::Read;
     let mut buf = Vec::new();
     if let Ok(f) = std::fs::File::open(file) {

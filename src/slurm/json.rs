@@ -101,6 +101,7 @@ pub struct SlurmJob {
     pub id: u64,
     pub name: String,
     pub user: String,
+    pub uid: Option<u32>,
     /// Slurm's state word (`PENDING`, `RUNNING`, `COMPLETED` …).
     pub state: String,
     /// Why it waits or ended (`Priority`, `Resources`, `JobHeldUser` …;
@@ -176,6 +177,7 @@ pub fn jobs(text: &str) -> Result<Vec<SlurmJob>, String> {
                 id: id.ok_or("a Slurm job without an id")?,
                 name: string(j, "name"),
                 user: string(j, "user_name"),
+                uid: j.get("user_id").and_then(Value::as_u64).map(|u| u as u32),
                 // 23.02 on: a list, the base state first, then flags.
                 state: words(j.get("job_state")).first().cloned().unwrap_or_default(),
                 reason: string(j, "state_reason"),

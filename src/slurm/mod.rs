@@ -7,3 +7,5 @@
 pub mod hostlist;
 pub mod json;
 pub mod map;
+pub mod record;
+pub mod runner;

@@ -376,7 +376,7 @@ fn is_active(j: &Job) -> bool {
 }
 
 /// Marks a task the user asked to finish while it ran.
-const FINISH_MARK: &str = "\u{1}finish";
+pub const FINISH_MARK: &str = "\u{1}finish";
 /// Starts the error of a task or job ended by its run time limit.
 const RUNTIME_MARK: &str = "exceeded its run time";
 

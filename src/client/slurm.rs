@@ -1,0 +1,783 @@
+//! A Slurm cluster as a [`Backend`]: the HPC Pack commands on the cluster
+//! people already run (`CCP_SCHEDULER=slurm`, `/scheduler:slurm`, or
+//! `scheduler = "slurm"` in config.toml), through Slurm's own commands as
+//! the user who types them (`sbatch`, `squeue --json`, `sinfo --json`,
+//! `scontrol`, `scancel`), so Slurm's permissions, limits and accounting
+//! apply unchanged.
+//!
+//! HPC Pack's model on Slurm's ([`crate::slurm::map`]): node groups are
+//! partitions and features, a job's request becomes `sbatch` options (what
+//! Slurm cannot express is refused, naming the option), states map onto
+//! HPC Pack's. What Slurm does not keep (tasks, their states, exit codes
+//! and output) is the job's record in the submitter's state directory
+//! ([`crate::slurm::record`]), which the job's batch script, `hpcd
+//! slurm-job` ([`crate::slurm::runner`]), updates as it runs the tasks
+//! inside the allocation. A job is seen as Slurm's state and the record
+//! together; once Slurm forgot it, as the record alone.
+//!
+//! `job new` submits the job held (`sbatch --hold`), so it has its Slurm
+//! id from the start; `job add` adds tasks to the record, and `job submit
+//! /id:` brings the held job's request up to date (`scontrol update`) and
+//! releases it.
+
+use super::{Backend, JobQuery};
+use crate::error::{Error, Result};
+use crate::head::cluster::Cluster;
+use crate::model::{Job, JobState, NodeAlloc, Task, TaskState, now_millis};
+use crate::slurm::json::{self, SlurmJob};
+use crate::slurm::map;
+use crate::slurm::record::{self, Ask, Record};
+use crate::wire::props::{self, TaskCounts};
+use crate::wire::{JobSpec, RestProperty, TaskSpec, WireCore, WireNode, WireNodeGroup, WireStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub struct SlurmBackend;
+
+impl SlurmBackend {
+    pub fn new() -> SlurmBackend {
+        SlurmBackend
+    }
+}
+
+impl Default for SlurmBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The one line of a Slurm command's error output that says what is
+/// wrong, without the command's prefix (`sbatch: error: `).
+fn slurm_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let line = lines.iter().rev().find(|l| l.contains("error")).or(lines.last()).copied().unwrap_or("");
+    let mut s = line;
+    for prefix in ["sbatch: error: ", "squeue: error: ", "sinfo: error: ", "scontrol: error: ", "scancel: error: ", "srun: error: "] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest;
+        }
+    }
+    s.strip_prefix("Batch job submission failed: ").unwrap_or(s).to_string()
+}
+
+/// Runs a Slurm command as this user and returns its stdout; an error
+/// carries Slurm's own message. `SLURM_JWT` is for slurmrestd only: with
+/// it, Slurm's commands authenticate by token, which slurmd refuses.
+fn run(program: &str, args: &[String], stdin: Option<&str>) -> Result<String> {
+    let mut c = Command::new(program);
+    c.args(args).env_remove("SLURM_JWT").stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = c.spawn().map_err(|e| {
+        Error::Unreachable(format!(
+            "cannot run {program}: {e}; the Slurm backend needs Slurm's commands (Debian: apt-get install slurm-client) on PATH"
+        ))
+    })?;
+    if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        w.write_all(text.as_bytes()).map_err(|e| Error::io(format!("cannot write to {program}"), e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| Error::io(format!("cannot read {program}'s answer"), e))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let said = slurm_message(&String::from_utf8_lossy(&out.stderr));
+    Err(classify(program, said))
+}
+
+/// Slurm's refusals as this project's errors, so the CLIs' exit codes say
+/// what kind of failure it was.
+fn classify(program: &str, said: String) -> Error {
+    let lower = said.to_ascii_lowercase();
+    if lower.contains("invalid job id") {
+        return Error::InvalidArgument(said);
+    }
+    if lower.contains("access") && lower.contains("denied") || lower.contains("permission denied") || lower.contains("not authorized") {
+        return Error::AccessDenied(format!("Slurm refused: {said}"));
+    }
+    if lower.contains("unable to contact slurm controller") || lower.contains("connection refused") || lower.contains("socket timed out") {
+        return Error::Unreachable(format!("cannot reach Slurm's controller: {said}"));
+    }
+    if said.is_empty() {
+        return Error::InvalidArgument(format!("{program} failed without saying why"));
+    }
+    Error::InvalidArgument(format!("Slurm refused: {said}"))
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Slurm's jobs: one (`squeue --json --jobs=<id>`; `None` when Slurm no
+/// longer knows it) or all of them.
+fn squeue(id: Option<u64>) -> Result<Vec<SlurmJob>> {
+    let mut args = strings(&["--json"]);
+    if let Some(id) = id {
+        args.push(format!("--jobs={id}"));
+    }
+    match run("squeue", &args, None) {
+        Ok(text) => json::jobs(&text).map_err(Error::InvalidArgument),
+        Err(Error::InvalidArgument(m)) if id.is_some() && m.to_ascii_lowercase().contains("invalid job id") => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sinfo() -> Result<String> {
+    run("sinfo", &strings(&["--json"]), None)
+}
+
+fn millis(secs: Option<i64>) -> Option<i64> {
+    secs.map(|s| s * 1000)
+}
+
+/// Why a pending job waits, in words (Slurm's reason codes).
+fn pending_reason(reason: &str) -> String {
+    let why = match reason {
+        "" | "None" => return String::new(),
+        "Priority" => "other jobs have a higher priority",
+        "Resources" => "the nodes it asks for are busy",
+        "BeginTime" => "its start time (/holduntil) has not come",
+        "Dependency" => "it waits for the jobs it depends on",
+        "JobHeldUser" | "JobHeldAdmin" => "it is held",
+        "ReqNodeNotAvail" => "a node it asks for is not available (drained, down or reserved)",
+        "PartitionNodeLimit" | "PartitionTimeLimit" => "it asks for more than its partition allows",
+        "QOSMaxNodePerJobLimit" | "QOSMaxCpuPerJobLimit" | "AssocMaxJobsLimit" | "QOSMaxJobsPerUserLimit" => "a limit of its QOS or account",
+        _ => "",
+    };
+    if why.is_empty() { format!("Slurm: {reason}") } else { format!("{why} (Slurm: {reason})") }
+}
+
+/// A job as this backend shows it: the record and Slurm's view together.
+struct Seen {
+    job: Job,
+    tasks: Vec<Task>,
+    dir: Option<PathBuf>,
+}
+
+/// The record of job `id`, if this user has one.
+fn load_record(id: u64) -> Result<Option<(PathBuf, Record)>> {
+    let dir = record::dir_of(id);
+    match record::load(&dir).map_err(Error::InvalidArgument)? {
+        Some(r) => Ok(Some((dir, r))),
+        None => Ok(None),
+    }
+}
+
+fn compose(id: u64, rec: Option<(PathBuf, Record)>, sj: Option<&SlurmJob>) -> Option<Seen> {
+    let now = now_millis();
+    let (dir, mut job, mut tasks) = match rec {
+        Some((dir, r)) => (Some(dir), r.job, r.tasks),
+        None => {
+            let sj = sj?;
+            let uid = sj.uid.unwrap_or(u32::MAX);
+            let mut j = Job::new(id, &sj.user, uid, millis(sj.submit_time).unwrap_or(now));
+            j.name = sj.name.clone();
+            j.submit_time = millis(sj.submit_time);
+            j.state = JobState::Queued;
+            (None, j, Vec::new())
+        }
+    };
+    job.id = id;
+    tasks.iter_mut().for_each(|t| t.job_id = id);
+    let progress = dir.as_deref().and_then(|d| record::load_progress(d).ok().flatten());
+    if let Some(p) = &progress {
+        if !p.tasks.is_empty() {
+            tasks = p.tasks.clone();
+        }
+        job.start_time = p.start_time.or(job.start_time);
+        job.allocation = p.nodes.iter().map(|n| NodeAlloc { node: n.clone(), cores: Vec::new() }).collect();
+    }
+    if let Some(sj) = sj {
+        if let Ok(nodes) = crate::slurm::hostlist::expand(&sj.nodes) {
+            if !nodes.is_empty() {
+                job.allocation = nodes.into_iter().map(|node| NodeAlloc { node, cores: Vec::new() }).collect();
+            }
+        }
+        job.start_time = job.start_time.or(millis(sj.start_time));
+    }
+    let canceled_message = || {
+        dir.as_deref()
+            .and_then(|d| std::fs::read_to_string(d.join(record::CANCELED)).ok())
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+    };
+    match (progress.as_ref().and_then(|p| p.state.map(|s| (s, p))), sj) {
+        (Some((state, p)), _) => {
+            job.state = state;
+            job.end_time = p.end_time;
+            job.error_message = p.error_message.clone();
+        }
+        (None, Some(sj)) => {
+            let state = map::job_state(&sj.state);
+            match state {
+                JobState::Queued if job.state == JobState::Configuring => {}
+                JobState::Queued => {
+                    job.state = JobState::Queued;
+                    job.pending_reason = pending_reason(&sj.reason);
+                }
+                JobState::Running | JobState::Finishing => job.state = JobState::Running,
+                _ => {
+                    // Ended without the runner recording it: Slurm's word.
+                    job.state = if state == JobState::Finished && !tasks.is_empty() { JobState::Failed } else { state };
+                    job.end_time = millis(sj.end_time).or(Some(now));
+                    job.error_message = match state {
+                        JobState::Canceled => canceled_message().unwrap_or_else(|| "canceled in Slurm (scancel)".into()),
+                        JobState::Finished if tasks.is_empty() => String::new(),
+                        _ => format!("Slurm ended the job: {} ({})", sj.state, sj.reason),
+                    };
+                }
+            }
+        }
+        (None, None) => {
+            if job.state != JobState::Configuring && !job.state.is_final() {
+                job.state = JobState::Failed;
+                job.error_message = "Slurm no longer knows this job, and its batch script did not record how it ended".into();
+            }
+        }
+    }
+    if job.state.is_final() {
+        for t in tasks.iter_mut().filter(|t| !t.state.is_final()) {
+            t.state = if job.state == JobState::Canceled { TaskState::Canceled } else { TaskState::Failed };
+            t.end_time = job.end_time;
+            if t.error_message.is_empty() {
+                t.error_message = job.error_message.clone();
+            }
+        }
+    } else if job.state == JobState::Queued {
+        for t in tasks.iter_mut().filter(|t| t.state == TaskState::Configuring) {
+            t.state = TaskState::Queued;
+        }
+    }
+    Some(Seen { job, tasks, dir })
+}
+
+fn counts(tasks: &[Task]) -> TaskCounts {
+    let mut c = TaskCounts { total: tasks.len() as u32, ..Default::default() };
+    for t in tasks {
+        match t.state {
+            TaskState::Configuring => c.configuring += 1,
+            TaskState::Finished => c.finished += 1,
+            TaskState::Failed => c.failed += 1,
+            TaskState::Canceled => c.canceled += 1,
+            s if s.is_started() => c.running += 1,
+            _ => c.queued += 1,
+        }
+    }
+    c
+}
+
+fn names(properties: &[&str]) -> Vec<String> {
+    properties.iter().map(|s| s.to_string()).collect()
+}
+
+/// The file a task run's output is in.
+fn output_file(dir: &Path, t: &Task) -> PathBuf {
+    dir.join(record::RUNS).join(format!("{}.{}", t.id, t.attempt)).join(crate::node::supervisor::OUTPUT)
+}
+
+/// An `sbatch` option as a field of `scontrol update job`, for bringing a
+/// held job's request up to date.
+fn update_field(option: &str) -> Option<String> {
+    let (name, value) = option.strip_prefix("--")?.split_once('=').unwrap_or((option.trim_start_matches('-'), ""));
+    let field = match name {
+        "job-name" => "Name",
+        "nodes" => "NumNodes",
+        "ntasks" => "NumTasks",
+        "partition" => "Partition",
+        "constraint" => "Features",
+        "exclude" => "ExcNodeList",
+        "mincpus" => "MinCPUsNode",
+        "mem" => "MinMemoryNode",
+        "time" => "TimeLimit",
+        "nice" => "Nice",
+        "begin" => "StartTime",
+        "comment" => "Comment",
+        _ => return None,
+    };
+    Some(format!("{field}={value}"))
+}
+
+/// What resetting an option that is no longer asked for means.
+fn reset_field(option: &str) -> Option<String> {
+    let name = option.strip_prefix("--")?.split('=').next()?;
+    Some(
+        match name {
+            "nodes" => "NumNodes=1",
+            "ntasks" => "NumTasks=1",
+            "partition" | "constraint" => "Features=",
+            "exclude" => "ExcNodeList=",
+            "mincpus" => "MinCPUsNode=1",
+            "time" => "TimeLimit=UNLIMITED",
+            "nice" => "Nice=0",
+            "begin" => "StartTime=now",
+            "comment" => "Comment=",
+            "job-name" => "Name=",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+impl SlurmBackend {
+    /// What the request maps onto: partitions, features and nodes (asked
+    /// of Slurm only when the request names some).
+    fn cluster_for(job: &Job) -> Result<map::Cluster> {
+        let needs = !job.node_groups.is_empty() || !job.requested_nodes.is_empty() || (job.unit == crate::model::UnitType::Node && job.count.is_some_and(|c| c.max.is_none()));
+        if !needs {
+            return Ok(map::Cluster::default());
+        }
+        json::cluster(&sinfo()?).map_err(Error::InvalidArgument)
+    }
+
+    fn options(job: &Job) -> Result<Vec<String>> {
+        map::sbatch_options(job, &Self::cluster_for(job)?, crate::node::sys::uid() == 0).map_err(Error::InvalidArgument)
+    }
+
+    /// Makes the record, submits the batch script (held with `hold`) and
+    /// links the record to the id Slurm gave.
+    fn create_or_submit(&self, spec: &JobSpec, submit: bool) -> Result<u64> {
+        let now = now_millis();
+        let uid = crate::node::sys::uid();
+        let mut job = Job::new(0, &crate::node::sys::user_name(uid), uid, now);
+        props::apply(props::job_props(), &mut job, &spec.properties).map_err(Error::InvalidArgument)?;
+        job.env = props::props_env(&spec.env).map_err(Error::InvalidArgument)?;
+        job.custom_properties = spec.custom_properties.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+        job.submit_environment = props::submit_environment(&spec.submit_environment).map_err(Error::InvalidArgument)?;
+        if submit && spec.tasks.is_empty() {
+            return Err(Error::InvalidArgument("a job needs at least one task".into()));
+        }
+        let mut tasks = Vec::with_capacity(spec.tasks.len());
+        for (i, ts) in spec.tasks.iter().enumerate() {
+            tasks.push(Cluster::build_task(&job, i as u32 + 1, ts, now)?);
+        }
+        job.next_task_id = tasks.len() as u32 + 1;
+        let options = if submit {
+            Cluster::mark_submitted(&mut job, &mut tasks, now);
+            Self::options(&job)?
+        } else {
+            Self::options(&Self::probe(&job, &tasks))?
+        };
+        let dir = record::new_dir().map_err(|e| Error::io(format!("cannot create a job record in {}", record::jobs_dir().display()), e))?;
+        let mut rec = Record { job, tasks, slurm_options: options.clone() };
+        record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
+        let script = crate::slurm::runner::batch_script(&crate::client::local::hpcd_binary(), &dir);
+        let mut args = vec!["--parsable".to_string(), format!("--chdir={}", dir.display()), "--output=/dev/null".into(), format!("--error={}", dir.join("runner.log").display())];
+        if !submit {
+            args.push("--hold".into());
+        }
+        args.extend(options);
+        let out = match run("sbatch", &args, Some(&script)) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let id: u64 = out.trim().split(';').next().unwrap_or("").parse().map_err(|_| Error::InvalidArgument(format!("sbatch answered '{}', not a job id", out.trim())))?;
+        rec.job.id = id;
+        rec.tasks.iter_mut().for_each(|t| t.job_id = id);
+        record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
+        record::link(id, &dir).map_err(|e| Error::io(format!("cannot link the record of job {id}"), e))?;
+        Ok(id)
+    }
+
+    /// The job with the request its tasks make so far (as submission
+    /// would compute it), for a held job's options.
+    fn probe(job: &Job, tasks: &[Task]) -> Job {
+        let mut j = job.clone();
+        if j.count.is_none() && !tasks.is_empty() {
+            let refs: Vec<&Task> = tasks.iter().collect();
+            let (unit, count) = crate::head::scheduler::effective_request(&j, &refs);
+            j.unit = unit;
+            j.count = Some(count);
+        }
+        j
+    }
+
+    fn seen(&self, id: u64) -> Result<Seen> {
+        let sj = squeue(Some(id))?;
+        compose(id, load_record(id)?, sj.iter().find(|j| j.id == id)).ok_or(Error::JobNotFound(id))
+    }
+
+    /// The job's own record, for changing it: only this user's jobs have one.
+    fn own(&self, id: u64, what: &str) -> Result<(PathBuf, Record)> {
+        match load_record(id)? {
+            Some(r) => Ok(r),
+            None if !squeue(Some(id))?.is_empty() => Err(Error::InvalidState(format!(
+                "cannot {what} job {id}: it was not submitted with these commands (or by another user); use Slurm's own commands for it"
+            ))),
+            None => Err(Error::JobNotFound(id)),
+        }
+    }
+
+    /// Brings a held or pending job's Slurm request in line with `options`.
+    fn update_request(id: u64, old: &[String], new: &[String]) -> Result<()> {
+        let mut fields = Vec::new();
+        for o in new.iter().filter(|o| !old.contains(o)) {
+            fields.push(update_field(o).ok_or_else(|| {
+                Error::InvalidState(format!("cannot change {o} of job {id} once it is in Slurm's queue; give it when the job is made (job new)"))
+            })?);
+        }
+        let name = |o: &String| o.split('=').next().unwrap_or("").to_string();
+        for o in old.iter().filter(|o| !new.iter().any(|n| name(n) == name(o))) {
+            fields.push(reset_field(o).ok_or_else(|| {
+                Error::InvalidState(format!("cannot drop {o} from job {id} once it is in Slurm's queue"))
+            })?);
+        }
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["update".to_string(), format!("JobId={id}")];
+        args.extend(fields);
+        run("scontrol", &args, None).map(|_| ())
+    }
+
+    fn task_of(&self, job: u64, task: u32) -> Result<(Seen, usize)> {
+        let s = self.seen(job)?;
+        let i = s.tasks.iter().position(|t| t.id == task).ok_or(Error::TaskNotFound(job, task))?;
+        Ok((s, i))
+    }
+
+    /// Asks the runner of a running job about a task, or changes the
+    /// record of a job that has not started.
+    fn task_request(&self, job: u64, task: u32, what: Ask, message: &str) -> Result<()> {
+        let (s, i) = self.task_of(job, task)?;
+        let dir = s.dir.ok_or_else(|| Error::InvalidState(format!("job {job} was not submitted with these commands; use scancel")))?;
+        match s.job.state {
+            JobState::Running => record::ask(&dir, what, task, message).map_err(Error::InvalidArgument),
+            JobState::Configuring | JobState::Queued if what != Ask::Requeue => {
+                let (dir, mut rec) = self.own(job, "change a task of")?;
+                let t = &mut rec.tasks[i];
+                t.state = if what == Ask::Finish { TaskState::Finished } else { TaskState::Canceled };
+                t.error_message = message.to_string();
+                t.end_time = Some(now_millis());
+                record::save(&dir, &rec).map_err(Error::InvalidArgument)
+            }
+            s => Err(Error::InvalidState(format!("cannot change task {job}.{task}: its job is {s}; on Slurm a task can change while its job is Configuring, Queued or Running"))),
+        }
+    }
+}
+
+impl Backend for SlurmBackend {
+    fn submit(&self, spec: &JobSpec) -> Result<u64> {
+        self.create_or_submit(spec, !spec.create_only)
+    }
+
+    fn create(&self, spec: &JobSpec) -> Result<u64> {
+        self.create_or_submit(spec, false)
+    }
+
+    fn create_job(&self, props: &[RestProperty], env: &[RestProperty]) -> Result<u64> {
+        let spec = JobSpec { properties: props.to_vec(), env: env.to_vec(), create_only: true, ..Default::default() }.from_here();
+        self.create_or_submit(&spec, false)
+    }
+
+    fn create_job_from_xml(&self, xml: &str) -> Result<u64> {
+        let spec = crate::wire::jobxml::parse(xml).map_err(Error::InvalidArgument)?.from_here();
+        self.create_or_submit(&spec, false)
+    }
+
+    fn add_task(&self, job: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<u32> {
+        let (dir, mut rec) = self.own(job, "add a task to")?;
+        let s = self.seen(job)?;
+        if s.job.state != JobState::Configuring {
+            return Err(Error::InvalidState(format!(
+                "cannot add a task to job {job}: it is {}; tasks can be added while a job is Configuring (see job new)",
+                s.job.state
+            )));
+        }
+        let id = rec.job.next_task_id.max(rec.tasks.len() as u32 + 1);
+        let t = Cluster::build_task(&rec.job, id, &TaskSpec { properties: props.to_vec(), env: env.to_vec() }, now_millis())?;
+        rec.tasks.push(t);
+        rec.job.next_task_id = id + 1;
+        record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
+        Ok(id)
+    }
+
+    fn submit_job(&self, job: u64) -> Result<()> {
+        let (dir, mut rec) = self.own(job, "submit")?;
+        if rec.job.state != JobState::Configuring {
+            return Err(Error::InvalidState(format!("cannot submit job {job}: it is {}, and only a Configuring job can be submitted", self.seen(job)?.job.state)));
+        }
+        if rec.tasks.is_empty() {
+            return Err(Error::InvalidState(format!("cannot submit job {job}: it has no tasks; add one with job add {job} <command>")));
+        }
+        let now = now_millis();
+        Cluster::mark_submitted(&mut rec.job, &mut rec.tasks, now);
+        let options = Self::options(&rec.job)?;
+        Self::update_request(job, &rec.slurm_options, &options)?;
+        rec.slurm_options = options;
+        record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
+        run("scontrol", &["release".to_string(), job.to_string()], None).map(|_| ())
+    }
+
+    fn job(&self, id: u64, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        let s = self.seen(id)?;
+        props::read_job(&s.job, &counts(&s.tasks), &names(properties)).map_err(Error::InvalidArgument)
+    }
+
+    fn jobs(&self, q: &JobQuery) -> Result<Vec<Vec<RestProperty>>> {
+        let queue = squeue(None)?;
+        let mut ids: Vec<u64> = queue.iter().map(|j| j.id).collect();
+        // Jobs Slurm forgot: this user's records.
+        if let Ok(entries) = std::fs::read_dir(record::jobs_dir()) {
+            for e in entries.flatten() {
+                if let Ok(id) = e.file_name().to_string_lossy().parse::<u64>() {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids.sort_unstable();
+        let want: Vec<String> = q.properties.clone();
+        let mut out = Vec::new();
+        for id in ids {
+            let sj = queue.iter().find(|j| j.id == id);
+            let Some(s) = compose(id, load_record(id).ok().flatten(), sj) else { continue };
+            if !q.states.is_empty() && !q.states.iter().any(|st| st.eq_ignore_ascii_case(s.job.state.as_str())) {
+                continue;
+            }
+            if q.owner.as_deref().is_some_and(|o| !o.eq_ignore_ascii_case(&s.job.owner)) {
+                continue;
+            }
+            out.push(props::read_job(&s.job, &counts(&s.tasks), &want).map_err(Error::InvalidArgument)?);
+        }
+        Ok(out)
+    }
+
+    fn modify_job(&self, id: u64, props_in: &[RestProperty], env: &[RestProperty]) -> Result<()> {
+        let (dir, mut rec) = self.own(id, "modify")?;
+        let s = self.seen(id)?;
+        if !matches!(s.job.state, JobState::Configuring | JobState::Queued) {
+            return Err(Error::InvalidState(format!(
+                "cannot modify job {id}: it is {}; on Slurm a job can change while it is Configuring or Queued",
+                s.job.state
+            )));
+        }
+        props::apply(props::job_props(), &mut rec.job, props_in).map_err(Error::InvalidArgument)?;
+        for (k, v) in props::props_env(env).map_err(Error::InvalidArgument)? {
+            rec.job.env.retain(|(n, _)| *n != k);
+            if !v.is_empty() {
+                rec.job.env.push((k, v));
+            }
+        }
+        let options = Self::options(&Self::probe(&rec.job, &rec.tasks))?;
+        Self::update_request(id, &rec.slurm_options, &options)?;
+        rec.slurm_options = options;
+        record::save(&dir, &rec).map_err(Error::InvalidArgument)
+    }
+
+    fn cancel_job(&self, id: u64, message: &str) -> Result<()> {
+        let s = self.seen(id)?;
+        if s.job.state.is_final() {
+            return Err(Error::InvalidState(format!("cannot cancel job {id}: it is {} already", s.job.state)));
+        }
+        if let Some(dir) = &s.dir {
+            let message = if message.is_empty() { format!("canceled by {}", crate::node::sys::user_name(crate::node::sys::uid())) } else { message.to_string() };
+            crate::node::supervisor::write_atomic(&dir.join(record::CANCELED), message.as_bytes(), false)
+                .map_err(|e| Error::io("cannot record the cancel message".to_string(), e))?;
+        }
+        run("scancel", &[id.to_string()], None).map(|_| ())
+    }
+
+    fn finish_job(&self, id: u64, _message: &str) -> Result<()> {
+        Err(Error::InvalidState(format!(
+            "cannot finish job {id} on Slurm: Slurm can only cancel a job; use job cancel {id}, or finish its tasks with task finish"
+        )))
+    }
+
+    fn requeue_job(&self, id: u64) -> Result<()> {
+        let s = self.seen(id)?;
+        Err(Error::InvalidState(format!(
+            "cannot requeue job {id} (it is {}) on Slurm: submit it again (a Slurm requeue would run every task again); its tasks can be requeued while it runs (task requeue)",
+            s.job.state
+        )))
+    }
+
+    fn wait_job(&self, id: u64, timeout_secs: f64, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout_secs.max(0.0));
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let s = self.seen(id)?;
+            if s.job.state.is_final() || std::time::Instant::now() >= deadline {
+                return props::read_job(&s.job, &counts(&s.tasks), &names(properties)).map_err(Error::InvalidArgument);
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn tasks(&self, job: u64, properties: &[&str]) -> Result<Vec<Vec<RestProperty>>> {
+        let s = self.seen(job)?;
+        let want = names(properties);
+        s.tasks
+            .iter()
+            .map(|t| {
+                let out = s.dir.as_deref().map(|d| crate::head::api::output_property(&output_file(d, t)));
+                props::read_task(t, out.as_deref(), &want).map_err(Error::InvalidArgument)
+            })
+            .collect()
+    }
+
+    fn task(&self, job: u64, task: u32, properties: &[&str]) -> Result<Vec<RestProperty>> {
+        let (s, i) = self.task_of(job, task)?;
+        let t = &s.tasks[i];
+        let out = s.dir.as_deref().map(|d| crate::head::api::output_property(&output_file(d, t)));
+        props::read_task(t, out.as_deref(), &names(properties)).map_err(Error::InvalidArgument)
+    }
+
+    fn task_output(&self, job: u64, task: u32) -> Result<Option<Box<dyn std::io::Read>>> {
+        let (s, i) = self.task_of(job, task)?;
+        let Some(dir) = s.dir else { return Ok(None) };
+        match std::fs::File::open(output_file(&dir, &s.tasks[i])) {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(_) => Ok(Some(Box::new(std::io::empty()))),
+        }
+    }
+
+    fn cancel_task(&self, job: u64, task: u32, message: &str) -> Result<()> {
+        self.task_request(job, task, Ask::Cancel, message)
+    }
+
+    fn finish_task(&self, job: u64, task: u32, message: &str) -> Result<()> {
+        self.task_request(job, task, Ask::Finish, message)
+    }
+
+    fn requeue_task(&self, job: u64, task: u32) -> Result<()> {
+        self.task_request(job, task, Ask::Requeue, "")
+    }
+
+    fn nodes(&self, group: Option<&str>) -> Result<Vec<WireNode>> {
+        let all = json::nodes(&sinfo()?).map_err(Error::InvalidArgument)?;
+        match group {
+            None => Ok(all),
+            Some(g) => {
+                let v: Vec<WireNode> = all.into_iter().filter(|n| n.groups.iter().any(|x| x.eq_ignore_ascii_case(g))).collect();
+                if v.is_empty() && !self.node_groups()?.iter().any(|x| x.name.eq_ignore_ascii_case(g)) {
+                    return Err(Error::GroupNotFound(g.to_string()));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    fn node(&self, name: &str) -> Result<WireNode> {
+        self.nodes(None)?.into_iter().find(|n| n.name.eq_ignore_ascii_case(name)).ok_or_else(|| Error::NodeNotFound(name.to_string()))
+    }
+
+    fn node_operation(&self, name: &str, operation: &str, force: bool) -> Result<()> {
+        let node = self.node(name)?;
+        let user = crate::node::sys::user_name(crate::node::sys::uid());
+        let mut args = vec!["update".to_string(), format!("NodeName={}", node.name)];
+        match operation {
+            "bringOnline" => args.push("State=RESUME".into()),
+            _ => {
+                args.push(if force { "State=DOWN".into() } else { "State=DRAIN".into() });
+                args.push(format!("Reason=taken offline by {user} (node offline)"));
+            }
+        }
+        match run("scontrol", &args, None) {
+            // Resuming a node that is not drained or down: it is online.
+            Err(Error::InvalidArgument(m)) if operation == "bringOnline" && m.to_ascii_lowercase().contains("invalid node state") => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    fn node_groups(&self) -> Result<Vec<WireNodeGroup>> {
+        let c = json::cluster(&sinfo()?).map_err(Error::InvalidArgument)?;
+        let mut groups = vec![WireNodeGroup { name: crate::model::COMPUTE_NODES.into(), description: "every node of the Slurm cluster".into(), managed: true }];
+        for p in &c.partitions {
+            groups.push(WireNodeGroup { name: p.clone(), description: "a Slurm partition".into(), managed: true });
+        }
+        for f in c.features.iter().filter(|f| !c.partitions.contains(f)) {
+            groups.push(WireNodeGroup { name: f.clone(), description: "a Slurm node feature".into(), managed: true });
+        }
+        Ok(groups)
+    }
+
+    fn cores(&self) -> Result<Vec<WireCore>> {
+        let mut out = Vec::new();
+        for n in self.nodes(None)? {
+            for c in 0..n.cores {
+                let state = if c < n.cores_in_use { "Busy" } else { "Idle" };
+                out.push(WireCore { node_name: n.name.clone(), core_id: c, state: state.into(), job_id: None, task_id: None });
+            }
+        }
+        Ok(out)
+    }
+
+    fn cluster_env(&self) -> Result<Vec<RestProperty>> {
+        let mut env = vec![RestProperty::new(crate::env::CCP_CLUSTER_NAME, "slurm")];
+        env.extend(record::cluster_env().map_err(Error::InvalidArgument)?.into_iter().map(|(k, v)| RestProperty::new(k, v)));
+        Ok(env)
+    }
+
+    fn set_cluster_env(&self, vars: &[RestProperty]) -> Result<()> {
+        let mut env = record::cluster_env().map_err(Error::InvalidArgument)?;
+        for (k, v) in props::props_env(vars).map_err(Error::InvalidArgument)? {
+            env.retain(|(n, _)| *n != k);
+            if !v.is_empty() {
+                env.push((k, v));
+            }
+        }
+        record::save_cluster_env(&env).map_err(Error::InvalidArgument)
+    }
+
+    fn cluster_version(&self) -> Result<String> {
+        Ok(run("sinfo", &strings(&["--version"]), None)?.trim().to_string())
+    }
+
+    fn active_head_node(&self) -> Result<String> {
+        // "Slurmctld(primary) at head is UP"
+        let out = run("scontrol", &strings(&["ping"]), None)?;
+        let up = out.lines().find(|l| l.contains(" is UP")).unwrap_or(out.lines().next().unwrap_or(""));
+        Ok(up.split(" at ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("slurmctld").to_string())
+    }
+
+    fn status(&self) -> Result<WireStatus> {
+        let nodes = self.nodes(None)?.len() as u32;
+        Ok(WireStatus {
+            version: self.cluster_version()?,
+            cluster_name: "slurm".into(),
+            pid: 0,
+            started: String::new(),
+            state_dir: record::jobs_dir().display().to_string(),
+            nodes,
+            jobs: squeue(None)?.len() as u64,
+            config_files: Vec::new(),
+        })
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        Err(Error::InvalidState("a Slurm cluster is not shut down from here: stop slurmctld as its administrators do".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurms_errors_are_one_line_without_the_prefix() {
+        let e = "sbatch: error: Batch job submission failed: Invalid partition name specified\n";
+        assert_eq!(slurm_message(e), "Invalid partition name specified");
+        assert_eq!(slurm_message("squeue: error: Invalid job id specified\n"), "Invalid job id specified");
+        assert!(matches!(classify("scontrol", "Access/permission denied".into()), Error::AccessDenied(_)));
+    }
+
+    #[test]
+    fn options_become_update_fields() {
+        assert_eq!(update_field("--nodes=2-3").as_deref(), Some("NumNodes=2-3"));
+        assert_eq!(update_field("--ntasks=4").as_deref(), Some("NumTasks=4"));
+        assert_eq!(update_field("--exclusive"), None);
+        assert_eq!(reset_field("--nodes=3").as_deref(), Some("NumNodes=1"));
+    }
+
+    #[test]
+    fn pending_reasons_in_words() {
+        assert_eq!(pending_reason("None"), "");
+        assert_eq!(pending_reason("Resources"), "the nodes it asks for are busy (Slurm: Resources)");
+        assert_eq!(pending_reason("Odd"), "Slurm: Odd");
+    }
+}
