@@ -370,3 +370,241 @@ fn sinfo_json_reads_as_hpc_pack_nodes_and_a_drained_node_is_offline() {
     }
     assert_eq!(now[2], "node3 Online 2 ComputeNodes,azurenodes");
 }
+
+// ----- the HPC Pack commands on Slurm (CCP_SCHEDULER=slurm) -----
+
+/// A state directory of its own for one test (the job records), on the
+/// filesystem the nodes share.
+fn state_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("hpcpack-slurm-state").tempdir().expect("temp dir")
+}
+
+/// One of this build's CLIs (`job`, `task`, `node`, `cluscfg`) against the
+/// rig, as a user who exported CCP_SCHEDULER=slurm.
+fn hpc(state: &Path, tool: &str, args: &[&str]) -> Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name(tool);
+    let mut c = Command::new("timeout");
+    c.arg("120").arg(&bin).args(args);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if ["SLURM_", "PMI_", "MPIR_", "HYDRA_", "MPIEXEC_", "MPICH_", "MSMPI_", "CCP_", "HPCPACK_"].iter().any(|p| k.starts_with(p)) {
+            c.env_remove(&*k);
+        }
+    }
+    c.env("SLURM_CONF", rig_dir().join("slurm.conf"))
+        .env("CCP_SCHEDULER", "slurm")
+        .env("HPCPACK_STATE_DIR", state)
+        .env("HPCPACK_CONFIG", state.join("config.toml"))
+        .current_dir(state)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} {args:?}: {e}"))
+}
+
+/// `Job has been submitted. ID: 42.` (or `Created job, ID: 42`) → 42.
+fn job_id(out: &Output) -> String {
+    let s = String::from_utf8_lossy(&out.stdout);
+    let id = s.split("ID:").nth(1).map(|r| r.trim().trim_end_matches('.').trim().to_string());
+    id.filter(|i| i.chars().all(|c| c.is_ascii_digit()) && !i.is_empty())
+        .unwrap_or_else(|| panic!("no job id in the answer\n{}", show(out)))
+}
+
+/// The value of `Label : value` in a `view` output.
+fn field(out: &Output, label: &str) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(" : ")?;
+            (k.trim() == label).then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {label} in\n{}", show(out)))
+}
+
+/// Waits for job `id` to end (`job wait`: exit 0 when it finished);
+/// its final state.
+fn wait_for(state: &Path, id: &str) -> String {
+    let out = hpc(state, "job", &["wait", id, "/timeout:90"]);
+    let view = hpc(state, "job", &["view", id]);
+    let s = field(&view, "State");
+    assert_eq!(out.status.success(), s == "Finished", "{}\n{}", show(&out), show(&view));
+    s
+}
+
+/// Slurm's jobs (ids), as squeue lists them.
+fn queue_ids() -> Vec<String> {
+    let out = slurm(&["squeue", "-h", "-o", "%i"]);
+    assert!(out.status.success(), "{}", show(&out));
+    sorted_lines(&out)
+}
+
+/// `node list` on Slurm: the rig's three nodes, Online, in HPC Pack's
+/// layout; `node list /nodegroup:azurenodes` (a partition and a feature)
+/// has them all, and the embedded head node's JSON keys are the same.
+#[test]
+fn node_list_on_slurm_shows_the_rigs_nodes_in_hpc_packs_layout() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "node", &["list"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Node Name            State       Max   Run   Idle"), "{text}");
+    for n in NODES {
+        assert!(text.lines().any(|l| l.starts_with(n) && l.contains("Online")), "{n} not Online\n{text}");
+    }
+    let out = hpc(st.path(), "node", &["list", "/group:azurenodes", "/format:json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v.as_array().map(Vec::len), Some(3), "{v}");
+    let out = hpc(st.path(), "node", &["list", "/group:nosuch"]);
+    assert!(!out.status.success(), "{}", show(&out));
+}
+
+/// The first seed form's plumbing on Slurm: `job submit` gives a Slurm job
+/// id, `job wait` returns when it ends, `task view` shows where and what
+/// the task ran (its output, kept in the state directory), and Slurm's own
+/// view of the job agrees.
+#[test]
+fn a_job_runs_on_slurm_and_task_view_shows_its_output() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["submit", "/numnodes:2", "/jobname:where", "hostname"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let id = job_id(&out);
+    assert!(queue_ids().contains(&id) || !slurm(&["scontrol", "show", "job", &id]).stdout.is_empty());
+    assert_eq!(wait_for(st.path(), &id), "Finished");
+    let view = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert!(view.status.success(), "{}", show(&view));
+    assert_eq!(field(&view, "State"), "Finished", "{}", show(&view));
+    assert_eq!(field(&view, "Exit Code"), "0", "{}", show(&view));
+    assert_eq!(field(&view, "Allocated Nodes"), "node1,node2", "{}", show(&view));
+    assert_eq!(field(&view, "Output"), "node1", "{}", show(&view));
+    let job = hpc(st.path(), "job", &["view", &id]);
+    assert_eq!(field(&job, "Name"), "where");
+    assert_eq!(field(&job, "Resource Request"), "2-2 Nodes");
+    let slurms = slurm(&["scontrol", "show", "job", &id]);
+    assert!(String::from_utf8_lossy(&slurms.stdout).contains("JobState=COMPLETED"), "{}", show(&slurms));
+    // The same JSON layout as the embedded head node's.
+    let json = hpc(st.path(), "job", &["view", &id, "/format:json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    for k in ["Id", "Name", "State", "Owner", "SubmitTime", "AllocatedNodes", "ResourceRequest"] {
+        assert!(v.get(k).is_some(), "no {k} in {v}");
+    }
+}
+
+/// `job new`, three `job add` (the second depends on the first) and `job
+/// submit /id:` run in one Slurm job, in HPC Pack's order, each task with
+/// the CCP_* variables of the embedded head node.
+#[test]
+fn a_three_task_job_with_a_dependency_runs_in_one_allocation() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["new", "/numnodes:2"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let id = job_id(&out);
+    let view = hpc(st.path(), "job", &["view", &id]);
+    assert_eq!(field(&view, "State"), "Configuring", "{}", show(&view));
+    let mark = st.path().join("first-done");
+    let first = format!("sleep 1; touch {}; echo one", mark.display());
+    let second = format!("test -e {} && echo saw-first $CCP_JOBID.$CCP_TASKID $CCP_NODES", mark.display());
+    for args in [vec!["/name:first", first.as_str()], vec!["/name:second", "/depend:first", second.as_str()], vec!["/numcores:2", "hostname"]] {
+        let mut a = vec!["add", id.as_str()];
+        a.extend(args);
+        let out = hpc(st.path(), "job", &a);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let out = hpc(st.path(), "job", &["submit", &format!("/id:{id}")]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(wait_for(st.path(), &id), "Finished");
+    let t2 = hpc(st.path(), "task", &["view", &format!("{id}.2")]);
+    assert_eq!(field(&t2, "State"), "Finished", "{}", show(&t2));
+    assert_eq!(field(&t2, "Output"), format!("saw-first {id}.2 1 node1 1"), "{}", show(&t2));
+    let t3 = hpc(st.path(), "task", &["view", &format!("{id}.3")]);
+    assert_eq!(field(&t3, "State"), "Finished", "{}", show(&t3));
+    let list = hpc(st.path(), "job", &["listtasks", &id]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).matches("Finished").count(), 3, "{}", show(&list));
+}
+
+/// `job cancel` of a running job: Slurm cancels it, the job and its task
+/// are Canceled with the message, and no process of the task is left.
+#[test]
+fn job_cancel_on_slurm_leaves_nothing_running() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["submit", "sleep 297"]);
+    let id = job_id(&out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+        if field(&t, "State") == "Running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never Running\n{}", show(&t));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = hpc(st.path(), "job", &["cancel", &id, "/message:enough"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(wait_for(st.path(), &id), "Canceled");
+    let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&t, "State"), "Canceled", "{}", show(&t));
+    let job = hpc(st.path(), "job", &["view", &id]);
+    assert_eq!(field(&job, "Error Message"), "enough", "{}", show(&job));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep").args(["-f", "sleep 297"]).output().unwrap().status.success() {
+        assert!(std::time::Instant::now() < deadline, "sleep 297 still runs 10 s after the cancel");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `node offline node3` drains it in Slurm; a job asking for 3 nodes then
+/// waits with a pending reason, and runs once `node online node3` resumes it.
+#[test]
+fn node_offline_drains_and_a_three_node_job_waits_with_a_reason() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "node", &["offline", "node3"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let n = slurm(&["scontrol", "show", "node", "node3"]);
+    let online = |st: &Path| hpc(st, "node", &["online", "node3"]);
+    let text = String::from_utf8_lossy(&n.stdout).to_string();
+    if !text.contains("DRAIN") {
+        online(st.path());
+        panic!("node3 not drained\n{text}");
+    }
+    let out = hpc(st.path(), "job", &["submit", "/numnodes:3", "hostname"]);
+    let id = job_id(&out);
+    std::thread::sleep(Duration::from_millis(500));
+    let view = hpc(st.path(), "job", &["view", &id]);
+    let on = online(st.path());
+    assert!(on.status.success(), "{}", show(&on));
+    assert_eq!(field(&view, "State"), "Queued", "{}", show(&view));
+    assert!(field(&view, "Pending Reason").contains("(Slurm: "), "{}", show(&view));
+    assert_eq!(wait_for(st.path(), &id), "Finished");
+}
+
+/// What Slurm cannot express, or what names what the cluster does not
+/// have, is refused with a message naming the option, and nothing reaches
+/// Slurm's queue.
+#[test]
+fn bad_options_on_slurm_are_refused_and_nothing_is_submitted() {
+    let _rig = rig();
+    let st = state_dir();
+    let before = queue_ids();
+    for (args, option) in [
+        (vec!["submit", "/numsockets:2", "hostname"], "/numsockets"),
+        (vec!["submit", "/nodegroup:nosuch", "hostname"], "/nodegroup"),
+        (vec!["submit", "/askednodes:node9", "hostname"], "/askednodes"),
+        (vec!["submit", "/numcores:1-4", "hostname"], "/numcores"),
+    ] {
+        let out = hpc(st.path(), "job", &args);
+        assert!(!out.status.success(), "{args:?} was accepted\n{}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(option), "{args:?}: the message does not name {option}\n{}", show(&out));
+        assert_eq!(err.trim().lines().count(), 1, "one line\n{err}");
+    }
+    // Slurm's own refusal comes back as one line too, naming the option.
+    let out = hpc(st.path(), "job", &["submit", "/memorypernode:999999", "hostname"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Slurm refused") && err.contains("/memorypernode"), "{}", show(&out));
+    assert_eq!(err.trim().lines().count(), 1, "one line\n{err}");
+    assert_eq!(queue_ids(), before, "something was submitted");
+}

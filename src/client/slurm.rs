@@ -104,6 +104,55 @@ fn classify(program: &str, said: String) -> Error {
     Error::InvalidArgument(format!("Slurm refused: {said}"))
 }
 
+/// The HPC Pack option each `sbatch` option comes from.
+fn option_of(sbatch: &str) -> Option<&'static str> {
+    let name = sbatch.strip_prefix("--")?.split('=').next()?;
+    Some(match name {
+        "nodes" => "/numnodes",
+        "ntasks" => "/numcores",
+        "partition" | "constraint" => "/nodegroup",
+        "exclude" => "/askednodes",
+        "exclusive" => "/exclusive",
+        "mincpus" => "/corespernode",
+        "mem" => "/memorypernode",
+        "time" => "/runtime",
+        "nice" => "/priority",
+        "begin" => "/holduntil",
+        "job-name" => "/jobname",
+        _ => return None,
+    })
+}
+
+/// Slurm's refusal of a submission, naming the options it is about: the
+/// ones its message points at, else every resource option the job gave.
+fn name_options(e: Error, options: &[String]) -> Error {
+    let Error::InvalidArgument(m) = e else { return e };
+    let lower = m.to_ascii_lowercase();
+    let about: &[&str] = if lower.contains("partition") || lower.contains("feature") {
+        &["/nodegroup"]
+    } else if lower.contains("time limit") {
+        &["/runtime"]
+    } else if lower.contains("node count") {
+        &["/numnodes"]
+    } else if lower.contains("processors") || lower.contains("cpu count") {
+        &["/numcores", "/corespernode"]
+    } else if lower.contains("memory") {
+        &["/memorypernode"]
+    } else if lower.contains("nice") || lower.contains("priority") {
+        &["/priority"]
+    } else {
+        &["/numnodes", "/numcores", "/corespernode", "/memorypernode", "/nodegroup", "/askednodes", "/exclusive"]
+    };
+    let given: Vec<String> = options
+        .iter()
+        .filter_map(|o| option_of(o).filter(|h| about.contains(h)).map(|h| format!("{h} ({o})")))
+        .collect();
+    if given.is_empty() {
+        return Error::InvalidArgument(m);
+    }
+    Error::InvalidArgument(format!("{m}; the job asks for {}", given.join(", ")))
+}
+
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
@@ -370,7 +419,7 @@ impl SlurmBackend {
             Ok(o) => o,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+                return Err(name_options(e, &rec.slurm_options));
             }
         };
         let id: u64 = out.trim().split(';').next().unwrap_or("").parse().map_err(|_| Error::InvalidArgument(format!("sbatch answered '{}', not a job id", out.trim())))?;
