@@ -13,6 +13,8 @@
 //! nodes = 4                    # split this machine into 4 virtual nodes
 //! cores_per_node = 1
 //! node_groups = ["azurenodes"]
+//! [slurm]                      # scheduler = "slurm": a Slurm cluster
+//! url = "http://127.0.0.1:6820"  # slurmrestd (the default); Slurm's commands where it does not answer
 //! ```
 
 use crate::env;
@@ -30,6 +32,16 @@ pub struct FileConfig {
     pub scheduler: Option<String>,
     #[serde(default)]
     pub local: LocalLayout,
+    #[serde(default)]
+    pub slurm: SlurmConfig,
+}
+
+/// `[slurm]`: how the Slurm backend reaches the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// slurmrestd's address (`http://host:port` or `unix:/path`).
+    pub url: Option<String>,
 }
 
 /// Settings after every layer is applied.
@@ -38,6 +50,7 @@ pub struct Settings {
     /// `None` or `local`: the embedded head node.
     pub scheduler: Option<String>,
     pub local: LocalLayout,
+    pub slurm: SlurmConfig,
 }
 
 /// Reads one config file; a missing file is an empty config.
@@ -72,6 +85,9 @@ pub fn resolve(files: &[FileConfig], env_scheduler: Option<String>, cli_schedule
             s.scheduler = f.scheduler.clone();
         }
         s.local.overlay(&f.local);
+        if f.slurm.url.is_some() {
+            s.slurm.url = f.slurm.url.clone();
+        }
     }
     if env_scheduler.is_some() {
         s.scheduler = env_scheduler;

@@ -29,6 +29,19 @@ pub struct RestBackend {
 /// is busy (too many connections of this user): it did nothing with it.
 const BUSY_RETRY: Duration = Duration::from_secs(10);
 
+/// The TLS setup of a client that speaks plain HTTP only (a Unix socket, or
+/// `http://`): a preconfigured rustls config with no roots keeps reqwest
+/// from loading the system's CA certificates, which costs more than the
+/// whole request.
+pub(crate) fn plain_http_tls() -> Result<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Unreachable(format!("cannot set up TLS: {e}")))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 impl RestBackend {
     /// A head node listening on the Unix socket `path`.
     pub fn unix(path: &Path) -> Result<RestBackend> {
@@ -46,14 +59,8 @@ impl RestBackend {
         // Plain HTTP over the socket needs no TLS. A preconfigured rustls
         // config with no roots keeps reqwest from loading the system's CA
         // certificates, which costs more than the whole request.
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Unreachable(format!("cannot set up TLS: {e}")))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
         let client = Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(plain_http_tls()?)
             .no_proxy()
             .unix_socket(path.to_path_buf())
             .timeout(timeout)

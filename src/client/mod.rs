@@ -72,7 +72,7 @@ pub fn connect(settings: &Settings) -> Result<Box<dyn Backend>> {
     match settings.scheduler.as_deref().map(str::trim) {
         None | Some("") => local::connect_embedded(),
         Some(s) if is_this_host(s) => local::connect_embedded(),
-        Some(s) if s.eq_ignore_ascii_case("slurm") => Ok(Box::new(slurm::SlurmBackend::new())),
+        Some(s) if s.eq_ignore_ascii_case("slurm") => Ok(Box::new(slurm::SlurmBackend::new(settings.slurm.url.clone()))),
         Some(s) if s.starts_with("unix:") || s.starts_with('/') => {
             let path = s.strip_prefix("unix:").unwrap_or(s);
             Ok(Box::new(hpcpack::RestBackend::unix(std::path::Path::new(path))?))

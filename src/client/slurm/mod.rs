@@ -33,17 +33,51 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub struct SlurmBackend;
+pub mod rest;
 
-impl SlurmBackend {
-    pub fn new() -> SlurmBackend {
-        SlurmBackend
-    }
+pub struct SlurmBackend {
+    /// `[slurm] url`.
+    url: Option<String>,
+    /// slurmrestd, once asked for: `None` where the commands are used.
+    rest: std::cell::OnceCell<Option<rest::Rest>>,
 }
 
-impl Default for SlurmBackend {
-    fn default() -> Self {
-        Self::new()
+impl SlurmBackend {
+    pub fn new(url: Option<String>) -> SlurmBackend {
+        SlurmBackend { url, rest: std::cell::OnceCell::new() }
+    }
+
+    /// slurmrestd, if it answers (see [`rest`]).
+    fn rest(&self) -> Result<Option<&rest::Rest>> {
+        if let Some(r) = self.rest.get() {
+            return Ok(r.as_ref());
+        }
+        let r = rest::Rest::connect(self.url.as_deref())?;
+        Ok(self.rest.get_or_init(|| r).as_ref())
+    }
+
+    /// Slurm's jobs: one (`None` when Slurm no longer knows it) or all.
+    fn squeue(&self, id: Option<u64>) -> Result<Vec<SlurmJob>> {
+        if let Some(r) = self.rest()? {
+            let body = r.get(&match id {
+                Some(id) => format!("/job/{id}"),
+                None => "/jobs".to_string(),
+            })?;
+            return match json::jobs(&body) {
+                Ok(j) => Ok(j),
+                Err(m) if id.is_some() && m.contains("Invalid job id") => Ok(Vec::new()),
+                Err(m) => Err(Error::InvalidArgument(m)),
+            };
+        }
+        squeue(id)
+    }
+
+    /// Slurm's nodes as `sinfo --json` shows them.
+    fn sinfo(&self) -> Result<String> {
+        match self.rest()? {
+            Some(r) => r.get("/nodes"),
+            None => sinfo(),
+        }
     }
 }
 
@@ -370,16 +404,16 @@ fn reset_field(option: &str) -> Option<String> {
 impl SlurmBackend {
     /// What the request maps onto: partitions, features and nodes (asked
     /// of Slurm only when the request names some).
-    fn cluster_for(job: &Job) -> Result<map::Cluster> {
+    fn cluster_for(&self, job: &Job) -> Result<map::Cluster> {
         let needs = !job.node_groups.is_empty() || !job.requested_nodes.is_empty() || (job.unit == crate::model::UnitType::Node && job.count.is_some_and(|c| c.max.is_none()));
         if !needs {
             return Ok(map::Cluster::default());
         }
-        json::cluster(&sinfo()?).map_err(Error::InvalidArgument)
+        json::cluster(&self.sinfo()?).map_err(Error::InvalidArgument)
     }
 
-    fn options(job: &Job) -> Result<Vec<String>> {
-        map::sbatch_options(job, &Self::cluster_for(job)?, crate::node::sys::uid() == 0).map_err(Error::InvalidArgument)
+    fn options(&self, job: &Job) -> Result<Vec<String>> {
+        map::sbatch_options(job, &self.cluster_for(job)?, crate::node::sys::uid() == 0).map_err(Error::InvalidArgument)
     }
 
     /// Makes the record, submits the batch script (held with `hold`) and
@@ -402,9 +436,9 @@ impl SlurmBackend {
         job.next_task_id = tasks.len() as u32 + 1;
         let options = if submit {
             Cluster::mark_submitted(&mut job, &mut tasks, now);
-            Self::options(&job)?
+            self.options(&job)?
         } else {
-            Self::options(&Self::probe(&job, &tasks))?
+            self.options(&Self::probe(&job, &tasks))?
         };
         let dir = record::new_dir().map_err(|e| Error::io(format!("cannot create a job record in {}", record::jobs_dir().display()), e))?;
         let mut rec = Record { job, tasks, slurm_options: options.clone() };
@@ -444,7 +478,7 @@ impl SlurmBackend {
     }
 
     fn seen(&self, id: u64) -> Result<Seen> {
-        let sj = squeue(Some(id))?;
+        let sj = self.squeue(Some(id))?;
         compose(id, load_record(id)?, sj.iter().find(|j| j.id == id)).ok_or(Error::JobNotFound(id))
     }
 
@@ -452,7 +486,7 @@ impl SlurmBackend {
     fn own(&self, id: u64, what: &str) -> Result<(PathBuf, Record)> {
         match load_record(id)? {
             Some(r) => Ok(r),
-            None if !squeue(Some(id))?.is_empty() => Err(Error::InvalidState(format!(
+            None if !self.squeue(Some(id))?.is_empty() => Err(Error::InvalidState(format!(
                 "cannot {what} job {id}: it was not submitted with these commands (or by another user); use Slurm's own commands for it"
             ))),
             None => Err(Error::JobNotFound(id)),
@@ -553,7 +587,7 @@ impl Backend for SlurmBackend {
         }
         let now = now_millis();
         Cluster::mark_submitted(&mut rec.job, &mut rec.tasks, now);
-        let options = Self::options(&rec.job)?;
+        let options = self.options(&rec.job)?;
         Self::update_request(job, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
         record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
@@ -566,7 +600,7 @@ impl Backend for SlurmBackend {
     }
 
     fn jobs(&self, q: &JobQuery) -> Result<Vec<Vec<RestProperty>>> {
-        let queue = squeue(None)?;
+        let queue = self.squeue(None)?;
         let mut ids: Vec<u64> = queue.iter().map(|j| j.id).collect();
         // Jobs Slurm forgot: this user's records.
         if let Ok(entries) = std::fs::read_dir(record::jobs_dir()) {
@@ -611,7 +645,7 @@ impl Backend for SlurmBackend {
                 rec.job.env.push((k, v));
             }
         }
-        let options = Self::options(&Self::probe(&rec.job, &rec.tasks))?;
+        let options = self.options(&Self::probe(&rec.job, &rec.tasks))?;
         Self::update_request(id, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
         record::save(&dir, &rec).map_err(Error::InvalidArgument)
@@ -698,7 +732,7 @@ impl Backend for SlurmBackend {
     }
 
     fn nodes(&self, group: Option<&str>) -> Result<Vec<WireNode>> {
-        let all = json::nodes(&sinfo()?).map_err(Error::InvalidArgument)?;
+        let all = json::nodes(&self.sinfo()?).map_err(Error::InvalidArgument)?;
         match group {
             None => Ok(all),
             Some(g) => {
@@ -734,7 +768,7 @@ impl Backend for SlurmBackend {
     }
 
     fn node_groups(&self) -> Result<Vec<WireNodeGroup>> {
-        let c = json::cluster(&sinfo()?).map_err(Error::InvalidArgument)?;
+        let c = json::cluster(&self.sinfo()?).map_err(Error::InvalidArgument)?;
         let mut groups = vec![WireNodeGroup { name: crate::model::COMPUTE_NODES.into(), description: "every node of the Slurm cluster".into(), managed: true }];
         for p in &c.partitions {
             groups.push(WireNodeGroup { name: p.clone(), description: "a Slurm partition".into(), managed: true });
@@ -793,7 +827,7 @@ impl Backend for SlurmBackend {
             started: String::new(),
             state_dir: record::jobs_dir().display().to_string(),
             nodes,
-            jobs: squeue(None)?.len() as u64,
+            jobs: self.squeue(None)?.len() as u64,
             config_files: Vec::new(),
         })
     }

@@ -1,0 +1,188 @@
+//! slurmrestd, for what the Slurm backend reads often (jobs and nodes): one
+//! HTTP request instead of starting `squeue` or `sinfo`.
+//!
+//! - Address: `[slurm] url` in config.toml, else `HPCPACK_SLURM_URL`, else
+//!   `http://127.0.0.1:6820`; `unix:/path` for slurmrestd on a Unix socket.
+//! - Token: `SLURM_JWT` as Slurm's tools read it, else one `scontrol token`
+//!   gives (kept in the state directory, mode 0600, until shortly before it
+//!   expires).
+//! - API version: the newest this project reads that the server serves,
+//!   tried from [`VERSIONS`] once and kept with the token (Slurm 22.05
+//!   serves v0.0.38; 23.02 to 24.11 v0.0.39 to v0.0.42).
+//!
+//! Where slurmrestd does not answer at the default address, the backend
+//! uses Slurm's commands and does not try again for a minute; an address
+//! the user gave that does not answer is an error naming it.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The OpenAPI versions read, newest first.
+pub const VERSIONS: &[&str] = &["v0.0.42", "v0.0.41", "v0.0.40", "v0.0.39", "v0.0.38"];
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:6820";
+
+/// A token's life when this backend asks for one.
+const TOKEN_LIFESPAN: u64 = 3600;
+
+/// What is kept between commands: `<state dir>/slurm/rest.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Kept {
+    url: String,
+    /// The API version the server answered, empty when it did not answer.
+    version: String,
+    /// Seconds since the epoch: when `version` was found, or when the
+    /// server last did not answer.
+    checked: u64,
+    /// A token from `scontrol token` and when it expires.
+    token: String,
+    expires: u64,
+}
+
+fn kept_file() -> PathBuf {
+    crate::config::state_dir().join("slurm").join("rest.json")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn save(k: &Kept) {
+    let f = kept_file();
+    if let Some(d) = f.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    if let Ok(bytes) = serde_json::to_vec(k) {
+        // Mode 0600: the token is the user's credential.
+        let old = crate::node::sys::set_umask(0o077);
+        let _ = crate::node::supervisor::write_atomic(&f, &bytes, false);
+        crate::node::sys::set_umask(old);
+    }
+}
+
+pub struct Rest {
+    client: reqwest::blocking::Client,
+    base: String,
+    version: String,
+    user: String,
+    token: String,
+}
+
+impl Rest {
+    /// slurmrestd at `url` (or the default), if it answers; `None` when
+    /// the default address does not answer (use the commands).
+    pub fn connect(url: Option<&str>) -> Result<Option<Rest>> {
+        let given = url.map(str::to_string).or_else(|| crate::env::var(crate::env::HPCPACK_SLURM_URL)).filter(|u| !u.trim().is_empty());
+        let url = given.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
+        let mut kept: Kept = std::fs::read(kept_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        if kept.url != url {
+            kept = Kept { url: url.clone(), ..Default::default() };
+        }
+        // The default address did not answer a moment ago: the commands.
+        if given.is_none() && kept.version.is_empty() && now().saturating_sub(kept.checked) < 60 && kept.checked > 0 {
+            return Ok(None);
+        }
+        let (client, base) = client(&url)?;
+        let user = crate::node::sys::user_name(crate::node::sys::uid());
+        let token = match crate::env::var(crate::env::SLURM_JWT) {
+            Some(t) => t,
+            None if !kept.token.is_empty() && kept.expires > now() + 60 => kept.token.clone(),
+            None => {
+                let out = std::process::Command::new("scontrol")
+                    .args(["token", &format!("lifespan={TOKEN_LIFESPAN}")])
+                    .env_remove(crate::env::SLURM_JWT)
+                    .output();
+                let token = match out {
+                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().strip_prefix("SLURM_JWT=").unwrap_or("").to_string(),
+                    _ => String::new(),
+                };
+                if token.is_empty() {
+                    // No JWT on this cluster: the commands.
+                    if given.is_some() {
+                        return Err(Error::Unreachable(format!("cannot use slurmrestd at {url}: no SLURM_JWT, and scontrol token gave none (is AuthAltTypes=auth/jwt set?)")));
+                    }
+                    return Ok(None);
+                }
+                kept.token = token.clone();
+                kept.expires = now() + TOKEN_LIFESPAN;
+                token
+            }
+        };
+        let mut rest = Rest { client, base, version: kept.version.clone(), user, token };
+        if rest.version.is_empty() {
+            match rest.negotiate() {
+                Ok(v) => rest.version = v,
+                Err(e) => {
+                    kept.version.clear();
+                    kept.checked = now();
+                    save(&kept);
+                    return if given.is_some() { Err(e) } else { Ok(None) };
+                }
+            }
+            kept.version = rest.version.clone();
+            kept.checked = now();
+        }
+        save(&kept);
+        Ok(Some(rest))
+    }
+
+    /// The newest version of [`VERSIONS`] the server serves.
+    fn negotiate(&self) -> Result<String> {
+        let mut last = String::new();
+        for v in VERSIONS {
+            match self.request(&format!("/slurm/{v}/ping")) {
+                Ok((200, _)) => return Ok(v.to_string()),
+                Ok((code, _)) => last = format!("HTTP {code}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unreachable(format!("slurmrestd at {} serves none of the API versions {} ({last})", self.base, VERSIONS.join(", "))))
+    }
+
+    fn request(&self, path: &str) -> Result<(u16, String)> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("X-SLURM-USER-NAME", &self.user)
+            .header("X-SLURM-USER-TOKEN", &self.token)
+            .send()
+            .map_err(|e| Error::Unreachable(format!("cannot reach slurmrestd at {}: {e}", self.base)))?;
+        let code = resp.status().as_u16();
+        let body = resp.text().map_err(|e| Error::Unreachable(format!("slurmrestd at {}: {e}", self.base)))?;
+        Ok((code, body))
+    }
+
+    /// `GET /slurm/<version><path>`: the body, whatever the status (Slurm
+    /// puts its errors in the body's `errors`).
+    pub fn get(&self, path: &str) -> Result<String> {
+        let (code, body) = self.request(&format!("/slurm/{}{path}", self.version))?;
+        if code == 401 || code == 403 {
+            // A token that expired early: asked for again next time.
+            let _ = std::fs::remove_file(kept_file());
+            return Err(Error::AccessDenied(format!("slurmrestd at {} refused the token (HTTP {code})", self.base)));
+        }
+        Ok(body)
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+/// An HTTP client for `url` and the base every path is put after.
+fn client(url: &str) -> Result<(reqwest::blocking::Client, String)> {
+    let b = reqwest::blocking::Client::builder().tls_backend_preconfigured(crate::client::hpcpack::plain_http_tls()?).no_proxy().timeout(Duration::from_secs(30)).connect_timeout(Duration::from_secs(2));
+    let (b, base) = match url.strip_prefix("unix:") {
+        Some(path) => (b.unix_socket(PathBuf::from(path)), "http://localhost".to_string()),
+        None if url.starts_with("http://") => (b, url.trim_end_matches('/').to_string()),
+        None => {
+            return Err(Error::InvalidArgument(format!(
+                "slurmrestd address '{url}': give http://host:port or unix:/path (HTTPS is not supported yet; put slurmrestd on a Unix socket or plain HTTP on this host)"
+            )));
+        }
+    };
+    let client = b.build().map_err(|e| Error::Unreachable(format!("cannot set up the HTTP client: {e}")))?;
+    Ok((client, base))
+}
