@@ -188,12 +188,17 @@ mod tests {
 
     #[test]
     fn precedence() {
-        let system = FileConfig { scheduler: Some("sys".into()), local: LocalLayout { nodes: Some(2), ..Default::default() } };
-        let user = FileConfig { scheduler: Some("user".into()), local: LocalLayout { cores_per_node: Some(1), ..Default::default() } };
+        let system = FileConfig {
+            scheduler: Some("sys".into()),
+            local: LocalLayout { nodes: Some(2), ..Default::default() },
+            slurm: SlurmConfig { url: Some("http://sys:6820".into()) },
+        };
+        let user = FileConfig { scheduler: Some("user".into()), local: LocalLayout { cores_per_node: Some(1), ..Default::default() }, slurm: SlurmConfig::default() };
         let s = resolve(&[system.clone(), user.clone()], None, None);
         assert_eq!(s.scheduler.as_deref(), Some("user"));
         assert_eq!(s.local.nodes, Some(2));
         assert_eq!(s.local.cores_per_node, Some(1));
+        assert_eq!(s.slurm.url.as_deref(), Some("http://sys:6820"), "a later file without [slurm] keeps it");
         assert_eq!(resolve(&[system.clone(), user.clone()], Some("env".into()), None).scheduler.as_deref(), Some("env"));
         assert_eq!(resolve(&[system, user], Some("env".into()), Some("cli".into())).scheduler.as_deref(), Some("cli"));
     }
