@@ -158,8 +158,9 @@ pub const HPCPACK_CONFIG: &str = "HPCPACK_CONFIG";
 /// Extension: path of the `hpcd` binary the CLIs start (default: beside the CLI, then `PATH`).
 pub const HPCPACK_HPCD: &str = "HPCPACK_HPCD";
 /// Extension: slurmrestd's address for the Slurm backend (`http://host:port`
-/// or `unix:/path`; default `http://127.0.0.1:6820`, else the config file's
-/// `[slurm] url`). Where it does not answer, Slurm's commands are used.
+/// or `unix:/path`, `none` for Slurm's commands only; default: the config
+/// file's `[slurm] url`, else `http://127.0.0.1:6820`). Where the default
+/// does not answer, Slurm's commands are used.
 pub const HPCPACK_SLURM_URL: &str = "HPCPACK_SLURM_URL";
 /// Slurm's JSON Web Token for slurmrestd (as Slurm's own tools read it);
 /// without it the Slurm backend asks `scontrol token` for one.

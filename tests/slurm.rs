@@ -380,8 +380,18 @@ fn state_dir() -> tempfile::TempDir {
 }
 
 /// One of this build's CLIs (`job`, `task`, `node`, `cluscfg`) against the
-/// rig, as a user who exported CCP_SCHEDULER=slurm.
+/// rig, as a user who exported CCP_SCHEDULER=slurm: reading through the
+/// rig's slurmrestd (the default address).
 fn hpc(state: &Path, tool: &str, args: &[&str]) -> Output {
+    hpc_via(state, tool, args, "http://127.0.0.1:6820")
+}
+
+/// [`hpc`] through Slurm's commands only, as on a site without slurmrestd.
+fn hpc_cmds(state: &Path, tool: &str, args: &[&str]) -> Output {
+    hpc_via(state, tool, args, "none")
+}
+
+fn hpc_via(state: &Path, tool: &str, args: &[&str], url: &str) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name(tool);
     let mut c = Command::new("timeout");
     c.arg("120").arg(&bin).args(args);
@@ -395,6 +405,7 @@ fn hpc(state: &Path, tool: &str, args: &[&str]) -> Output {
         .env("CCP_SCHEDULER", "slurm")
         .env("HPCPACK_STATE_DIR", state)
         .env("HPCPACK_CONFIG", state.join("config.toml"))
+        .env("HPCPACK_SLURM_URL", url)
         .current_dir(state)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {tool} {args:?}: {e}"))
@@ -422,7 +433,7 @@ fn field(out: &Output, label: &str) -> String {
 /// Waits for job `id` to end (`job wait`: exit 0 when it finished);
 /// its final state.
 fn wait_for(state: &Path, id: &str) -> String {
-    let out = hpc(state, "job", &["wait", id, "/timeout:90"]);
+    let out = hpc_cmds(state, "job", &["wait", id, "/timeout:90"]);
     let view = hpc(state, "job", &["view", id]);
     let s = field(&view, "State");
     assert_eq!(out.status.success(), s == "Finished", "{}\n{}", show(&out), show(&view));
@@ -492,15 +503,16 @@ fn a_job_runs_on_slurm_and_task_view_shows_its_output() {
 
 /// `job new`, three `job add` (the second depends on the first) and `job
 /// submit /id:` run in one Slurm job, in HPC Pack's order, each task with
-/// the CCP_* variables of the embedded head node.
+/// the CCP_* variables of the embedded head node; through Slurm's commands
+/// only (no slurmrestd).
 #[test]
 fn a_three_task_job_with_a_dependency_runs_in_one_allocation() {
     let _rig = rig();
     let st = state_dir();
-    let out = hpc(st.path(), "job", &["new", "/numnodes:2"]);
+    let out = hpc_cmds(st.path(), "job", &["new", "/numnodes:2"]);
     assert!(out.status.success(), "{}", show(&out));
     let id = job_id(&out);
-    let view = hpc(st.path(), "job", &["view", &id]);
+    let view = hpc_cmds(st.path(), "job", &["view", &id]);
     assert_eq!(field(&view, "State"), "Configuring", "{}", show(&view));
     let mark = st.path().join("first-done");
     let first = format!("sleep 1; touch {}; echo one", mark.display());
@@ -508,18 +520,18 @@ fn a_three_task_job_with_a_dependency_runs_in_one_allocation() {
     for args in [vec!["/name:first", first.as_str()], vec!["/name:second", "/depend:first", second.as_str()], vec!["/numcores:2", "hostname"]] {
         let mut a = vec!["add", id.as_str()];
         a.extend(args);
-        let out = hpc(st.path(), "job", &a);
+        let out = hpc_cmds(st.path(), "job", &a);
         assert!(out.status.success(), "{}", show(&out));
     }
-    let out = hpc(st.path(), "job", &["submit", &format!("/id:{id}")]);
+    let out = hpc_cmds(st.path(), "job", &["submit", &format!("/id:{id}")]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(wait_for(st.path(), &id), "Finished");
-    let t2 = hpc(st.path(), "task", &["view", &format!("{id}.2")]);
+    let t2 = hpc_cmds(st.path(), "task", &["view", &format!("{id}.2")]);
     assert_eq!(field(&t2, "State"), "Finished", "{}", show(&t2));
     assert_eq!(field(&t2, "Output"), format!("saw-first {id}.2 1 node1 1"), "{}", show(&t2));
-    let t3 = hpc(st.path(), "task", &["view", &format!("{id}.3")]);
+    let t3 = hpc_cmds(st.path(), "task", &["view", &format!("{id}.3")]);
     assert_eq!(field(&t3, "State"), "Finished", "{}", show(&t3));
-    let list = hpc(st.path(), "job", &["listtasks", &id]);
+    let list = hpc_cmds(st.path(), "job", &["listtasks", &id]);
     assert_eq!(String::from_utf8_lossy(&list.stdout).matches("Finished").count(), 3, "{}", show(&list));
 }
 
@@ -607,4 +619,45 @@ fn bad_options_on_slurm_are_refused_and_nothing_is_submitted() {
     assert!(err.contains("Slurm refused") && err.contains("/memorypernode"), "{}", show(&out));
     assert_eq!(err.trim().lines().count(), 1, "one line\n{err}");
     assert_eq!(queue_ids(), before, "something was submitted");
+}
+
+/// With slurmrestd answering, `node list` and `job view` need none of
+/// Slurm's commands (PATH empty, the JWT in SLURM_JWT): they ask
+/// slurmrestd, at the API version it serves. An address that does not
+/// answer is an error naming it.
+#[test]
+fn reads_go_through_slurmrestd_when_it_answers() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["submit", "hostname"]);
+    let id = job_id(&out);
+    assert_eq!(wait_for(st.path(), &id), "Finished");
+    let token = std::fs::read_to_string(rig_dir().join("token")).expect("the rig's token");
+    let token = token.trim().trim_start_matches("SLURM_JWT=").to_string();
+    let rest = |args: &[&str], tool: &str, url: &str| {
+        let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name(tool);
+        Command::new(&bin)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/nonexistent")
+            .env("HOME", st.path())
+            .env("CCP_SCHEDULER", "slurm")
+            .env("HPCPACK_STATE_DIR", st.path())
+            .env("HPCPACK_CONFIG", st.path().join("config.toml"))
+            .env("HPCPACK_SLURM_URL", url)
+            .env("SLURM_JWT", &token)
+            .output()
+            .expect("run")
+    };
+    let nodes = rest(&["list"], "node", "http://127.0.0.1:6820");
+    assert!(nodes.status.success(), "{}", show(&nodes));
+    assert_eq!(String::from_utf8_lossy(&nodes.stdout).matches("Online").count(), 3, "{}", show(&nodes));
+    let view = rest(&["view", &id], "job", "http://127.0.0.1:6820");
+    assert!(view.status.success(), "{}", show(&view));
+    assert_eq!(field(&view, "State"), "Finished", "{}", show(&view));
+    let kept = std::fs::read_to_string(st.path().join("slurm/rest.json")).expect("rest.json");
+    assert!(kept.contains("\"v0.0.38\""), "{kept}");
+    let bad = rest(&["list"], "node", "http://127.0.0.1:9");
+    assert!(!bad.status.success(), "{}", show(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1:9"), "{}", show(&bad));
 }

@@ -1,8 +1,9 @@
 //! slurmrestd, for what the Slurm backend reads often (jobs and nodes): one
 //! HTTP request instead of starting `squeue` or `sinfo`.
 //!
-//! - Address: `[slurm] url` in config.toml, else `HPCPACK_SLURM_URL`, else
-//!   `http://127.0.0.1:6820`; `unix:/path` for slurmrestd on a Unix socket.
+//! - Address: `HPCPACK_SLURM_URL`, else `[slurm] url` in config.toml, else
+//!   `http://127.0.0.1:6820`; `unix:/path` for slurmrestd on a Unix socket;
+//!   `none` for Slurm's commands only.
 //! - Token: `SLURM_JWT` as Slurm's tools read it, else one `scontrol token`
 //!   gives (kept in the state directory, mode 0600, until shortly before it
 //!   expires).
@@ -74,7 +75,10 @@ impl Rest {
     /// slurmrestd at `url` (or the default), if it answers; `None` when
     /// the default address does not answer (use the commands).
     pub fn connect(url: Option<&str>) -> Result<Option<Rest>> {
-        let given = url.map(str::to_string).or_else(|| crate::env::var(crate::env::HPCPACK_SLURM_URL)).filter(|u| !u.trim().is_empty());
+        let given = crate::env::var(crate::env::HPCPACK_SLURM_URL).or(url.map(str::to_string)).filter(|u| !u.trim().is_empty());
+        if given.as_deref().is_some_and(|u| u.eq_ignore_ascii_case("none")) {
+            return Ok(None);
+        }
         let url = given.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
         let mut kept: Kept = std::fs::read(kept_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         if kept.url != url {
