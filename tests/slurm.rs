@@ -661,3 +661,47 @@ fn reads_go_through_slurmrestd_when_it_answers() {
     assert!(!bad.status.success(), "{}", show(&bad));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1:9"), "{}", show(&bad));
 }
+
+/// `cluscfg setenvs` on Slurm sets a variable for every task of this
+/// user's jobs; `task cancel` of a running task of a two-task job cancels
+/// that task's step only.
+#[test]
+fn cluster_variables_and_task_cancel_on_slurm() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "cluscfg", &["setenvs", "GREETING=hello from the cluster"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let list = hpc(st.path(), "cluscfg", &["listenvs"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("GREETING"), "{}", show(&list));
+    let out = hpc(st.path(), "job", &["submit", "echo $GREETING"]);
+    let id = job_id(&out);
+    assert_eq!(wait_for(st.path(), &id), "Finished");
+    let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&t, "Output"), "hello from the cluster", "{}", show(&t));
+
+    let out = hpc(st.path(), "job", &["new"]);
+    let id = job_id(&out);
+    for cmd in ["sleep 298", "echo quick"] {
+        let out = hpc(st.path(), "job", &["add", &id, cmd]);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let out = hpc(st.path(), "job", &["submit", &format!("/id:{id}")]);
+    assert!(out.status.success(), "{}", show(&out));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+        if field(&t, "State") == "Running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never Running\n{}", show(&t));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = hpc(st.path(), "task", &["cancel", &format!("{id}.1")]);
+    assert!(out.status.success(), "{}", show(&out));
+    wait_for(st.path(), &id);
+    let t1 = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&t1, "State"), "Canceled", "{}", show(&t1));
+    let t2 = hpc(st.path(), "task", &["view", &format!("{id}.2")]);
+    assert_eq!((field(&t2, "State"), field(&t2, "Output")), ("Finished".to_string(), "quick".to_string()), "{}", show(&t2));
+    assert!(!Command::new("pgrep").args(["-f", "sleep 298"]).output().unwrap().status.success(), "sleep 298 still runs");
+}

@@ -138,6 +138,20 @@ fn classify(program: &str, said: String) -> Error {
     Error::InvalidArgument(format!("Slurm refused: {said}"))
 }
 
+/// Marks a job submitted. A request HPC Pack computes from the tasks (no
+/// /numcores or /numnodes given) is a range of cores, from the largest
+/// task to all of them at once; Slurm allocates an exact number, so the
+/// job asks for the top of the range, which lets its tasks run side by
+/// side as they would on HPC Pack.
+fn submit_now(job: &mut Job, tasks: &mut [Task], now: i64) {
+    let auto = job.count.is_none();
+    Cluster::mark_submitted(job, tasks, now);
+    if let (true, crate::model::UnitType::Core, Some(c)) = (auto, job.unit, job.count) {
+        let n = c.max.unwrap_or(c.min).max(c.min);
+        job.count = Some(crate::model::Range { min: n, max: Some(n) });
+    }
+}
+
 /// The HPC Pack option each `sbatch` option comes from.
 fn option_of(sbatch: &str) -> Option<&'static str> {
     let name = sbatch.strip_prefix("--")?.split('=').next()?;
@@ -435,7 +449,7 @@ impl SlurmBackend {
         }
         job.next_task_id = tasks.len() as u32 + 1;
         let options = if submit {
-            Cluster::mark_submitted(&mut job, &mut tasks, now);
+            submit_now(&mut job, &mut tasks, now);
             self.options(&job)?
         } else {
             self.options(&Self::probe(&job, &tasks))?
@@ -469,10 +483,8 @@ impl SlurmBackend {
     fn probe(job: &Job, tasks: &[Task]) -> Job {
         let mut j = job.clone();
         if j.count.is_none() && !tasks.is_empty() {
-            let refs: Vec<&Task> = tasks.iter().collect();
-            let (unit, count) = crate::head::scheduler::effective_request(&j, &refs);
-            j.unit = unit;
-            j.count = Some(count);
+            let mut t = tasks.to_vec();
+            submit_now(&mut j, &mut t, 0);
         }
         j
     }
@@ -586,7 +598,7 @@ impl Backend for SlurmBackend {
             return Err(Error::InvalidState(format!("cannot submit job {job}: it has no tasks; add one with job add {job} <command>")));
         }
         let now = now_millis();
-        Cluster::mark_submitted(&mut rec.job, &mut rec.tasks, now);
+        submit_now(&mut rec.job, &mut rec.tasks, now);
         let options = self.options(&rec.job)?;
         Self::update_request(job, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
@@ -855,6 +867,50 @@ mod tests {
         assert_eq!(update_field("--ntasks=4").as_deref(), Some("NumTasks=4"));
         assert_eq!(update_field("--exclusive"), None);
         assert_eq!(reset_field("--nodes=3").as_deref(), Some("NumNodes=1"));
+    }
+
+    fn submitted(now: i64) -> (Job, Vec<Task>) {
+        let mut job = Job::new(7, "u", 1000, now);
+        let mut t = Task::new(7, 1, now);
+        t.command_line = "hostname".into();
+        let mut tasks = vec![t];
+        Cluster::mark_submitted(&mut job, &mut tasks, now);
+        (job, tasks)
+    }
+
+    /// Once Slurm forgot a job (no squeue entry), the record alone says
+    /// what became of it: the runner's end, or, without one, Failed.
+    #[test]
+    fn a_job_slurm_forgot_is_seen_from_its_record() {
+        let d = tempfile::tempdir().unwrap();
+        let (job, tasks) = submitted(1000);
+        let rec = Record { job, tasks, slurm_options: Vec::new() };
+        let seen = compose(7, Some((d.path().to_path_buf(), rec.clone())), None).unwrap();
+        assert_eq!(seen.job.state, JobState::Failed);
+        assert!(seen.job.error_message.contains("Slurm no longer knows this job"), "{}", seen.job.error_message);
+        assert_eq!(seen.tasks[0].state, TaskState::Failed);
+
+        let mut done = rec.tasks.clone();
+        done[0].state = TaskState::Finished;
+        done[0].exit_code = Some(0);
+        let p = record::Progress { state: Some(JobState::Finished), start_time: Some(2000), end_time: Some(3000), nodes: vec!["node1".into()], tasks: done, ..Default::default() };
+        record::save_progress(d.path(), &p).unwrap();
+        let seen = compose(7, Some((d.path().to_path_buf(), rec.clone())), None).unwrap();
+        assert_eq!((seen.job.state, seen.job.end_time), (JobState::Finished, Some(3000)));
+        assert_eq!(seen.tasks[0].state, TaskState::Finished);
+        assert_eq!(seen.job.allocation[0].node, "node1");
+
+        // Slurm still knows it, pending: Queued with the reason in words.
+        std::fs::remove_file(d.path().join(record::PROGRESS)).unwrap();
+        let sj = SlurmJob { id: 7, state: "PENDING".into(), reason: "Resources".into(), ..Default::default() };
+        let seen = compose(7, Some((d.path().to_path_buf(), rec)), Some(&sj)).unwrap();
+        assert_eq!(seen.job.state, JobState::Queued);
+        assert!(seen.job.pending_reason.contains("(Slurm: Resources)"));
+        // A job of someone else's (no record): Slurm's view alone.
+        let other = SlurmJob { id: 8, user: "bob".into(), name: "x".into(), state: "RUNNING".into(), nodes: "node[1-2]".into(), ..Default::default() };
+        let seen = compose(8, None, Some(&other)).unwrap();
+        assert_eq!((seen.job.state, seen.job.owner.as_str(), seen.job.allocation.len()), (JobState::Running, "bob", 2));
+        assert!(compose(9, None, None).is_none());
     }
 
     #[test]
