@@ -97,6 +97,16 @@ fn run(dir: &Path) -> Result<i32, String> {
         job.id = id;
         tasks.iter_mut().for_each(|t| t.job_id = id);
     }
+    // Run again (Slurm requeued the job after a node failed, or
+    // `scontrol requeue`): the tasks that finished stay finished.
+    if let Some(p) = record::load_progress(dir)?.filter(|p| !p.tasks.is_empty()) {
+        tasks = p.tasks;
+        for t in tasks.iter_mut().filter(|t| t.state != TaskState::Finished) {
+            t.state = TaskState::Queued;
+            t.error_message.clear();
+            t.exit_code = None;
+        }
+    }
     let now = now_millis();
     job.allocation = allocation()?;
     job.set_state(JobState::Running, now);
