@@ -432,7 +432,7 @@ fn field(out: &Output, label: &str) -> String {
 
 /// Waits for job `id` to end (`job wait`: exit 0 when it finished);
 /// its final state.
-fn wait_for(state: &Path, id: &str) -> String {
+fn wait_job(state: &Path, id: &str) -> String {
     let out = hpc_cmds(state, "job", &["wait", id, "/timeout:90"]);
     let view = hpc(state, "job", &["view", id]);
     let s = field(&view, "State");
@@ -481,7 +481,7 @@ fn a_job_runs_on_slurm_and_task_view_shows_its_output() {
     assert!(out.status.success(), "{}", show(&out));
     let id = job_id(&out);
     assert!(queue_ids().contains(&id) || !slurm(&["scontrol", "show", "job", &id]).stdout.is_empty());
-    assert_eq!(wait_for(st.path(), &id), "Finished");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
     let view = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
     assert!(view.status.success(), "{}", show(&view));
     assert_eq!(field(&view, "State"), "Finished", "{}", show(&view));
@@ -525,7 +525,7 @@ fn a_three_task_job_with_a_dependency_runs_in_one_allocation() {
     }
     let out = hpc_cmds(st.path(), "job", &["submit", &format!("/id:{id}")]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(wait_for(st.path(), &id), "Finished");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
     let t2 = hpc_cmds(st.path(), "task", &["view", &format!("{id}.2")]);
     assert_eq!(field(&t2, "State"), "Finished", "{}", show(&t2));
     assert_eq!(field(&t2, "Output"), format!("saw-first {id}.2 1 node1 1"), "{}", show(&t2));
@@ -554,7 +554,7 @@ fn job_cancel_on_slurm_leaves_nothing_running() {
     }
     let out = hpc(st.path(), "job", &["cancel", &id, "/message:enough"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(wait_for(st.path(), &id), "Canceled");
+    assert_eq!(wait_job(st.path(), &id), "Canceled");
     let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
     assert_eq!(field(&t, "State"), "Canceled", "{}", show(&t));
     let job = hpc(st.path(), "job", &["view", &id]);
@@ -589,7 +589,7 @@ fn node_offline_drains_and_a_three_node_job_waits_with_a_reason() {
     assert!(on.status.success(), "{}", show(&on));
     assert_eq!(field(&view, "State"), "Queued", "{}", show(&view));
     assert!(field(&view, "Pending Reason").contains("(Slurm: "), "{}", show(&view));
-    assert_eq!(wait_for(st.path(), &id), "Finished");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
 }
 
 /// What Slurm cannot express, or what names what the cluster does not
@@ -631,7 +631,7 @@ fn reads_go_through_slurmrestd_when_it_answers() {
     let st = state_dir();
     let out = hpc(st.path(), "job", &["submit", "hostname"]);
     let id = job_id(&out);
-    assert_eq!(wait_for(st.path(), &id), "Finished");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
     let token = std::fs::read_to_string(rig_dir().join("token")).expect("the rig's token");
     let token = token.trim().trim_start_matches("SLURM_JWT=").to_string();
     let rest = |args: &[&str], tool: &str, url: &str| {
@@ -675,7 +675,7 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("GREETING"), "{}", show(&list));
     let out = hpc(st.path(), "job", &["submit", "echo $GREETING"]);
     let id = job_id(&out);
-    assert_eq!(wait_for(st.path(), &id), "Finished");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
     let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
     assert_eq!(field(&t, "Output"), "hello from the cluster", "{}", show(&t));
 
@@ -698,10 +698,71 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     }
     let out = hpc(st.path(), "task", &["cancel", &format!("{id}.1")]);
     assert!(out.status.success(), "{}", show(&out));
-    wait_for(st.path(), &id);
+    wait_job(st.path(), &id);
     let t1 = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
     assert_eq!(field(&t1, "State"), "Canceled", "{}", show(&t1));
     let t2 = hpc(st.path(), "task", &["view", &format!("{id}.2")]);
     assert_eq!((field(&t2, "State"), field(&t2, "Output")), ("Finished".to_string(), "quick".to_string()), "{}", show(&t2));
     assert!(!Command::new("pgrep").args(["-f", "sleep 298"]).output().unwrap().status.success(), "sleep 298 still runs");
+}
+
+/// The scenario this project exists for, on Slurm, both seed forms as a
+/// user types them: `job submit /nodegroup:azurenodes /numnodes:3 mpiexec
+/// -c 1 -affinity mpipingpong …`, `job wait`, `task view`: every pair of
+/// hosts is measured, and the connectivity table (asked for with /env, the
+/// command line as typed) shows sockets between hosts, no shared memory.
+#[test]
+fn the_seed_scenario_runs_on_slurm_across_three_hosts() {
+    let _rig = rig();
+    let st = state_dir();
+    let seed = "mpiexec -c 1 -affinity mpipingpong -p 1:100000 -op -s nul";
+    let tcp = "mpiexec -c 1 -affinity -env MSMPI_DISABLE_SHM 1 -env MSMPI_PRECONNECT all -env MPICH_NETMASK 10.88.0.0/255.255.255.0 mpipingpong -p 1:100000 -op -s nul";
+    for command in [seed, tcp] {
+        let mut args = vec!["submit", "/nodegroup:azurenodes", "/numnodes:3", "/env:MSMPI_CONNECTIVITY_TABLE=1"];
+        args.extend(command.split(' '));
+        let out = hpc(st.path(), "job", &args);
+        assert!(out.status.success(), "{}", show(&out));
+        let id = job_id(&out);
+        let state = wait_job(st.path(), &id);
+        let view = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+        assert_eq!(state, "Finished", "{command}\n{}", show(&view));
+        // The whole output, not the view's first lines.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cat {}/slurm/jobs/{id}/runs/1.1/output", st.path().display()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
+            assert!(text.contains(pair), "{command}: no latency for {pair}\n{text}");
+        }
+        for row in ["0:.SS", "1:S.S", "2:SS."] {
+            assert!(text.lines().any(|l| l.trim_end() == row), "{command}: no '{row}' in the connectivity table\n{text}");
+        }
+        assert_eq!(field(&view, "Allocated Nodes"), "node1,node2,node3", "{}", show(&view));
+    }
+}
+
+/// `job cancel` of a running MPI job on three hosts leaves no rank on any
+/// of them.
+#[test]
+fn job_cancel_of_an_mpi_job_leaves_no_rank_on_any_host() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["submit", "/numnodes:3", "mpiexec", "-c", "1", "sleep", "296"]);
+    let id = job_id(&out);
+    let count = || String::from_utf8_lossy(&Command::new("pgrep").args(["-fc", "^sleep 296$"]).output().unwrap().stdout).trim().parse::<u32>().unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the 3 ranks never ran\n{}", show(&hpc(st.path(), "task", &["view", &format!("{id}.1")])));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = hpc(st.path(), "job", &["cancel", &id]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(wait_job(st.path(), &id), "Canceled");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() > 0 {
+        assert!(std::time::Instant::now() < deadline, "{} ranks left 10 s after the cancel", count());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
