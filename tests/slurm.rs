@@ -19,6 +19,8 @@
 //! fail and name the apt-get line to run (or `.ci/run`, as root): a rig that
 //! silently passes would gate nothing.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -765,4 +767,45 @@ fn job_cancel_of_an_mpi_job_leaves_no_rank_on_any_host() {
         assert!(std::time::Instant::now() < deadline, "{} ranks left 10 s after the cancel", count());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A second user (nobody) on the same Slurm cluster: cannot drain a node
+/// (Slurm's operators only: the refusal comes back as one line), and sees
+/// root's job only as Slurm shows it to everyone, never its tasks or their
+/// output, which are in root's own state directory.
+#[test]
+fn another_user_cannot_drain_nodes_nor_read_anothers_task_output() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "job", &["submit", "echo root-secret"]);
+    let id = job_id(&out);
+    assert_eq!(wait_job(st.path(), &id), "Finished");
+    let theirs = tempfile::tempdir().unwrap();
+    Command::new("chown").args(["nobody:nogroup", &theirs.path().display().to_string()]).status().unwrap();
+    let as_nobody = |tool: &str, args: &[&str]| {
+        let bin = common::for_others(&common::bin(tool));
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(&bin).args(args);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", theirs.path())
+            .env("SLURM_CONF", rig_dir().join("slurm.conf"))
+            .env("CCP_SCHEDULER", "slurm")
+            .env("HPCPACK_STATE_DIR", theirs.path())
+            .env("HPCPACK_SLURM_URL", "none")
+            .current_dir(theirs.path())
+            .output()
+            .expect("setpriv")
+    };
+    let out = as_nobody("node", &["offline", "node3"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Slurm refused") && err.trim().lines().count() == 1, "{}", show(&out));
+    let n = slurm(&["scontrol", "show", "node", "node3"]);
+    assert!(!String::from_utf8_lossy(&n.stdout).contains("DRAIN"), "node3 drained by nobody\n{}", show(&n));
+    let t = as_nobody("task", &["view", &format!("{id}.1")]);
+    assert!(!t.status.success(), "{}", show(&t));
+    assert!(!String::from_utf8_lossy(&t.stdout).contains("root-secret"), "{}", show(&t));
+    let c = as_nobody("job", &["cancel", &id]);
+    assert!(!c.status.success(), "{}", show(&c));
 }
