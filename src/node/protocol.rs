@@ -53,6 +53,28 @@ pub struct Launch {
     pub umask: u32,
 }
 
+impl Launch {
+    /// The launch of task `t`'s run `run` on `node` with its environment,
+    /// CPUs, owner and nodes; the file mode mask is the node agent's to
+    /// decide (see `LocalAgent::new`).
+    pub fn of_task(t: &crate::model::Task, run: RunId, node: String, env: Vec<(String, String)>, cpus: Vec<u32>, owner_uid: u32, nodes: Vec<(String, u32)>) -> Launch {
+        Launch {
+            run,
+            node,
+            command_line: t.command_line.clone(),
+            work_dir: t.work_dir.clone(),
+            stdin: t.stdin.clone(),
+            stdout: t.stdout.clone(),
+            stderr: t.stderr.clone(),
+            env,
+            cpus,
+            owner_uid,
+            nodes,
+            umask: default_umask(),
+        }
+    }
+}
+
 fn default_umask() -> u32 {
     0o022
 }

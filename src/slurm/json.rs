@@ -27,17 +27,26 @@ fn number(n: &Value, key: &str) -> u64 {
     }
 }
 
-/// The nodes of `sinfo --json` (or slurmrestd's `/nodes`) in HPC Pack's
-/// terms: state and reachability from Slurm's state and flags, groups
-/// `ComputeNodes`, the node's partitions and its features.
-pub fn nodes(text: &str) -> Result<Vec<WireNode>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's node list is not JSON: {e}"))?;
+/// The list `key` of a Slurm JSON answer (`what`: a node, a job), or the
+/// first of the answer's errors.
+fn list(text: &str, key: &str, what: &str) -> Result<Vec<Value>, String> {
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's {what} list is not JSON: {e}"))?;
     if let Some(e) = doc.get("errors").and_then(Value::as_array).and_then(|a| a.first()) {
         let what = e.get("error").or_else(|| e.get("description")).and_then(Value::as_str).unwrap_or("an error");
         return Err(format!("Slurm answered with {what}"));
     }
-    let list = doc.get("nodes").and_then(Value::as_array).ok_or("Slurm's answer has no node list")?;
-    list.iter()
+    match doc.get_mut(key).map(Value::take) {
+        Some(Value::Array(a)) => Ok(a),
+        _ => Err(format!("Slurm's answer has no {what} list")),
+    }
+}
+
+/// The nodes of `sinfo --json` (or slurmrestd's `/nodes`) in HPC Pack's
+/// terms: state and reachability from Slurm's state and flags, groups
+/// `ComputeNodes`, the node's partitions and its features.
+pub fn nodes(text: &str) -> Result<Vec<WireNode>, String> {
+    list(text, "nodes", "node")?
+        .iter()
         .map(|n| {
             let name = n.get("name").and_then(Value::as_str).ok_or("a Slurm node without a name")?.to_string();
             let mut state = words(n.get("state"));
@@ -164,13 +173,8 @@ fn string(j: &Value, key: &str) -> String {
 
 /// The jobs of `squeue --json` (or slurmrestd's `/jobs`).
 pub fn jobs(text: &str) -> Result<Vec<SlurmJob>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's job list is not JSON: {e}"))?;
-    if let Some(e) = doc.get("errors").and_then(Value::as_array).and_then(|a| a.first()) {
-        let what = e.get("error").or_else(|| e.get("description")).and_then(Value::as_str).unwrap_or("an error");
-        return Err(format!("Slurm answered with {what}"));
-    }
-    let list = doc.get("jobs").and_then(Value::as_array).ok_or("Slurm's answer has no job list")?;
-    list.iter()
+    list(text, "jobs", "job")?
+        .iter()
         .map(|j| {
             let id = j.get("job_id").and_then(|v| v.as_u64().or_else(|| v.get("number").and_then(Value::as_u64)));
             Ok(SlurmJob {

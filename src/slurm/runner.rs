@@ -286,20 +286,7 @@ fn start(dir: &Path, job: &crate::model::Job, t: &Task, cluster_env: &[(String, 
     let mut env: Vec<(String, String)> = kept.to_vec();
     env.extend(crate::model::ccp::task_env(job, t, &placement));
     let run = RunId { job: job.id, task: t.id, attempt: t.attempt };
-    let launch = Launch {
-        run,
-        node: first.node.clone(),
-        command_line: t.command_line.clone(),
-        work_dir: t.work_dir.clone(),
-        stdin: t.stdin.clone(),
-        stdout: t.stdout.clone(),
-        stderr: t.stderr.clone(),
-        env,
-        cpus: Vec::new(),
-        owner_uid: sys::uid(),
-        nodes,
-        umask: 0o022,
-    };
+    let launch = Launch::of_task(t, run, first.node.clone(), env, Vec::new(), sys::uid(), nodes);
     let run_dir = dir.join(record::RUNS).join(format!("{}.{}", t.id, t.attempt));
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
     let spec = serde_json::to_vec(&launch).map_err(|e| e.to_string())?;

@@ -141,21 +141,7 @@ impl Cluster {
                 .collect::<Vec<_>>()
                 .join(" "),
         ));
-        Ok(Launch {
-            run: run_of(t),
-            node: node.name.clone(),
-            command_line: t.command_line.clone(),
-            work_dir: t.work_dir.clone(),
-            stdin: t.stdin.clone(),
-            stdout: t.stdout.clone(),
-            stderr: t.stderr.clone(),
-            env,
-            cpus: bind,
-            owner_uid: job.owner_uid,
-            nodes,
-            // The node agent's to decide (see LocalAgent::new).
-            umask: 0o022,
-        })
+        Ok(Launch::of_task(t, run_of(t), node.name.clone(), env, bind, job.owner_uid, nodes))
     }
 
     /// Applies an agent's report.
