@@ -3,7 +3,8 @@
 //! job as MS-MPI does.
 //!
 //! The steps, each its own module: [`super::options`] parses the command
-//! line into a [`Plan`], [`super::place`](mod@super::place) puts its ranks on hosts,
+//! line into a [`Plan`], [`super::place`](mod@super::place) puts its ranks on hosts
+//! (the pool of `CCP_NODES` or a Slurm allocation, [`environment_pool`]),
 //! [`super::bootstrap::pick`] chooses how ranks start in the environment
 //! mpiexec runs in, [`super::prepare`] resolves each rank's program and
 //! environment, and the supervisor below starts the ranks through the
@@ -24,8 +25,9 @@
 //!   SIGHUP: every rank is killed, exit code [`TIMEOUT_EXIT`] or
 //!   [`CANCEL_EXIT`].
 //! * A rank cannot be started (a launch service refuses it: bad credential,
-//!   node outside the job, job not running): the ranks started so far are
-//!   killed and mpiexec prints the reason and exits 1.
+//!   node outside the job, job not running; srun or its proxies do not
+//!   start): the ranks started so far are killed and mpiexec prints the
+//!   reason and exits 1.
 //!
 //! Threads, not a poll loop: one per rank connection for PMI (all sharing one
 //! `Mutex<Server>`, the pure state machine of [`crate::mpi::pmi::server`]),
