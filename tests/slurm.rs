@@ -569,3 +569,46 @@ fn lines_and_timeout_across_three_hosts() {
     assert!(took < Duration::from_secs(20), "took {took:?}\n{text}");
     assert_eq!(pids_running(sleep), Vec::<String>::new(), "ranks left\n{text}");
 }
+
+/// In a batch job mpiexec runs on node1: rank 0 is its child there, the
+/// ranks of node2 and node3 come through srun's proxies, and all three
+/// share one PMI server (allreduce).
+#[test]
+fn mpiexec_in_a_batch_job_mixes_its_children_and_proxies() {
+    let prog = where_prog();
+    let _rig = rig();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_file = dir.path().join("out");
+    let out = slurm(&[
+        "sbatch",
+        "-W",
+        "-N3",
+        "-o",
+        &out_file.display().to_string(),
+        "--wrap",
+        &format!("{MPIEXEC} -c 1 -d 2 {prog}"),
+    ]);
+    let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(out.status.success(), "{}\n{text}", show(&out));
+    let mut ranks: Vec<&str> = text.lines().filter(|l| l.starts_with("rank ")).collect();
+    ranks.sort();
+    assert_eq!(
+        ranks,
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{text}"
+    );
+    for how in [
+        "starting rank 0 on node1: ",
+        "starting rank 1 on node2: ",
+        "starting rank 2 on node3: ",
+    ] {
+        assert!(text.contains(how), "{text}");
+    }
+    assert!(text.contains(&format!("{prog} (by mpiexec)")), "{text}");
+    assert!(text.contains(&format!("{prog} (through srun, by the proxy on node2)")), "{text}");
+    assert!(text.contains(&format!("{prog} (through srun, by the proxy on node3)")), "{text}");
+}

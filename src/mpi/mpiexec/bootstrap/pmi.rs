@@ -204,3 +204,20 @@ fn accept_pmi(conn: TcpStream, pmi: SharedPmi, tx: Sender<Report>) {
     handle_line(rank, &first, &pmi, &tx);
     serve_pmi(rank, reader, pmi, tx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rank_connects_from_where_its_bootstrap_says() {
+        let proxy: IpAddr = "10.88.0.12".parse().unwrap();
+        let other: IpAddr = "10.88.0.13".parse().unwrap();
+        assert!(!PortPeer::No.admits(Some(proxy)));
+        assert!(PortPeer::Any.admits(Some(other)));
+        assert!(PortPeer::Any.admits(None));
+        assert!(PortPeer::From(proxy).admits(Some(proxy)));
+        assert!(!PortPeer::From(proxy).admits(Some(other)));
+        assert!(!PortPeer::From(proxy).admits(None));
+    }
+}

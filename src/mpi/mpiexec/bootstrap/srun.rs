@@ -90,6 +90,8 @@ const SRUN_GRACE: Duration = Duration::from_secs(2);
 /// and proxies, and the ranks of this host as [`Children`].
 pub struct Srun {
     children: Children,
+    /// The CPUs mpiexec may run on, which `-affinity` spreads ranks over.
+    cpus: Vec<u32>,
     /// `SLURM_JOB_ID`.
     job: String,
     /// The allocation's nodes (`SLURM_JOB_NODELIST`), or why they are
@@ -108,6 +110,7 @@ impl Srun {
             None => Err(format!("{} is not set", env::SLURM_JOB_NODELIST)),
         };
         Srun {
+            cpus: local.cpus.clone(),
             children: Children::new(local),
             job,
             nodes,
@@ -172,8 +175,7 @@ impl Bootstrap for Srun {
         if hosts.iter().all(Option::is_none) {
             return Ok(());
         }
-        let cpus: Vec<u32> = launches.iter().filter_map(|l| l.cpu).collect();
-        self.step = Some(Step::open(hosts, &cpus, &self.job, job)?);
+        self.step = Some(Step::open(hosts, &self.cpus, &self.job, job)?);
         Ok(())
     }
 
@@ -807,6 +809,53 @@ mod tests {
         let mut other = s.clone().into_bytes();
         other[0] = if other[0] == b'0' { b'1' } else { b'0' };
         assert!(!is_secret(&key, std::str::from_utf8(&other).unwrap()));
+    }
+
+    /// Sends `line` on a fresh connection and hands mpiexec's end to
+    /// `handshake`; the rank it was kept for, as `rx` hears.
+    fn hello(waiting: &Waiting, rx: &Receiver<Event>, line: &str) -> Option<u32> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut proxy = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        proxy.write_all(line.as_bytes()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        handshake(conn, waiting);
+        match rx.try_recv() {
+            Ok(Event::Connected(rank)) => Some(rank),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_connection_is_kept_for_the_secret_a_placed_rank_and_once() {
+        let (tx, rx) = mpsc::channel();
+        let s = secret().unwrap();
+        let waiting = Waiting {
+            key: hmac::Key::new(hmac::HMAC_SHA256, s.as_bytes()),
+            hosts: vec![Some("node2".into()), None, Some("node3".into())],
+            conns: Arc::new(Mutex::new(vec![None, None, None])),
+            tx,
+        };
+        let other = secret().unwrap();
+        // Not this launch's secret, not the rank's host, a rank mpiexec
+        // starts itself or has not, not the greeting, a word too many.
+        for bad in [
+            format!("hpcpack-proxy {other} node2 0\n"),
+            format!("hpcpack-proxy {s} node3 0\n"),
+            format!("hpcpack-proxy {s} node2 1\n"),
+            format!("hpcpack-proxy {s} node2 9\n"),
+            format!("hello {s} node2 0\n"),
+            format!("hpcpack-proxy {s} node2 0 x\n"),
+            "\n".to_string(),
+        ] {
+            assert_eq!(hello(&waiting, &rx, &bad), None, "{bad}");
+        }
+        let hi = |line: String| hello(&waiting, &rx, &line);
+        assert_eq!(hi(format!("hpcpack-proxy {s} NODE2 0\n")), Some(0));
+        // Once per rank.
+        assert_eq!(hi(format!("hpcpack-proxy {s} node2 0\n")), None);
+        assert_eq!(hi(format!("hpcpack-proxy {s} node3 2\n")), Some(2));
+        let conns = lock_conns(&waiting.conns);
+        assert!(conns[0].is_some() && conns[1].is_none() && conns[2].is_some());
     }
 
     #[test]
