@@ -134,6 +134,40 @@ pub const HPCPACK_JOB_CREDENTIAL: &str = "HPCPACK_JOB_CREDENTIAL";
 /// starts itself, on this host.
 pub const HPCPACK_LAUNCH: &str = "HPCPACK_LAUNCH";
 
+/// Slurm, set inside an allocation (`salloc`, `sbatch`, `srun`): the job id.
+/// mpiexec then places ranks on the allocation's nodes and starts the ranks
+/// of other hosts through `srun`, unless [`HPCPACK_LAUNCH`] names launch
+/// services.
+pub const SLURM_JOB_ID: &str = "SLURM_JOB_ID";
+/// Slurm: the allocation's nodes as a compact host list (`node[1-3]`).
+pub const SLURM_JOB_NODELIST: &str = "SLURM_JOB_NODELIST";
+/// Slurm: the tasks of the allocation on each of its nodes (`2(x3),1`),
+/// the cores mpiexec places on each node when [`CCP_NODES`] is unset.
+pub const SLURM_TASKS_PER_NODE: &str = "SLURM_TASKS_PER_NODE";
+/// Slurm, set in each task of a step: the Slurm name of the node it runs on.
+pub const SLURMD_NODENAME: &str = "SLURMD_NODENAME";
+/// Slurm: a JWT for slurmrestd (the Slurm backend reads with it; without
+/// it, it asks `scontrol token` for one). Removed for `srun` and Slurm's
+/// other commands, which would otherwise authenticate to slurmd with it
+/// (and slurmd refuses JWT).
+pub const SLURM_JWT: &str = "SLURM_JWT";
+
+/// Extension, set by mpiexec for the proxies it starts with `srun` (never in
+/// a rank): the launch's secret, 64 hex digits, which a proxy presents on
+/// each connection back to mpiexec.
+pub const HPCPACK_PROXY_SECRET: &str = "HPCPACK_PROXY_SECRET";
+/// Extension, set by mpiexec for its proxies: `<ip>:<port>,…`, the
+/// addresses of mpiexec's host where it waits for them, tried in order.
+pub const HPCPACK_PROXY_ADDRS: &str = "HPCPACK_PROXY_ADDRS";
+/// Extension, set by mpiexec for its proxies: `<host>=<rank>,<rank> …`, the
+/// ranks each proxy starts (a proxy finds its own by [`SLURMD_NODENAME`],
+/// else its host name).
+pub const HPCPACK_PROXY_RANKS: &str = "HPCPACK_PROXY_RANKS";
+/// Extension, set by mpiexec for its proxies: `<cpu>,<cpu>…`, the CPUs
+/// mpiexec placed `-affinity` ranks on. A proxy binds a rank whose CPU it
+/// may not use to the CPU at the same position among its own.
+pub const HPCPACK_PROXY_CPUS: &str = "HPCPACK_PROXY_CPUS";
+
 /// Extension, set by mpiexec in each rank when its own standard output is a
 /// terminal and `-lines` is off (it then copies rank output unchanged):
 /// `1`. `mpipingpong -op` draws a progress bar instead of plain lines.
@@ -162,9 +196,6 @@ pub const HPCPACK_HPCD: &str = "HPCPACK_HPCD";
 /// file's `[slurm] url`, else `http://127.0.0.1:6820`). Where the default
 /// does not answer, Slurm's commands are used.
 pub const HPCPACK_SLURM_URL: &str = "HPCPACK_SLURM_URL";
-/// Slurm's JSON Web Token for slurmrestd (as Slurm's own tools read it);
-/// without it the Slurm backend asks `scontrol token` for one.
-pub const SLURM_JWT: &str = "SLURM_JWT";
 /// Extension: output format of every view and list, `json` for machine-readable output.
 pub const HPCPACK_FORMAT: &str = "HPCPACK_FORMAT";
 /// Extension, set by the shell completion scripts (`completions/`) for one

@@ -114,11 +114,18 @@ fn rig() -> MutexGuard<'static, ()> {
 /// own Slurm, MPI or PMI variables (SLURM_JWT in particular: with it, srun
 /// authenticates to slurmd by JWT, which slurmd refuses), and a hard limit.
 fn slurm(args: &[&str]) -> Output {
+    slurm_command(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+/// [`slurm`]'s command, to start rather than run.
+fn slurm_command(args: &[&str]) -> Command {
     let mut c = Command::new("timeout");
     c.arg("120").args(args);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if ["SLURM_", "PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPIEXEC_", "MPICH_", "MSMPI_", "CCP_"]
+        if ["SLURM_", "PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPIEXEC_", "MPICH_", "MSMPI_", "CCP_", "HPCPACK_"]
             .iter()
             .any(|p| k.starts_with(p))
         {
@@ -126,9 +133,8 @@ fn slurm(args: &[&str]) -> Output {
         }
     }
     c.env("SLURM_CONF", rig_dir().join("slurm.conf"))
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+        .current_dir(repo());
+    c
 }
 
 fn show(out: &Output) -> String {
@@ -442,6 +448,12 @@ fn wait_job(state: &Path, id: &str) -> String {
     s
 }
 
+/// Waits until task 1 of job `id` runs.
+fn task_running(state: &Path, id: &str) {
+    let view = || hpc(state, "task", &["view", &format!("{id}.1")]);
+    assert!(wait_for(30, || field(&view(), "State") == "Running"), "never Running\n{}", show(&view()));
+}
+
 /// Slurm's jobs (ids), as squeue lists them.
 fn queue_ids() -> Vec<String> {
     let out = slurm(&["squeue", "-h", "-o", "%i"]);
@@ -545,15 +557,7 @@ fn job_cancel_on_slurm_leaves_nothing_running() {
     let st = state_dir();
     let out = hpc(st.path(), "job", &["submit", "sleep 297"]);
     let id = job_id(&out);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
-        if field(&t, "State") == "Running" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never Running\n{}", show(&t));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    task_running(st.path(), &id);
     let out = hpc(st.path(), "job", &["cancel", &id, "/message:enough"]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(wait_job(st.path(), &id), "Canceled");
@@ -561,11 +565,7 @@ fn job_cancel_on_slurm_leaves_nothing_running() {
     assert_eq!(field(&t, "State"), "Canceled", "{}", show(&t));
     let job = hpc(st.path(), "job", &["view", &id]);
     assert_eq!(field(&job, "Error Message"), "enough", "{}", show(&job));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep").args(["-f", "sleep 297"]).output().unwrap().status.success() {
-        assert!(std::time::Instant::now() < deadline, "sleep 297 still runs 10 s after the cancel");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(wait_for(10, || pids_running("sleep 297").is_empty()), "sleep 297 still runs 10 s after the cancel");
 }
 
 /// `node offline node3` drains it in Slurm; a job asking for 3 nodes then
@@ -689,15 +689,7 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     }
     let out = hpc(st.path(), "job", &["submit", &format!("/id:{id}")]);
     assert!(out.status.success(), "{}", show(&out));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let t = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
-        if field(&t, "State") == "Running" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never Running\n{}", show(&t));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    task_running(st.path(), &id);
     let out = hpc(st.path(), "task", &["cancel", &format!("{id}.1")]);
     assert!(out.status.success(), "{}", show(&out));
     wait_job(st.path(), &id);
@@ -705,7 +697,7 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     assert_eq!(field(&t1, "State"), "Canceled", "{}", show(&t1));
     let t2 = hpc(st.path(), "task", &["view", &format!("{id}.2")]);
     assert_eq!((field(&t2, "State"), field(&t2, "Output")), ("Finished".to_string(), "quick".to_string()), "{}", show(&t2));
-    assert!(!Command::new("pgrep").args(["-f", "sleep 298"]).output().unwrap().status.success(), "sleep 298 still runs");
+    assert!(pids_running("sleep 298").is_empty(), "sleep 298 still runs");
 }
 
 /// The scenario this project exists for, on Slurm, both seed forms as a
@@ -753,20 +745,12 @@ fn job_cancel_of_an_mpi_job_leaves_no_rank_on_any_host() {
     let st = state_dir();
     let out = hpc(st.path(), "job", &["submit", "/numnodes:3", "mpiexec", "-c", "1", "sleep", "296"]);
     let id = job_id(&out);
-    let count = || String::from_utf8_lossy(&Command::new("pgrep").args(["-fc", "^sleep 296$"]).output().unwrap().stdout).trim().parse::<u32>().unwrap_or(0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count() < 3 {
-        assert!(std::time::Instant::now() < deadline, "the 3 ranks never ran\n{}", show(&hpc(st.path(), "task", &["view", &format!("{id}.1")])));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ranks = || pids_running("sleep 296").len();
+    assert!(wait_for(30, || ranks() == 3), "the 3 ranks never ran\n{}", show(&hpc(st.path(), "task", &["view", &format!("{id}.1")])));
     let out = hpc(st.path(), "job", &["cancel", &id]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(wait_job(st.path(), &id), "Canceled");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while count() > 0 {
-        assert!(std::time::Instant::now() < deadline, "{} ranks left 10 s after the cancel", count());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(wait_for(10, || ranks() == 0 && proxies().is_empty()), "{} ranks left 10 s after the cancel", ranks());
 }
 
 /// A second user (nobody) on the same Slurm cluster: cannot drain a node
@@ -808,4 +792,240 @@ fn another_user_cannot_drain_nodes_nor_read_anothers_task_output() {
     assert!(!String::from_utf8_lossy(&t.stdout).contains("root-secret"), "{}", show(&t));
     let c = as_nobody("job", &["cancel", &id]);
     assert!(!c.status.success(), "{}", show(&c));
+}
+
+/// This project's mpiexec.
+const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
+
+/// The pids of processes whose whole command line is `cmdline`, its
+/// program given by name or by path (on every node: the nodes share this
+/// machine's pid namespace).
+fn pids_running(cmdline: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-x", "-f", &format!("(\\S*/)?{}", regex_quote(cmdline))])
+        .output()
+        .expect("run pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `s` as a regular expression matching itself.
+fn regex_quote(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.^$|?*+()[]{}".contains(c);
+            special.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+/// The proxies our mpiexec has running, on any node.
+fn proxies() -> Vec<String> {
+    pids_running(&format!("{MPIEXEC} --hpcpack-proxy"))
+}
+
+/// Waits up to `secs` for `done`; whether it came.
+fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Our mpiexec inside `salloc -N3`, `-c 1`: one rank of an MPICH program on
+/// each node, started by srun's proxies (mpiexec runs on `head`, which is
+/// no node); the ranks talk (allreduce).
+#[test]
+fn mpiexec_runs_an_mpich_program_on_three_nodes_under_salloc() {
+    let prog = where_prog();
+    let _rig = rig();
+    let started = std::time::Instant::now();
+    let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", prog]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        sorted_lines(&out),
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{}",
+        show(&out)
+    );
+    eprintln!("salloc -N3 mpiexec -c 1 where: {took:?}");
+    assert!(wait_for(5, || proxies().is_empty()), "proxies left: {:?}", proxies());
+}
+
+/// mpipingpong under our mpiexec across the three hosts, with `-affinity`:
+/// every pair of hosts is measured, and the connectivity table shows
+/// sockets between the hosts (they are one machine's namespaces, yet no
+/// shared memory); again with shared memory off, every pair preconnected
+/// and the traffic held to the rig's network.
+#[test]
+fn mpipingpong_under_our_mpiexec_across_three_hosts() {
+    let _rig = rig();
+    let pingpong = env!("CARGO_BIN_EXE_mpipingpong");
+    let table = ["-env", "MSMPI_CONNECTIVITY_TABLE", "1"];
+    let tcp_only = [
+        "-env", "MSMPI_DISABLE_SHM", "1", "-env", "MSMPI_PRECONNECT", "all", "-env",
+        "MPICH_NETMASK", "10.88.0.0/255.255.255.0",
+    ];
+    for extra in [&[][..], &tcp_only[..]] {
+        let mut args = vec!["salloc", "-N3", MPIEXEC, "-c", "1", "-affinity"];
+        args.extend(table);
+        args.extend(extra);
+        args.extend([pingpong, "-p", "1:100000", "-op", "-s", "nul"]);
+        let started = std::time::Instant::now();
+        let out = slurm(&args);
+        eprintln!("{:?}: {:?}", &args[6..], started.elapsed());
+        let text = show(&out);
+        assert!(out.status.success(), "{args:?}\n{text}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
+            assert!(stdout.contains(pair), "no latency for {pair}\n{text}");
+        }
+        for row in ["0: (node1)", "1: (node2)", "2: (node3)", "0:.SS", "1:S.S", "2:SS."] {
+            assert!(
+                stdout.lines().any(|l| l.trim_end() == row),
+                "no '{row}' in the connectivity table\n{text}"
+            );
+        }
+        assert!(stdout.contains("Shared Memory:      0"), "{text}");
+    }
+}
+
+/// A rank killed on node2 (SIGKILL, before MPI init) aborts the job as
+/// MS-MPI does, with 128 + 9; the ranks of node1 and node3 are killed, and
+/// nothing of the job is left on any node a second later.
+#[test]
+fn a_rank_killed_on_node2_aborts_the_job_and_leaves_nothing() {
+    let _rig = rig();
+    let sleep = "sleep 30.4217";
+    let script = format!("test \"$(hostname)\" = node2 && kill -9 $$; exec {sleep}");
+    let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", "sh", "-c", &script]);
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(137), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "job aborted:",
+        "[0,2] terminated",
+        "[1] process exited without calling init",
+        "---- error analysis -----",
+        "[1] on node2",
+        "sh ended before calling init and may have crashed. exit code 137",
+    ] {
+        assert!(stdout.contains(want), "no '{want}'\n{text}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pids_running(sleep), Vec::<String>::new(), "ranks left\n{text}");
+    assert_eq!(proxies(), Vec::<String>::new(), "proxies left\n{text}");
+}
+
+/// mpiexec killed with SIGKILL while its ranks run on the three nodes:
+/// within a few seconds no rank and no proxy is left (each proxy loses its
+/// connection and kills its ranks; salloc ends the allocation).
+#[test]
+fn mpiexec_killed_leaves_no_rank_on_any_node() {
+    let _rig = rig();
+    let sleep = "sleep 30.5317";
+    let mut salloc = slurm_command(&["salloc", "-N3", MPIEXEC, "-c", "1", "sleep", "30.5317"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start salloc");
+    let running = wait_for(60, || pids_running(sleep).len() == 3);
+    let mpiexec = pids_running(&format!("{MPIEXEC} -c 1 {sleep}"));
+    if !running || mpiexec.len() != 1 {
+        let _ = salloc.kill();
+        panic!(
+            "not three ranks ({:?}) and one mpiexec ({mpiexec:?})",
+            pids_running(sleep)
+        );
+    }
+    let killed = Command::new("kill").args(["-9", &mpiexec[0]]).status().unwrap();
+    assert!(killed.success());
+    let gone = wait_for(5, || pids_running(sleep).is_empty() && proxies().is_empty());
+    let _ = salloc.wait();
+    assert!(
+        gone,
+        "left after mpiexec was killed: ranks {:?}, proxies {:?}",
+        pids_running(sleep),
+        proxies()
+    );
+}
+
+/// `-lines` prefixes each rank's lines with its rank, and `-timeout` ends
+/// the job, as on one host.
+#[test]
+fn lines_and_timeout_across_three_hosts() {
+    let _rig = rig();
+    let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", "-lines", "hostname"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(sorted_lines(&out), ["[0]node1", "[1]node2", "[2]node3"], "{}", show(&out));
+
+    let sleep = "sleep 30.6317";
+    let started = std::time::Instant::now();
+    let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", "-timeout", "3", "sleep", "30.6317"]);
+    let took = started.elapsed();
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("mpiexec timed out after 3 seconds; the job was terminated."),
+        "{text}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{text}");
+    assert_eq!(pids_running(sleep), Vec::<String>::new(), "ranks left\n{text}");
+}
+
+/// In a batch job mpiexec runs on node1: rank 0 is its child there, the
+/// ranks of node2 and node3 come through srun's proxies, and all three
+/// share one PMI server (allreduce).
+#[test]
+fn mpiexec_in_a_batch_job_mixes_its_children_and_proxies() {
+    let prog = where_prog();
+    let _rig = rig();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_file = dir.path().join("out");
+    let out = slurm(&[
+        "sbatch",
+        "-W",
+        "-N3",
+        "-o",
+        &out_file.display().to_string(),
+        "--wrap",
+        &format!("{MPIEXEC} -c 1 -d 2 {prog}"),
+    ]);
+    let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(out.status.success(), "{}\n{text}", show(&out));
+    let mut ranks: Vec<&str> = text.lines().filter(|l| l.starts_with("rank ")).collect();
+    ranks.sort();
+    assert_eq!(
+        ranks,
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{text}"
+    );
+    for how in [
+        "starting rank 0 on node1: ",
+        "starting rank 1 on node2: ",
+        "starting rank 2 on node3: ",
+    ] {
+        assert!(text.contains(how), "{text}");
+    }
+    assert!(text.contains(&format!("{prog} (by mpiexec)")), "{text}");
+    assert!(text.contains(&format!("{prog} (through srun, by the proxy on node2)")), "{text}");
+    assert!(text.contains(&format!("{prog} (through srun, by the proxy on node3)")), "{text}");
 }

@@ -452,10 +452,15 @@ fn run_as(uid: u32) -> Result<RunAs, String> {
 /// Starts the rank as its job's owner and relays its output and exit until
 /// it ends; kills it when the connection closes or asks so.
 fn run_rank(conn: TcpStream, grant: Grant) {
-    let Grant {
-        request: req,
-        run_as_uid,
-    } = grant;
+    serve_rank(conn, grant.request, grant.run_as_uid, &log);
+}
+
+/// Starts the rank of `req` as `run_as_uid` and relays its output and exit
+/// on `conn` until it ends; kills it when the connection closes or asks
+/// so. What `run-rank` does with a granted request, and mpiexec's proxy
+/// (as its own user) with the request mpiexec sent it; `log` takes the
+/// lines worth a log.
+pub(crate) fn serve_rank(conn: TcpStream, req: RankRequest, run_as_uid: u32, log: &dyn Fn(&str)) {
     let what = format!("job {} rank {} on {}", req.job, req.rank, req.node);
     let writer = match conn.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),

@@ -55,6 +55,13 @@ pub fn die_with_parent() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(|_| ())
 }
 
+/// Has `sig` sent to the calling process when the thread that started it
+/// ends (async-signal-safe, for use between fork and exec).
+pub fn parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) }).map(|_| ())
+}
+
 /// Sets the calling process's nice value (async-signal-safe, for use
 /// between fork and exec).
 pub fn set_nice(nice: i32) -> io::Result<()> {

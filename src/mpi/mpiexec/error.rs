@@ -150,6 +150,10 @@ pub enum MpiexecError {
     /// `CCP_NODES` is not a valid host list.
     #[error("Error: while parsing CCP_NODES environment variable. {0}")]
     CcpNodes(HostsError),
+    /// Inside a Slurm allocation without `CCP_NODES`, the allocation's node
+    /// list or task counts cannot be read (ours: MS-MPI knows no Slurm).
+    #[error("Error: while reading the Slurm allocation's nodes (SLURM_JOB_NODELIST, SLURM_TASKS_PER_NODE): {0}.")]
+    SlurmNodes(String),
 }
 
 impl From<HostsError> for MpiexecError {

@@ -15,12 +15,14 @@
 //! - [`options`]: argv (and configfiles, optionfiles) to a [`Plan`], with
 //!   MS-MPI's exact option table.
 //! - [`help`]: the `-help`, `-help2` and `-help3` texts.
-//! - [`place`](mod@place): a plan and `CCP_NODES` to the hosts of every rank.
+//! - [`place`](mod@place): a plan and `CCP_NODES` (or, inside a Slurm
+//!   allocation, its nodes) to the hosts of every rank.
 //! - [`local`]: this host (name, CPUs, directory, virtual nodes).
 //! - [`bootstrap`]: how ranks start on their hosts and report back (the
-//!   [`bootstrap::Bootstrap`] interface, mpiexec's own children or the node
-//!   agents' launch service, picked from the environment), and the PMI
-//!   server's connections.
+//!   [`bootstrap::Bootstrap`] interface: mpiexec's own children, the node
+//!   agents' launch service, or, inside a Slurm allocation, proxies started
+//!   by one `srun` step; picked from the environment), and the PMI server's
+//!   connections.
 //! - [`prepare`]: a placed plan to one [`bootstrap::Launch`] per rank.
 //! - [`run`]: the supervisor (start through the bootstrap, PMI events,
 //!   output, how a job ends) and the `mpiexec` program.

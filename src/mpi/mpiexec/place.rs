@@ -2,7 +2,9 @@
 //! `post_process_cmdline` and `create_launch_list` decide it.
 //!
 //! * The *global pool* is `-ghost`/`-gmachinefile`, else `CCP_NODES`, else
-//!   the local host with all its logical CPUs. `CCP_NODES` is read (and a bad
+//!   the local host with all its logical CPUs. Inside a Slurm allocation
+//!   without `CCP_NODES`, the allocation's nodes stand for `CCP_NODES`
+//!   ([`slurm_nodes`]). `CCP_NODES` is read (and a bad
 //!   value is an error) whenever there is no `-ghost`/`-gmachinefile`, even if
 //!   every section has its own hosts; `CCP_NODES=Overflow` is only tolerated
 //!   when some `-machinefile`/`-gmachinefile` was given (then the local host
@@ -55,6 +57,37 @@ fn global_pool(
         return Ok(vec![Host::new(local_host, local_cpus.max(1))]);
     }
     Ok(from_env)
+}
+
+/// A Slurm allocation's nodes as a `CCP_NODES` value (`<n> <node> <cores>
+/// …`): the nodes of `SLURM_JOB_NODELIST`, each with its count of
+/// `SLURM_TASKS_PER_NODE` (1 without one), as MPICH's Hydra reads them.
+pub fn slurm_nodes(nodelist: &str, tasks_per_node: Option<&str>) -> Result<String, MpiexecError> {
+    use crate::slurm::hostlist;
+    let err = |e: hostlist::ListError| MpiexecError::SlurmNodes(e.to_string());
+    let nodes = hostlist::expand(nodelist).map_err(err)?;
+    if nodes.is_empty() {
+        return Err(MpiexecError::SlurmNodes(format!(
+            "the node list '{nodelist}' names no node"
+        )));
+    }
+    let counts = match tasks_per_node {
+        Some(t) => hostlist::tasks_per_node(t).map_err(err)?,
+        None => vec![1; nodes.len()],
+    };
+    if counts.len() != nodes.len() {
+        return Err(MpiexecError::SlurmNodes(format!(
+            "'{nodelist}' names {} nodes but the task counts '{}' are for {}",
+            nodes.len(),
+            tasks_per_node.unwrap_or_default(),
+            counts.len()
+        )));
+    }
+    let mut v = nodes.len().to_string();
+    for (n, c) in nodes.iter().zip(&counts) {
+        v.push_str(&format!(" {n} {}", c.max(&1)));
+    }
+    Ok(v)
 }
 
 /// A cursor over a pool: the host being filled and how many ranks it has.

@@ -214,3 +214,24 @@ fn machinefile_text_becomes_a_host_list() {
         "expecting a positive number of cores following the host name"
     );
 }
+
+#[test]
+fn a_slurm_allocation_is_the_pool_hydra_reads() {
+    let v = slurm_nodes("node[1-3]", Some("2(x2),1")).unwrap();
+    assert_eq!(v, "3 node1 2 node2 2 node3 1");
+    assert_eq!(
+        layout("-n 6 a.exe", Some(&v), 8),
+        "node1:0,1,5 node2:2,3 node3:4"
+    );
+    assert_eq!(slurm_nodes("n[01-02],head", None).unwrap(), "3 n01 1 n02 1 head 1");
+    // -c 1 puts one rank on each node.
+    assert_eq!(
+        layout("-c 1 a.exe", Some(&v), 8),
+        "node1:0 node2:1 node3:2"
+    );
+    let e = slurm_nodes("node[1-3]", Some("2")).unwrap_err().to_string();
+    assert!(e.contains("'node[1-3]' names 3 nodes but the task counts '2' are for 1"), "{e}");
+    let e = slurm_nodes("node[3-1]", Some("1")).unwrap_err().to_string();
+    assert!(e.starts_with("Error: while reading the Slurm allocation's nodes"), "{e}");
+    assert!(e.contains("runs backwards"), "{e}");
+}

@@ -65,6 +65,16 @@ pub fn prepare(
         .flatten()
         .map(|h| h.ranks.len() as u32)
         .sum();
+    // Every host's ranks, over all sections, ascending: MPI_LOCALNRANKS and
+    // MPI_LOCALRANKID count the ranks of one host, as Hydra's do.
+    let mut on_host: Vec<(&str, Vec<u32>)> = Vec::new();
+    for h in placement.iter().flatten() {
+        match on_host.iter_mut().find(|(name, _)| *name == h.host) {
+            Some((_, ranks)) => ranks.extend(&h.ranks),
+            None => on_host.push((&h.host, h.ranks.clone())),
+        }
+    }
+    on_host.iter_mut().for_each(|(_, ranks)| ranks.sort_unstable());
     let mut out = Vec::with_capacity(size as usize);
     for (section, hosts) in plan.sections.iter().zip(placement) {
         let wdir = section
@@ -107,13 +117,18 @@ pub fn prepare(
                 env::HPCPACK_NETMASK_ORIGIN.to_string(),
                 origin.code().to_string(),
             ));
+            let host_ranks = on_host
+                .iter()
+                .find(|(name, _)| *name == h.host)
+                .map_or(&[][..], |(_, ranks)| ranks.as_slice());
             for &rank in &h.ranks {
+                let local_id = host_ranks.iter().position(|&r| r == rank).unwrap_or(0);
                 let mut env = env.clone();
                 env.push((env::HPCPACK_NODE_NAME.into(), h.host.clone()));
                 env.push((pmi::PMI_RANK.into(), rank.to_string()));
                 env.push((pmi::PMI_SIZE.into(), size.to_string()));
-                env.push((MPI_LOCALNRANKS.into(), size.to_string()));
-                env.push((MPI_LOCALRANKID.into(), rank.to_string()));
+                env.push((MPI_LOCALNRANKS.into(), host_ranks.len().to_string()));
+                env.push((MPI_LOCALRANKID.into(), local_id.to_string()));
                 out.push(Launch {
                     rank,
                     host: h.host.clone(),

@@ -3,7 +3,8 @@
 //! job as MS-MPI does.
 //!
 //! The steps, each its own module: [`super::options`] parses the command
-//! line into a [`Plan`], [`super::place`](mod@super::place) puts its ranks on hosts,
+//! line into a [`Plan`], [`super::place`](mod@super::place) puts its ranks on hosts
+//! (the pool of `CCP_NODES` or a Slurm allocation, [`environment_pool`]),
 //! [`super::bootstrap::pick`] chooses how ranks start in the environment
 //! mpiexec runs in, [`super::prepare`] resolves each rank's program and
 //! environment, and the supervisor below starts the ranks through the
@@ -24,8 +25,9 @@
 //!   SIGHUP: every rank is killed, exit code [`TIMEOUT_EXIT`] or
 //!   [`CANCEL_EXIT`].
 //! * A rank cannot be started (a launch service refuses it: bad credential,
-//!   node outside the job, job not running): the ranks started so far are
-//!   killed and mpiexec prints the reason and exits 1.
+//!   node outside the job, job not running; srun or its proxies do not
+//!   start): the ranks started so far are killed and mpiexec prints the
+//!   reason and exits 1.
 //!
 //! Threads, not a poll loop: one per rank connection for PMI (all sharing one
 //! `Mutex<Server>`, the pure state machine of [`crate::mpi::pmi::server`]),
@@ -487,8 +489,34 @@ fn exit_code(code: i32) -> ExitCode {
     }
 }
 
-/// The `mpiexec` program.
+/// The host pool mpiexec's environment gives, as a `CCP_NODES` value:
+/// `CCP_NODES` itself when set (a job runner sets it), else, inside a Slurm
+/// allocation that the srun bootstrap serves (`SLURM_JOB_ID`, no launch
+/// services), the allocation's nodes ([`super::place::slurm_nodes`]).
+/// `var` reads the environment; `CCP_NODES` counts whenever it is set (the
+/// placement judges its value), the other variables when not empty.
+pub fn environment_pool(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, MpiexecError> {
+    if let Some(v) = var(env::CCP_NODES) {
+        return Ok(Some(v));
+    }
+    let set = |name| var(name).filter(|v| !v.is_empty());
+    let served = set(env::HPCPACK_LAUNCH).is_some_and(|v| !bootstrap::parse_launch(&v).is_empty());
+    match (set(env::SLURM_JOB_ID), set(env::SLURM_JOB_NODELIST)) {
+        (Some(_), Some(list)) if !served => {
+            super::place::slurm_nodes(&list, set(env::SLURM_TASKS_PER_NODE).as_deref()).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `mpiexec` program (also its own proxy on the nodes of a Slurm
+/// allocation, see [`bootstrap::Srun`]).
 pub fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == bootstrap::PROXY_ARG) {
+        return bootstrap::proxy_main();
+    }
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
@@ -511,7 +539,13 @@ pub fn main() -> ExitCode {
     };
     let local = Local::from_os();
     let mut boot = bootstrap::pick(&local, env::var);
-    let ccp_nodes = std::env::var(env::CCP_NODES).ok();
+    let ccp_nodes = match environment_pool(|name| std::env::var(name).ok()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(&plan, &local, boot.as_mut(), ccp_nodes.as_deref()) {
         Ok(code) => exit_code(code),
         Err(e) => {

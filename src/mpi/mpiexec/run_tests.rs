@@ -4,7 +4,7 @@ use std::path::Path;
 use super::*;
 use crate::env::{MPI_LOCALNRANKS, MPI_LOCALRANKID, MPICH_NETMASK};
 use crate::mpi::mpiexec::affinity::Algorithm;
-use crate::mpi::mpiexec::bootstrap::{Children, LaunchService, parse_launch};
+use crate::mpi::mpiexec::bootstrap::{Children, LaunchService, Srun, parse_launch};
 use crate::mpi::mpiexec::local::parse_local_nodes;
 use crate::mpi::mpiexec::place::HostRanks;
 use crate::mpi::mpiexec::plan::{Global, Section};
@@ -290,4 +290,87 @@ fn virtual_nodes_of_this_host_are_local_and_bind_to_their_cpus() {
     let launches = prepare(&p, &placement, &l).unwrap();
     let cpus: Vec<Option<u32>> = launches.iter().map(|x| x.cpu).collect();
     assert_eq!(cpus, vec![Some(0), Some(1), Some(0), Some(1)]);
+}
+
+#[test]
+fn ccp_nodes_wins_over_the_slurm_allocation() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    static SLURM: [(&str, &str); 3] = [
+        (env::SLURM_JOB_ID, "7"),
+        (env::SLURM_JOB_NODELIST, "node[1-3]"),
+        (env::SLURM_TASKS_PER_NODE, "2(x3)"),
+    ];
+    assert_eq!(
+        environment_pool(vars(&SLURM)).unwrap().as_deref(),
+        Some("3 node1 2 node2 2 node3 2")
+    );
+    static WITH_CCP: [(&str, &str); 4] = [
+        (env::SLURM_JOB_ID, "7"),
+        (env::SLURM_JOB_NODELIST, "node[1-3]"),
+        (env::SLURM_TASKS_PER_NODE, "2(x3)"),
+        (env::CCP_NODES, "1 n9 4"),
+    ];
+    assert_eq!(environment_pool(vars(&WITH_CCP)).unwrap().as_deref(), Some("1 n9 4"));
+    // Launch services serve the job: the Slurm variables are not ours.
+    static SERVED: [(&str, &str); 3] = [
+        (env::SLURM_JOB_ID, "7"),
+        (env::SLURM_JOB_NODELIST, "node[1-3]"),
+        (env::HPCPACK_LAUNCH, "node2=127.0.0.1:4000"),
+    ];
+    assert_eq!(environment_pool(vars(&SERVED)).unwrap(), None);
+    assert_eq!(environment_pool(vars(&[])).unwrap(), None);
+    static BAD: [(&str, &str); 2] = [(env::SLURM_JOB_ID, "7"), (env::SLURM_JOB_NODELIST, "node[1-")];
+    assert!(matches!(environment_pool(vars(&BAD)), Err(MpiexecError::SlurmNodes(_))));
+}
+
+#[test]
+fn local_rank_variables_count_the_ranks_of_one_host() {
+    let l = local(Path::new("/"));
+    let boot = Srun::new(l.clone(), "7".into(), Some("node[1-3]"));
+    let mut p = plan("sh", 4);
+    p.sections.push(p.sections[0].clone());
+    p.sections[0].processes = Some(3);
+    p.sections[1].processes = Some(1);
+    let at = |host: &str, ranks: &[u32]| HostRanks {
+        host: host.into(),
+        ranks: ranks.to_vec(),
+    };
+    let placement = vec![
+        vec![at("node2", &[0, 1]), at("node1", &[2])],
+        vec![at("node2", &[3])],
+    ];
+    let launches = super::prepare(&p, &placement, &l, &boot).unwrap();
+    let get = |l: &Launch, k: &str| {
+        l.env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let local_ids: Vec<(String, String)> = launches
+        .iter()
+        .map(|l| (get(l, MPI_LOCALNRANKS), get(l, MPI_LOCALRANKID)))
+        .collect();
+    let pair = |n: &str, id: &str| (n.to_string(), id.to_string());
+    assert_eq!(
+        local_ids,
+        [pair("3", "0"), pair("3", "1"), pair("1", "0"), pair("3", "2")]
+    );
+    assert_eq!(boot.how(&launches[0]), "through srun, by the proxy on node2");
+    assert_eq!(boot.how(&launches[2]), "by mpiexec");
+    // A host outside the allocation is refused before anything starts.
+    let e = super::prepare(&plan("sh", 1), &placed("node4", &[0]), &l, &boot).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot launch on host 'node4': it is not a node of Slurm job 7's allocation (node1, node2, node3)"),
+        "{e}"
+    );
 }

@@ -12,6 +12,14 @@
 //!   node is started by that node agent ([`crate::node::launch`]) and
 //!   reaches PMI over TCP ([`PmiListener`]); a rank on this host that no
 //!   service serves is started as [`Children`] start it.
+//! * [`Srun`]: inside a Slurm allocation (`SLURM_JOB_ID`) without launch
+//!   services. The ranks of this host are [`Children`]; those of the
+//!   allocation's other nodes are started by one proxy per node (mpiexec
+//!   itself, `--hpcpack-proxy`), all started by one `srun` step in `open`,
+//!   each proxy connecting back to mpiexec with the launch's secret and
+//!   then treated as a launch service is. PMI over TCP ([`PmiListener`]),
+//!   from the proxy's address only. A host outside the allocation is
+//!   refused before anything starts.
 //! * [`Children`]: everywhere else. Every rank is a child of mpiexec on this
 //!   host, PMI over a socket pair; a rank placed on another host is refused
 //!   before anything starts.
@@ -45,11 +53,14 @@ use crate::node::sys;
 
 mod children;
 mod pmi;
+mod remote;
 mod service;
+mod srun;
 
 pub use children::Children;
-pub use pmi::{Pmi, PmiListener, SharedPmi};
+pub use pmi::{Pmi, PmiListener, PortPeer, SharedPmi};
 pub use service::{LaunchService, parse_launch};
+pub use srun::{PROXY_ARG, Srun, proxy_main};
 
 /// How long a launch service may take to answer a request, and a PMI
 /// connection to send its handshake.
@@ -91,6 +102,27 @@ pub enum StartError {
         addr: String,
         message: String,
     },
+    #[error(
+        "Error: cannot launch on host '{host}': it is not a node of Slurm job {job}'s allocation ({nodes})."
+    )]
+    NotAllocated {
+        host: String,
+        job: String,
+        nodes: String,
+    },
+    #[error("Error: cannot start the ranks on {hosts} through srun: {reason}.{}", srun_said(output))]
+    Srun {
+        hosts: String,
+        reason: String,
+        /// What srun (and the proxies) printed.
+        output: String,
+    },
+    #[error("Error: cannot launch rank {rank} on {node} through its srun proxy: {message}.")]
+    Proxy {
+        rank: u32,
+        node: String,
+        message: String,
+    },
     #[error("Error: cannot launch '{exe}' on {host}: {source}.")]
     Spawn {
         exe: String,
@@ -102,6 +134,15 @@ pub enum StartError {
         what: &'static str,
         source: io::Error,
     },
+}
+
+/// srun's output for [`StartError::Srun`]'s message, on lines of its own.
+fn srun_said(output: &str) -> String {
+    if output.is_empty() {
+        " srun printed nothing.".to_string()
+    } else {
+        format!(" srun printed:\n{output}")
+    }
 }
 
 /// What the helper threads tell the supervisor.
@@ -143,15 +184,20 @@ pub trait Bootstrap {
 
 /// The bootstrap for the environment mpiexec runs in (`var` reads it):
 /// the node agents' launch services when `HPCPACK_LAUNCH` names any, else
-/// mpiexec's own children.
+/// srun inside a Slurm allocation (`SLURM_JOB_ID`), else mpiexec's own
+/// children.
 pub fn pick(local: &Local, var: impl Fn(&str) -> Option<String>) -> Box<dyn Bootstrap> {
-    let children = Children::new(local.clone());
     let services = var(env::HPCPACK_LAUNCH)
         .map(|v| parse_launch(&v))
         .unwrap_or_default();
     if services.is_empty() {
-        return Box::new(children);
+        if let Some(job) = var(env::SLURM_JOB_ID) {
+            let nodes = var(env::SLURM_JOB_NODELIST);
+            return Box::new(Srun::new(local.clone(), job, nodes.as_deref()));
+        }
+        return Box::new(Children::new(local.clone()));
     }
+    let children = Children::new(local.clone());
     let credential = var(env::HPCPACK_JOB_CREDENTIAL);
     Box::new(LaunchService::new(services, credential, children))
 }
@@ -160,8 +206,9 @@ pub fn pick(local: &Local, var: impl Fn(&str) -> Option<String>) -> Box<dyn Boot
 enum Handle {
     /// A child of mpiexec leading its own process group.
     Child { pid: u32 },
-    /// A rank of a launch service: our end of its connection.
-    Service { conn: TcpStream },
+    /// A rank started by another process (a launch service, a proxy): our
+    /// end of its connection.
+    Remote { conn: TcpStream },
 }
 
 /// One started rank.
@@ -179,8 +226,8 @@ impl Started {
             Handle::Child { pid } => {
                 let _ = sys::killpg(*pid, libc::SIGKILL);
             }
-            Handle::Service { conn } => {
-                // The service kills on either; the frame says it was meant.
+            Handle::Remote { conn } => {
+                // The other side kills on either; the frame says it was meant.
                 let _ = Frame::Kill.write_to(&mut &*conn);
                 let _ = conn.shutdown(Shutdown::Write);
             }
@@ -263,5 +310,29 @@ mod tests {
             "through the launch service at 127.0.0.1:4000"
         );
         assert_eq!(inside.how(&launch("node1")), "by mpiexec");
+        let slurm = |name: &str| match name {
+            env::SLURM_JOB_ID => Some("7".to_string()),
+            env::SLURM_JOB_NODELIST => Some("node[1-3]".to_string()),
+            _ => None,
+        };
+        let allocated = pick(&local, slurm);
+        assert!(allocated.reach("node3").is_ok());
+        assert!(allocated.reach("NODE2").is_ok());
+        let e = allocated.reach("node4").unwrap_err().to_string();
+        assert!(e.contains("not a node of Slurm job 7's allocation (node1, node2, node3)"), "{e}");
+        assert_eq!(allocated.how(&launch("node2")), "through srun, by the proxy on node2");
+        assert_eq!(allocated.how(&launch("node1")), "by mpiexec");
+        // Launch services win over the allocation (a job of the embedded
+        // head node run inside one).
+        let both = pick(&local, |name| {
+            (name == env::HPCPACK_LAUNCH)
+                .then(|| "node2=127.0.0.1:4000".to_string())
+                .or_else(|| slurm(name))
+        });
+        assert_eq!(
+            both.how(&launch("node2")),
+            "through the launch service at 127.0.0.1:4000"
+        );
+        assert!(both.reach("node3").is_err());
     }
 }

@@ -3,7 +3,10 @@
 //! [`crate::mpi::pmi::server`] and where each rank's replies go). A rank
 //! started as mpiexec's child speaks over a socket pair ([`serve_pmi`]); a
 //! rank started elsewhere connects to a [`PmiListener`] over TCP and says
-//! which rank it is in its first line.
+//! which rank it is in its first line. MPICH's PMI client cannot present a
+//! secret, so what guards a TCP rank is [`PortPeer`]: a rank is accepted
+//! once, and, when its bootstrap knows where it runs, from that address
+//! only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -22,9 +25,33 @@ pub struct Pmi {
     pub streams: Vec<Option<Box<dyn Write + Send>>>,
     /// Ranks that sent `cmd=init`.
     pub initialized: Vec<bool>,
-    /// Ranks that connect over TCP; the listener accepts one connection for
-    /// each.
-    pub by_port: Vec<bool>,
+    /// Which ranks the listener accepts a connection for (one each), and
+    /// from where.
+    pub by_port: Vec<PortPeer>,
+}
+
+/// Whether, and from where, a rank may connect to the [`PmiListener`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPeer {
+    /// Not over TCP (a socket pair), or not yet: no connection is accepted.
+    No,
+    /// From any address (a launch service started it, having checked the
+    /// job's credential).
+    Any,
+    /// From this address only: the one the rank's proxy connected to
+    /// mpiexec from.
+    From(IpAddr),
+}
+
+impl PortPeer {
+    /// Whether a connection from `ip` may be this rank's.
+    pub fn admits(self, ip: Option<IpAddr>) -> bool {
+        match self {
+            PortPeer::No => false,
+            PortPeer::Any => true,
+            PortPeer::From(want) => ip == Some(want),
+        }
+    }
 }
 
 impl Pmi {
@@ -34,7 +61,7 @@ impl Pmi {
             server,
             streams: (0..size).map(|_| None).collect(),
             initialized: vec![false; size as usize],
-            by_port: vec![false; size as usize],
+            by_port: vec![PortPeer::No; size as usize],
         }
     }
 }
@@ -83,6 +110,8 @@ pub(super) fn serve_pmi(rank: u32, mut reader: impl BufRead, pmi: SharedPmi, tx:
 pub struct PmiListener {
     /// `PMI_PORT` for the ranks: `host:port`.
     pub port: String,
+    /// The port alone, for ranks told another host part.
+    pub number: u16,
 }
 
 impl PmiListener {
@@ -105,6 +134,22 @@ impl PmiListener {
         } else {
             Ipv4Addr::UNSPECIFIED.into()
         };
+        let host = if loopback {
+            ip.to_string()
+        } else {
+            sys::hostname()
+        };
+        PmiListener::bind(ip, &host, pmi, tx)
+    }
+
+    /// Listens on `ip` (any port), advertised as `host`; accepts in a
+    /// thread of its own.
+    pub fn bind(
+        ip: IpAddr,
+        host: &str,
+        pmi: SharedPmi,
+        tx: Sender<Report>,
+    ) -> Result<PmiListener, StartError> {
         let listener =
             crate::net::bind(SocketAddr::new(ip, 0)).map_err(|source| StartError::Io {
                 what: "listening for PMI connections",
@@ -117,11 +162,6 @@ impl PmiListener {
                 source,
             })?
             .port();
-        let host = if loopback {
-            ip.to_string()
-        } else {
-            sys::hostname()
-        };
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let (pmi, tx) = (Arc::clone(&pmi), tx.clone());
@@ -130,16 +170,18 @@ impl PmiListener {
         });
         Ok(PmiListener {
             port: format!("{host}:{port}"),
+            number: port,
         })
     }
 }
 
 /// A PMI connection: its first line (`cmd=initack pmiid=<rank>`) says which
-/// rank it is; a connection for a rank that is not expected, or that has
-/// one already, is dropped.
+/// rank it is; a connection for a rank that is not expected (or not from
+/// where it runs), or that has one already, is dropped.
 fn accept_pmi(conn: TcpStream, pmi: SharedPmi, tx: Sender<Report>) {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_read_timeout(Some(ANSWER_TIMEOUT));
+    let from = conn.peer_addr().ok().map(|a| a.ip());
     let Ok(writer) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
     let mut first = String::new();
@@ -152,7 +194,7 @@ fn accept_pmi(conn: TcpStream, pmi: SharedPmi, tx: Sender<Report>) {
             return;
         };
         let r = rank as usize;
-        if !p.by_port[r] || p.streams[r].is_some() {
+        if !p.by_port[r].admits(from) || p.streams[r].is_some() {
             return;
         }
         p.streams[r] = Some(Box::new(writer));
@@ -161,4 +203,21 @@ fn accept_pmi(conn: TcpStream, pmi: SharedPmi, tx: Sender<Report>) {
     let _ = reader.get_ref().set_read_timeout(None);
     handle_line(rank, &first, &pmi, &tx);
     serve_pmi(rank, reader, pmi, tx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rank_connects_from_where_its_bootstrap_says() {
+        let proxy: IpAddr = "10.88.0.12".parse().unwrap();
+        let other: IpAddr = "10.88.0.13".parse().unwrap();
+        assert!(!PortPeer::No.admits(Some(proxy)));
+        assert!(PortPeer::Any.admits(Some(other)));
+        assert!(PortPeer::Any.admits(None));
+        assert!(PortPeer::From(proxy).admits(Some(proxy)));
+        assert!(!PortPeer::From(proxy).admits(Some(other)));
+        assert!(!PortPeer::From(proxy).admits(None));
+    }
 }

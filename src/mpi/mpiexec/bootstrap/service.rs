@@ -1,23 +1,20 @@
 //! Ranks started by the node agents' MPI launch service
 //! ([`crate::node::launch`]), inside a job of the embedded head: the
 //! service checks the job's credential and starts the rank on its node.
-//! PMI over TCP (`PMI_PORT`, `PMI_ID`, served by [`PmiListener`]); output
-//! and exit come back as frames on the service connection and go through
-//! the same `forward` as a child's pipes, so `-lines` behaves the same.
-//! Killing is a `Kill` frame and closing our half of the connection; the
-//! service also kills the rank if mpiexec dies, since the connection then
-//! closes.
+//! PMI over TCP (`PMI_PORT`, `PMI_ID`, served by [`PmiListener`]); once
+//! the request is sent the rank is relayed as [`super::remote`] relays
+//! every rank started by another process (output through the same
+//! `forward` as a child's pipes, so `-lines` behaves the same; killed by a
+//! `Kill` frame or by mpiexec's end closing the connection).
 
-use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::thread;
 
 use super::children::Children;
-use super::pmi::{PmiListener, lock};
-use super::{ANSWER_TIMEOUT, Bootstrap, Handle, Job, Launch, Report, StartError, Started, forward};
-use crate::node::protocol::{Frame, RankRequest};
+use super::pmi::{PmiListener, PortPeer, lock};
+use super::remote::{own_environment, request, start_remote};
+use super::{ANSWER_TIMEOUT, Bootstrap, Job, Launch, StartError, Started};
+use crate::node::protocol::RankRequest;
 
 /// Parses `HPCPACK_LAUNCH` (`<node>=<host:port> …`); malformed items are
 /// skipped.
@@ -102,7 +99,7 @@ impl Bootstrap for LaunchService {
         {
             let mut pmi = lock(&job.pmi);
             for &(rank, _) in &served {
-                pmi.by_port[rank as usize] = true;
+                pmi.by_port[rank as usize] = PortPeer::Any;
             }
         }
         let addrs: Vec<&str> = served.iter().map(|&(_, a)| a).collect();
@@ -114,14 +111,7 @@ impl Bootstrap for LaunchService {
                 .and_then(|(j, _)| j.parse().ok())
                 .unwrap_or(0),
             credential,
-            env: std::env::vars_os()
-                .map(|(k, v)| {
-                    (
-                        k.to_string_lossy().into_owned(),
-                        v.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect(),
+            env: own_environment(),
             pmi_port: listener.port,
         });
         Ok(())
@@ -155,85 +145,14 @@ fn start_service(
         .map_err(|e| failed(format!("cannot resolve the address: {e}")))?
         .next()
         .ok_or_else(|| failed("the address resolves to nothing".into()))?;
-    let mut conn = TcpStream::connect_timeout(&target, ANSWER_TIMEOUT)
+    let conn = TcpStream::connect_timeout(&target, ANSWER_TIMEOUT)
         .map_err(|e| failed(format!("cannot connect ({e}); is the node agent running?")))?;
     let _ = conn.set_nodelay(true);
-    let mut env = service_job.env.clone();
-    env.extend(launch.env.iter().cloned());
     let request = RankRequest {
         job: service_job.job,
         credential: service_job.credential.clone(),
-        node: launch.host.clone(),
-        rank,
-        program: launch.program.display().to_string(),
-        args: launch.args.clone(),
-        work_dir: launch.dir.display().to_string(),
-        env,
-        cpu: launch.cpu,
-        nice: launch.nice,
-        pmi_port: service_job.pmi_port.clone(),
-        pmi_id: rank,
+        ..request(launch, &service_job.env, service_job.pmi_port.clone())
     };
-    Frame::Request(request)
-        .write_to(&mut conn)
-        .map_err(|e| failed(format!("cannot send the request: {e}")))?;
-    let _ = conn.set_read_timeout(Some(ANSWER_TIMEOUT));
-    match Frame::read_from(&mut conn) {
-        Ok(Frame::Started { .. }) => {}
-        Ok(Frame::Refused { message }) => return Err(failed(message)),
-        Ok(_) => {
-            return Err(failed(
-                "the service answered out of turn (before saying the rank started)".into(),
-            ));
-        }
-        Err(e) => return Err(failed(format!("no answer: {e}"))),
-    }
-    let _ = conn.set_read_timeout(None);
-    // A socket pair as the pipe to `forward` (std's anonymous pipe needs a
-    // newer Rust than the crate's minimum).
-    let pipe = || {
-        UnixStream::pair().map_err(|source| StartError::Io {
-            what: "creating an output pipe",
-            source,
-        })
-    };
-    let (out_r, mut out_w) = pipe()?;
-    let (err_r, mut err_w) = pipe()?;
-    let lines = job.lines;
-    job.outputs
-        .push(thread::spawn(move || forward(rank, out_r, false, lines)));
-    job.outputs
-        .push(thread::spawn(move || forward(rank, err_r, true, lines)));
-    let handle = conn.try_clone().map_err(|source| StartError::Io {
-        what: "cloning a launch service connection",
-        source,
-    })?;
-    let (tx, addr) = (job.tx.clone(), addr.to_string());
-    thread::spawn(move || {
-        let code = loop {
-            match Frame::read_from(&mut conn) {
-                Ok(Frame::Stdout(b)) => {
-                    let _ = out_w.write_all(&b);
-                }
-                Ok(Frame::Stderr(b)) => {
-                    let _ = err_w.write_all(&b);
-                }
-                Ok(Frame::Exited(e)) => break e.shell_code(),
-                Ok(_) => continue,
-                Err(e) => {
-                    eprintln!(
-                        "mpiexec: lost the launch service connection of rank {rank} (at {addr}): {e}"
-                    );
-                    break 1;
-                }
-            }
-        };
-        // Output first, so the supervisor's joins find it complete.
-        drop((out_w, err_w));
-        let _ = tx.send(Report::Exited { rank, code });
-    });
-    Ok(Started {
-        handle: Handle::Service { conn: handle },
-        exited: None,
-    })
+    let via = format!("the launch service at {addr}");
+    start_remote(conn, request, launch, job, failed, via)
 }
