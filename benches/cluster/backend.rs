@@ -1,0 +1,301 @@
+//! Table 1: our CLIs on Slurm (`CCP_SCHEDULER=slurm`) against Slurm's own commands, as whole
+//! processes on the rig's head.
+//!
+//! Each row runs the two sides N times in pairs, the order flipping from pair to pair, so that
+//! a burst of load elsewhere on the machine hits both alike. Next to them runs, alone, the
+//! Slurm command ours runs inside (`squeue --json --jobs=<id>` for `job view`, `sinfo --json`
+//! for `node list`; for `job submit` that is `sbatch`, the peer itself): ours minus it is what
+//! our own code costs (start-up, the job's record, reading Slurm's JSON).
+//!
+//! Submitted jobs are cancelled right after each pair (untimed), so neither side's jobs run
+//! and load the machine while the other is timed; they need not run to be measured.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::proc;
+use crate::report::{Cell, Goal, Row, Stats, Table, one_line};
+use crate::rig::Rig;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// The issue's goal: each of our commands at most 1.5 times its peer's time.
+const GOAL: Goal = Goal::AtMost(1.5);
+
+/// Our CLIs, on the rig's Slurm, with a state directory of their own.
+pub struct Ours<'a> {
+    pub bins: &'a Path,
+    pub state: PathBuf,
+    pub rig: &'a Rig,
+}
+
+impl Ours<'_> {
+    fn command(&self, tool: &str) -> Command {
+        let mut cmd = self.rig.command(self.bins.join(tool));
+        cmd.env("CCP_SCHEDULER", "slurm")
+            .env("HPCPACK_STATE_DIR", &self.state);
+        cmd
+    }
+}
+
+/// What one timed run gave: its time and stdout, or its one-line error.
+type Timed = std::result::Result<(Duration, String), String>;
+
+fn time(cmd: &mut Command) -> Result<Timed> {
+    proc::check_interrupt()?;
+    let t0 = Instant::now();
+    let out = match proc::run(cmd, COMMAND_TIMEOUT) {
+        Ok(o) => o,
+        Err(e) => {
+            proc::check_interrupt()?;
+            return Ok(Err(format!("{e:#}")));
+        }
+    };
+    let took = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Ok(Err(one_line(
+            &String::from_utf8_lossy(&out.stderr),
+            &stdout,
+            &format!("{} exited with {}", proc::describe(cmd), out.status),
+        )));
+    }
+    Ok(Ok((took, stdout)))
+}
+
+/// Samples of one command, and its first error.
+#[derive(Default)]
+struct Series {
+    times: Vec<Duration>,
+    error: Option<String>,
+}
+
+impl Series {
+    /// Keeps the time; returns the stdout of a run that worked.
+    fn add(&mut self, t: Timed) -> Option<String> {
+        match t {
+            Ok((d, out)) => {
+                self.times.push(d);
+                Some(out)
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        Stats::from_durations(&self.times)
+    }
+
+    /// The median, or the failure when no run worked.
+    fn cell(&self) -> Cell {
+        match (self.stats(), &self.error) {
+            (Some(s), _) => Cell::ms(s.median()),
+            (None, Some(e)) => Cell::Failed(e.clone()),
+            (None, None) => Cell::Missing("not run".into()),
+        }
+    }
+
+    fn describe(&self, name: &str) -> String {
+        let spread = self.stats().map_or("no sample".into(), |s| s.spread_ms());
+        match &self.error {
+            Some(e) if !self.times.is_empty() => {
+                format!("{name}: {spread}; some runs failed: {e}")
+            }
+            _ => format!("{name}: {spread}"),
+        }
+    }
+}
+
+/// The job id in `job submit`'s answer (`Job has been submitted. ID: 42.`).
+fn our_id(stdout: &str) -> Option<u64> {
+    let tail = stdout.rsplit("ID:").next()?;
+    tail.trim().trim_end_matches('.').parse().ok()
+}
+
+/// The job id in `Submitted batch job 42`.
+fn slurm_id(stdout: &str) -> Option<u64> {
+    stdout
+        .trim()
+        .strip_prefix("Submitted batch job ")?
+        .parse()
+        .ok()
+}
+
+/// Runs the three rows, `runs` pairs each.
+pub fn measure(ours: &Ours, runs: usize) -> Result<Table> {
+    std::fs::create_dir_all(&ours.state)
+        .with_context(|| format!("creating {}", ours.state.display()))?;
+    let rig = ours.rig;
+    let mut table = Table::new(format!(
+        "1. Backend overhead: whole-process wall time on the head, median of {runs} paired runs \
+         (ratio = our time / Slurm's: below 1, we are faster)"
+    ));
+
+    eprintln!("[backend] job submit / sbatch: {runs} pairs");
+    let (mut ours_s, mut peer_s) = (Series::default(), Series::default());
+    for i in 0..runs {
+        let mut ids = Vec::new();
+        for side in order(i) {
+            if side == 0 {
+                let mut c = ours.command("job");
+                c.args(["submit", "/numcores:1", "true"]);
+                if let Some(out) = ours_s.add(time(&mut c)?) {
+                    match our_id(&out) {
+                        Some(id) => ids.push(id),
+                        None => {
+                            ours_s.error.get_or_insert(format!(
+                                "no job id in job submit's answer {:?}",
+                                out.trim()
+                            ));
+                        }
+                    }
+                }
+            } else {
+                let mut c = rig.command("sbatch");
+                c.args(["--wrap=true", "-n1", "-o", "/dev/null"]);
+                if let Some(out) = peer_s.add(time(&mut c)?) {
+                    ids.extend(slurm_id(&out));
+                }
+            }
+        }
+        cancel(rig, &ids);
+    }
+    table.rows.push(Row {
+        what: "job submit /numcores:1 true | sbatch --wrap=true -n1".into(),
+        ours: ours_s.cell(),
+        peer: peer_s.cell(),
+        goal: Some(GOAL),
+    });
+    let mut notes = vec![
+        ours_s.describe("job submit (min / median / max)"),
+        peer_s.describe("sbatch"),
+    ];
+    if let (Some(a), Some(b)) = (ours_s.stats(), peer_s.stats()) {
+        notes.push(format!(
+            "job submit runs one sbatch: our own cost (start-up, the job's record written twice) \
+             = {:.1} ms of {:.1} ms",
+            (a.median() - b.median()) * 1e3,
+            a.median() * 1e3
+        ));
+    }
+
+    // One job of ours, viewed by both sides (Slurm knows it as any other job).
+    eprintln!("[backend] job view / scontrol show job: {runs} pairs");
+    let mut c = ours.command("job");
+    c.args(["submit", "/numcores:1", "true"]);
+    let view_job = match time(&mut c)? {
+        Ok((_, out)) => our_id(&out).ok_or_else(|| format!("no job id in {:?}", out.trim())),
+        Err(e) => Err(e),
+    };
+    let (mut ours_v, mut peer_v, mut inner_v) =
+        (Series::default(), Series::default(), Series::default());
+    let mut squeue_jobs = 0;
+    match &view_job {
+        Ok(id) => {
+            let id = id.to_string();
+            for i in 0..runs {
+                for side in order(i) {
+                    if side == 0 {
+                        ours_v.add(time(ours.command("job").args(["view", &id]))?);
+                    } else {
+                        peer_v.add(time(rig.command("scontrol").args(["show", "job", &id]))?);
+                    }
+                }
+                if let Some(out) = inner_v.add(time(
+                    rig.command("squeue")
+                        .arg("--json")
+                        .arg(format!("--jobs={id}")),
+                )?) {
+                    squeue_jobs = squeue_jobs.max(jobs_in(&out));
+                }
+            }
+            cancel(rig, &[id.parse().unwrap_or(0)]);
+        }
+        Err(e) => {
+            ours_v.error = Some(format!("submitting the job to view: {e}"));
+            peer_v.error = ours_v.error.clone();
+        }
+    }
+    table.rows.push(Row {
+        what: "job view <id> | scontrol show job <id>".into(),
+        ours: ours_v.cell(),
+        peer: peer_v.cell(),
+        goal: Some(GOAL),
+    });
+    notes.push(ours_v.describe("job view"));
+    notes.push(peer_v.describe("scontrol show job"));
+    notes.push(inner_v.describe("squeue --json --jobs=<id> (what job view runs), alone"));
+    notes.extend(own_cost("job view", &ours_v, "squeue --json", &inner_v));
+    if squeue_jobs > 1 {
+        notes.push(format!(
+            "squeue --json --jobs=<id> answered with {squeue_jobs} jobs, not 1: with --json, \
+             Slurm 22.05's squeue ignores --jobs, so job view reads every job Slurm remembers"
+        ));
+    }
+
+    eprintln!("[backend] node list / sinfo: {runs} pairs");
+    let (mut ours_n, mut peer_n, mut inner_n) =
+        (Series::default(), Series::default(), Series::default());
+    for i in 0..runs {
+        for side in order(i) {
+            if side == 0 {
+                ours_n.add(time(ours.command("node").arg("list"))?);
+            } else {
+                peer_n.add(time(&mut rig.command("sinfo"))?);
+            }
+        }
+        inner_n.add(time(rig.command("sinfo").arg("--json"))?);
+    }
+    table.rows.push(Row {
+        what: "node list | sinfo".into(),
+        ours: ours_n.cell(),
+        peer: peer_n.cell(),
+        goal: Some(GOAL),
+    });
+    notes.push(ours_n.describe("node list"));
+    notes.push(peer_n.describe("sinfo"));
+    notes.push(inner_n.describe("sinfo --json (what node list runs), alone"));
+    notes.extend(own_cost("node list", &ours_n, "sinfo --json", &inner_n));
+    table.notes = notes;
+    Ok(table)
+}
+
+/// How many jobs an `squeue --json` answer holds.
+fn jobs_in(json: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["jobs"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// "ours = inner + own" in medians.
+fn own_cost(what: &str, ours: &Series, inner_name: &str, inner: &Series) -> Option<String> {
+    let (a, b) = (ours.stats()?, inner.stats()?);
+    Some(format!(
+        "{what} = {inner_name} {:.1} ms + our own {:.1} ms (medians)",
+        b.median() * 1e3,
+        (a.median() - b.median()) * 1e3
+    ))
+}
+
+/// Which side goes first in pair `i`: ours (0) on even pairs, the peer (1) on odd ones.
+fn order(i: usize) -> [u8; 2] {
+    if i % 2 == 0 { [0, 1] } else { [1, 0] }
+}
+
+/// Cancels the jobs the bench submitted (by id: the rig is shared, other people's jobs stay).
+fn cancel(rig: &Rig, ids: &[u64]) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut c = rig.command("scancel");
+    c.args(ids.iter().map(u64::to_string));
+    if let Err(e) = proc::run_ok(&mut c, COMMAND_TIMEOUT) {
+        eprintln!("[backend] warning: {e:#}");
+    }
+}
