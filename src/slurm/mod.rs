@@ -9,3 +9,4 @@ pub mod json;
 pub mod map;
 pub mod record;
 pub mod runner;
+pub mod text;

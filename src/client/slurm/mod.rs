@@ -72,10 +72,13 @@ impl SlurmBackend {
         squeue(id)
     }
 
-    /// Slurm's nodes as `sinfo --json` shows them.
-    fn sinfo(&self) -> Result<String> {
+    /// Slurm's nodes in HPC Pack's terms, and what a request maps onto.
+    fn sinfo(&self) -> Result<(Vec<WireNode>, map::Cluster)> {
         match self.rest()? {
-            Some(r) => r.get("/nodes"),
+            Some(r) => {
+                let body = r.get("/nodes")?;
+                Ok((json::nodes(&body).map_err(Error::InvalidArgument)?, json::cluster(&body).map_err(Error::InvalidArgument)?))
+            }
             None => sinfo(),
         }
     }
@@ -205,22 +208,25 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Slurm's jobs: one (`squeue --json --jobs=<id>`; `None` when Slurm no
-/// longer knows it) or all of them.
+/// Slurm's jobs: one (none when Slurm no longer knows it) or all of them,
+/// as `squeue` prints their fields.
 fn squeue(id: Option<u64>) -> Result<Vec<SlurmJob>> {
-    let mut args = strings(&["--json"]);
+    let mut args = vec!["--noheader".to_string(), "--all".into(), format!("--format={}", crate::slurm::text::squeue_format())];
     if let Some(id) = id {
         args.push(format!("--jobs={id}"));
     }
     match run("squeue", &args, None) {
-        Ok(text) => json::jobs(&text).map_err(Error::InvalidArgument),
+        Ok(text) => crate::slurm::text::squeue(&text).map_err(Error::InvalidArgument),
         Err(Error::InvalidArgument(m)) if id.is_some() && m.to_ascii_lowercase().contains("invalid job id") => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
 
-fn sinfo() -> Result<String> {
-    run("sinfo", &strings(&["--json"]), None)
+/// Slurm's nodes, and the partitions and features of the cluster, as
+/// `sinfo` prints their fields.
+fn sinfo() -> Result<(Vec<WireNode>, map::Cluster)> {
+    let args = vec!["--Node".to_string(), "--noheader".into(), format!("--format={}", crate::slurm::text::sinfo_format())];
+    crate::slurm::text::sinfo(&run("sinfo", &args, None)?).map_err(Error::InvalidArgument)
 }
 
 fn millis(secs: Option<i64>) -> Option<i64> {
@@ -423,7 +429,7 @@ impl SlurmBackend {
         if !needs {
             return Ok(map::Cluster::default());
         }
-        json::cluster(&self.sinfo()?).map_err(Error::InvalidArgument)
+        Ok(self.sinfo()?.1)
     }
 
     fn options(&self, job: &Job) -> Result<Vec<String>> {
@@ -455,7 +461,7 @@ impl SlurmBackend {
             self.options(&Self::probe(&job, &tasks))?
         };
         let dir = record::new_dir().map_err(|e| Error::io(format!("cannot create a job record in {}", record::jobs_dir().display()), e))?;
-        let mut rec = Record { job, tasks, slurm_options: options.clone() };
+        let rec = Record { job, tasks, slurm_options: options.clone() };
         record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
         let script = crate::slurm::runner::batch_script(&crate::client::local::hpcd_binary(), &dir);
         let mut args = vec!["--parsable".to_string(), format!("--chdir={}", dir.display()), "--output=/dev/null".into(), format!("--error={}", dir.join("runner.log").display())];
@@ -471,9 +477,8 @@ impl SlurmBackend {
             }
         };
         let id: u64 = out.trim().split(';').next().unwrap_or("").parse().map_err(|_| Error::InvalidArgument(format!("sbatch answered '{}', not a job id", out.trim())))?;
-        rec.job.id = id;
-        rec.tasks.iter_mut().for_each(|t| t.job_id = id);
-        record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
+        // The record keeps id 0: the link names the job, and the runner
+        // and every reader take the id from Slurm.
         record::link(id, &dir).map_err(|e| Error::io(format!("cannot link the record of job {id}"), e))?;
         Ok(id)
     }
@@ -744,7 +749,7 @@ impl Backend for SlurmBackend {
     }
 
     fn nodes(&self, group: Option<&str>) -> Result<Vec<WireNode>> {
-        let all = json::nodes(&self.sinfo()?).map_err(Error::InvalidArgument)?;
+        let all = self.sinfo()?.0;
         match group {
             None => Ok(all),
             Some(g) => {
@@ -780,7 +785,7 @@ impl Backend for SlurmBackend {
     }
 
     fn node_groups(&self) -> Result<Vec<WireNodeGroup>> {
-        let c = json::cluster(&self.sinfo()?).map_err(Error::InvalidArgument)?;
+        let c = self.sinfo()?.1;
         let mut groups = vec![WireNodeGroup { name: crate::model::COMPUTE_NODES.into(), description: "every node of the Slurm cluster".into(), managed: true }];
         for p in &c.partitions {
             groups.push(WireNodeGroup { name: p.clone(), description: "a Slurm partition".into(), managed: true });
