@@ -2,10 +2,13 @@
 //! processes on the rig's head.
 //!
 //! Each row runs the two sides N times in pairs, the order flipping from pair to pair, so that
-//! a burst of load elsewhere on the machine hits both alike. Next to them runs, alone, the
-//! Slurm command ours runs inside (`squeue --json --jobs=<id>` for `job view`, `sinfo --json`
-//! for `node list`; for `job submit` that is `sbatch`, the peer itself): ours minus it is what
-//! our own code costs (start-up, the job's record, reading Slurm's JSON).
+//! a burst of load elsewhere on the machine hits both alike. `job view` and `node list` are
+//! timed twice: reading through the rig's slurmrestd (the default where it answers) and
+//! through Slurm's commands only (`HPCPACK_SLURM_URL=none`, as on a site without slurmrestd).
+//! Next to the commands' rows runs, alone, the Slurm command ours runs inside (`squeue -j <id>
+//! -o <fields>` for `job view`, `sinfo -N -o <fields>` for `node list`; for `job submit` that is
+//! `sbatch`, the peer itself): ours minus it is what our own code costs (start-up, the job's
+//! record, reading Slurm's answer).
 //!
 //! Submitted jobs are cancelled right after each pair (untimed), so neither side's jobs run
 //! and load the machine while the other is timed; they need not run to be measured.
@@ -32,13 +35,24 @@ pub struct Ours<'a> {
 }
 
 impl Ours<'_> {
-    fn command(&self, tool: &str) -> Command {
+    /// `tool` reading through slurmrestd (`rest`) or Slurm's commands only.
+    fn via(&self, tool: &str, rest: bool) -> Command {
         let mut cmd = self.rig.command(self.bins.join(tool));
         cmd.env("CCP_SCHEDULER", "slurm")
-            .env("HPCPACK_STATE_DIR", &self.state);
+            .env("HPCPACK_STATE_DIR", &self.state)
+            .env("HPCPACK_SLURM_URL", if rest { "http://127.0.0.1:6820" } else { "none" });
         cmd
     }
+
+    fn command(&self, tool: &str) -> Command {
+        self.via(tool, false)
+    }
 }
+
+/// The fields `job view` and `node list` ask Slurm's commands for (as
+/// `hpcpack::slurm::text` does).
+const SQUEUE_FIELDS: &str = "%i\x1f%j\x1f%u\x1f%U\x1f%T\x1f%r\x1f%N\x1f%P\x1f%V\x1f%S\x1f%e";
+const SINFO_FIELDS: &str = "%N\x1f%T\x1f%c\x1f%m\x1f%C\x1f%P\x1f%f\x1f%X";
 
 /// What one timed run gave: its time and stdout, or its one-line error.
 type Timed = std::result::Result<(Duration, String), String>;
@@ -177,7 +191,7 @@ pub fn measure(ours: &Ours, runs: usize) -> Result<Table> {
     ];
     if let (Some(a), Some(b)) = (ours_s.stats(), peer_s.stats()) {
         notes.push(format!(
-            "job submit runs one sbatch: our own cost (start-up, the job's record written twice) \
+            "job submit runs one sbatch: our own cost (start-up, the job's record) \
              = {:.1} ms of {:.1} ms",
             (a.median() - b.median()) * 1e3,
             a.median() * 1e3
@@ -192,86 +206,85 @@ pub fn measure(ours: &Ours, runs: usize) -> Result<Table> {
         Ok((_, out)) => our_id(&out).ok_or_else(|| format!("no job id in {:?}", out.trim())),
         Err(e) => Err(e),
     };
-    let (mut ours_v, mut peer_v, mut inner_v) =
-        (Series::default(), Series::default(), Series::default());
-    let mut squeue_jobs = 0;
-    match &view_job {
-        Ok(id) => {
-            let id = id.to_string();
-            for i in 0..runs {
-                for side in order(i) {
-                    if side == 0 {
-                        ours_v.add(time(ours.command("job").args(["view", &id]))?);
-                    } else {
-                        peer_v.add(time(rig.command("scontrol").args(["show", "job", &id]))?);
+    for rest in [true, false] {
+        let how = if rest { "slurmrestd" } else { "commands" };
+        let (mut ours_v, mut peer_v, mut inner_v) = (Series::default(), Series::default(), Series::default());
+        match &view_job {
+            Ok(id) => {
+                let id = id.to_string();
+                for i in 0..runs {
+                    for side in order(i) {
+                        if side == 0 {
+                            ours_v.add(time(ours.via("job", rest).args(["view", &id]))?);
+                        } else {
+                            peer_v.add(time(rig.command("scontrol").args(["show", "job", &id]))?);
+                        }
+                    }
+                    if !rest {
+                        inner_v.add(time(rig.command("squeue").args(["-h", "-a", "-j", &id, "-o", &unescape(SQUEUE_FIELDS)]))?);
                     }
                 }
-                if let Some(out) = inner_v.add(time(
-                    rig.command("squeue")
-                        .arg("--json")
-                        .arg(format!("--jobs={id}")),
-                )?) {
-                    squeue_jobs = squeue_jobs.max(jobs_in(&out));
-                }
             }
-            cancel(rig, &[id.parse().unwrap_or(0)]);
+            Err(e) => {
+                ours_v.error = Some(format!("submitting the job to view: {e}"));
+                peer_v.error = ours_v.error.clone();
+            }
         }
-        Err(e) => {
-            ours_v.error = Some(format!("submitting the job to view: {e}"));
-            peer_v.error = ours_v.error.clone();
+        table.rows.push(Row {
+            what: format!("job view <id> ({how}) | scontrol show job <id>"),
+            ours: ours_v.cell(),
+            peer: peer_v.cell(),
+            goal: Some(GOAL),
+        });
+        notes.push(ours_v.describe(&format!("job view ({how})")));
+        notes.push(peer_v.describe("scontrol show job"));
+        if !rest {
+            notes.push(inner_v.describe("squeue -j <id> -o <fields> (what job view runs), alone"));
+            notes.extend(own_cost("job view", &ours_v, "squeue", &inner_v));
         }
     }
-    table.rows.push(Row {
-        what: "job view <id> | scontrol show job <id>".into(),
-        ours: ours_v.cell(),
-        peer: peer_v.cell(),
-        goal: Some(GOAL),
-    });
-    notes.push(ours_v.describe("job view"));
-    notes.push(peer_v.describe("scontrol show job"));
-    notes.push(inner_v.describe("squeue --json --jobs=<id> (what job view runs), alone"));
-    notes.extend(own_cost("job view", &ours_v, "squeue --json", &inner_v));
-    if squeue_jobs > 1 {
-        notes.push(format!(
-            "squeue --json --jobs=<id> answered with {squeue_jobs} jobs, not 1: with --json, \
-             Slurm 22.05's squeue ignores --jobs, so job view reads every job Slurm remembers"
-        ));
+    if let Ok(id) = &view_job {
+        cancel(rig, &[*id]);
     }
 
     eprintln!("[backend] node list / sinfo: {runs} pairs");
-    let (mut ours_n, mut peer_n, mut inner_n) =
-        (Series::default(), Series::default(), Series::default());
-    for i in 0..runs {
-        for side in order(i) {
-            if side == 0 {
-                ours_n.add(time(ours.command("node").arg("list"))?);
-            } else {
-                peer_n.add(time(&mut rig.command("sinfo"))?);
+    for rest in [true, false] {
+        let how = if rest { "slurmrestd" } else { "commands" };
+        let (mut ours_n, mut peer_n, mut inner_n) = (Series::default(), Series::default(), Series::default());
+        for i in 0..runs {
+            for side in order(i) {
+                if side == 0 {
+                    ours_n.add(time(ours.via("node", rest).arg("list"))?);
+                } else {
+                    peer_n.add(time(&mut rig.command("sinfo"))?);
+                }
+            }
+            if !rest {
+                inner_n.add(time(rig.command("sinfo").args(["-N", "-h", "-o", &unescape(SINFO_FIELDS)]))?);
             }
         }
-        inner_n.add(time(rig.command("sinfo").arg("--json"))?);
+        table.rows.push(Row {
+            what: format!("node list ({how}) | sinfo"),
+            ours: ours_n.cell(),
+            peer: peer_n.cell(),
+            goal: Some(GOAL),
+        });
+        notes.push(ours_n.describe(&format!("node list ({how})")));
+        notes.push(peer_n.describe("sinfo"));
+        if !rest {
+            notes.push(inner_n.describe("sinfo -N -o <fields> (what node list runs), alone"));
+            notes.extend(own_cost("node list", &ours_n, "sinfo", &inner_n));
+        }
     }
-    table.rows.push(Row {
-        what: "node list | sinfo".into(),
-        ours: ours_n.cell(),
-        peer: peer_n.cell(),
-        goal: Some(GOAL),
-    });
-    notes.push(ours_n.describe("node list"));
-    notes.push(peer_n.describe("sinfo"));
-    notes.push(inner_n.describe("sinfo --json (what node list runs), alone"));
-    notes.extend(own_cost("node list", &ours_n, "sinfo --json", &inner_n));
     table.notes = notes;
     Ok(table)
 }
 
-/// How many jobs an `squeue --json` answer holds.
-fn jobs_in(json: &str) -> usize {
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| v["jobs"].as_array().map(Vec::len))
-        .unwrap_or(0)
+/// `\x1f` in a field list as the character itself.
+fn unescape(fields: &str) -> String {
+    fields.replace("\\x1f", "\u{1f}")
 }
+
 
 /// "ours = inner + own" in medians.
 fn own_cost(what: &str, ours: &Series, inner_name: &str, inner: &Series) -> Option<String> {

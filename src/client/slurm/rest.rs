@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,7 +65,8 @@ fn save(k: &Kept) {
 }
 
 pub struct Rest {
-    client: reqwest::blocking::Client,
+    at: Address,
+    /// For messages: the address as given.
     base: String,
     version: String,
     user: String,
@@ -88,7 +90,7 @@ impl Rest {
         if given.is_none() && kept.version.is_empty() && now().saturating_sub(kept.checked) < 60 && kept.checked > 0 {
             return Ok(None);
         }
-        let (client, base) = client(&url)?;
+        let at = address(&url)?;
         let user = crate::node::sys::user_name(crate::node::sys::uid());
         let token = match crate::env::var(crate::env::SLURM_JWT) {
             Some(t) => t,
@@ -114,7 +116,8 @@ impl Rest {
                 token
             }
         };
-        let mut rest = Rest { client, base, version: kept.version.clone(), user, token };
+        let mut rest = Rest { at, base: url.clone(), version: kept.version.clone(), user, token };
+        let before = serde_json::to_vec(&kept).unwrap_or_default();
         if rest.version.is_empty() {
             match rest.negotiate() {
                 Ok(v) => rest.version = v,
@@ -128,7 +131,9 @@ impl Rest {
             kept.version = rest.version.clone();
             kept.checked = now();
         }
-        save(&kept);
+        if serde_json::to_vec(&kept).unwrap_or_default() != before || kept.token != rest.token {
+            save(&kept);
+        }
         Ok(Some(rest))
     }
 
@@ -145,17 +150,36 @@ impl Rest {
         Err(Error::Unreachable(format!("slurmrestd at {} serves none of the API versions {} ({last})", self.base, VERSIONS.join(", "))))
     }
 
+    /// One `GET` (HTTP/1.0, the connection closed after the answer): the
+    /// status and the body. A plain exchange on a socket: reqwest's
+    /// blocking client starts a runtime thread first, which costs more
+    /// than the whole request.
     fn request(&self, path: &str) -> Result<(u16, String)> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("X-SLURM-USER-NAME", &self.user)
-            .header("X-SLURM-USER-TOKEN", &self.token)
-            .send()
-            .map_err(|e| Error::Unreachable(format!("cannot reach slurmrestd at {}: {e}", self.base)))?;
-        let code = resp.status().as_u16();
-        let body = resp.text().map_err(|e| Error::Unreachable(format!("slurmrestd at {}: {e}", self.base)))?;
-        Ok((code, body))
+        let unreachable = |e: std::io::Error| Error::Unreachable(format!("cannot reach slurmrestd at {}: {e}", self.base));
+        let req = format!(
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nX-SLURM-USER-NAME: {}\r\nX-SLURM-USER-TOKEN: {}\r\nAccept: application/json\r\n\r\n",
+            self.at.host(),
+            self.user,
+            self.token
+        );
+        let mut answer = Vec::new();
+        match &self.at {
+            Address::Tcp(addr) => {
+                let target = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str()).map_err(unreachable)?.next();
+                let target = target.ok_or_else(|| unreachable(std::io::Error::other("the address resolves to nothing")))?;
+                let mut c = std::net::TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).map_err(unreachable)?;
+                c.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(unreachable)?;
+                c.write_all(req.as_bytes()).map_err(unreachable)?;
+                c.take(MAX_ANSWER).read_to_end(&mut answer).map_err(unreachable)?;
+            }
+            Address::Unix(path) => {
+                let mut c = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
+                c.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(unreachable)?;
+                c.write_all(req.as_bytes()).map_err(unreachable)?;
+                c.take(MAX_ANSWER).read_to_end(&mut answer).map_err(unreachable)?;
+            }
+        }
+        parse_answer(&answer).ok_or_else(|| Error::Unreachable(format!("slurmrestd at {} answered something that is not HTTP", self.base)))
     }
 
     /// `GET /slurm/<version><path>`: the body, whatever the status (Slurm
@@ -175,18 +199,75 @@ impl Rest {
     }
 }
 
-/// An HTTP client for `url` and the base every path is put after.
-fn client(url: &str) -> Result<(reqwest::blocking::Client, String)> {
-    let b = reqwest::blocking::Client::builder().tls_backend_preconfigured(crate::client::hpcpack::plain_http_tls()?).no_proxy().timeout(Duration::from_secs(30)).connect_timeout(Duration::from_secs(2));
-    let (b, base) = match url.strip_prefix("unix:") {
-        Some(path) => (b.unix_socket(PathBuf::from(path)), "http://localhost".to_string()),
-        None if url.starts_with("http://") => (b, url.trim_end_matches('/').to_string()),
-        None => {
-            return Err(Error::InvalidArgument(format!(
-                "slurmrestd address '{url}': give http://host:port or unix:/path (HTTPS is not supported yet; put slurmrestd on a Unix socket or plain HTTP on this host)"
-            )));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes of an answer read (a node or job list of a large cluster
+/// fits many times over).
+const MAX_ANSWER: u64 = 256 << 20;
+
+/// Where slurmrestd listens.
+enum Address {
+    /// `host:port`.
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Address {
+    fn host(&self) -> &str {
+        match self {
+            Address::Tcp(a) => a,
+            Address::Unix(_) => "localhost",
         }
-    };
-    let client = b.build().map_err(|e| Error::Unreachable(format!("cannot set up the HTTP client: {e}")))?;
-    Ok((client, base))
+    }
+}
+
+fn address(url: &str) -> Result<Address> {
+    if let Some(path) = url.strip_prefix("unix:") {
+        return Ok(Address::Unix(PathBuf::from(path)));
+    }
+    match url.strip_prefix("http://") {
+        Some(rest) => {
+            let hostport = rest.split('/').next().unwrap_or("");
+            let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
+            Ok(Address::Tcp(hostport))
+        }
+        None => Err(Error::InvalidArgument(format!(
+            "slurmrestd address '{url}': give http://host:port or unix:/path (HTTPS is not supported yet; put slurmrestd on a Unix socket or plain HTTP on this host)"
+        ))),
+    }
+}
+
+/// An HTTP answer's status and body. The body is the `Content-Length`
+/// bytes after the head when it says so: slurmrestd 22.05 writes a stray
+/// header line after the body of an HTTP/1.0 answer.
+fn parse_answer(answer: &[u8]) -> Option<(u16, String)> {
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&answer[..split]).ok()?;
+    let body = &answer[split + 4..];
+    let status: u16 = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(body.len())
+        .min(body.len());
+    Some((status, String::from_utf8_lossy(&body[..len]).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_and_addresses() {
+        let a = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}Connection: Close\r\n";
+        assert_eq!(parse_answer(a), Some((200, "{}".to_string())));
+        assert_eq!(parse_answer(b"HTTP/1.0 404 Not Found\r\n\r\nnope"), Some((404, "nope".to_string())));
+        assert_eq!(parse_answer(b"garbage"), None);
+        assert!(matches!(address("http://127.0.0.1:6820/").unwrap(), Address::Tcp(a) if a == "127.0.0.1:6820"));
+        assert!(matches!(address("unix:/run/slurmrestd.sock").unwrap(), Address::Unix(_)));
+        assert!(address("https://x:6820").is_err());
+    }
 }
