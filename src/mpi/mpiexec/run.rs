@@ -273,7 +273,11 @@ pub fn run(
             l.env.push((env::HPCPACK_TTY.to_string(), "1".to_string()));
         }
     }
-    supervise(plan, launches, boot)
+    // MPICH's node map: the ranks of this host (its virtual nodes share its
+    // memory) are one node, every other host one of its own.
+    let hosts: Vec<&str> = launches.iter().map(|l| if local.is_local(&l.host) { "" } else { l.host.as_str() }).collect();
+    let mapping = pmi::process_mapping_of(&hosts);
+    supervise(plan, launches, boot, mapping)
 }
 
 /// `-d`/`-debug` output: level 1 errors, 2 debug (the default of a bare
@@ -347,7 +351,7 @@ fn kill_all(ranks: &[Started]) {
     }
 }
 
-fn supervise(plan: &Plan, launches: Vec<Launch>, boot: &mut dyn Bootstrap) -> Result<i32, RunError> {
+fn supervise(plan: &Plan, launches: Vec<Launch>, boot: &mut dyn Bootstrap, mapping: String) -> Result<i32, RunError> {
     let size = launches.len() as u32;
     let log = DebugLog::open(plan)?;
     let (tx, rx) = mpsc::channel::<Report>();
@@ -369,7 +373,7 @@ fn supervise(plan: &Plan, launches: Vec<Launch>, boot: &mut dyn Bootstrap) -> Re
     }
 
     let kvsname = format!("kvs_{}_0", std::process::id());
-    let server = Server::new(size, kvsname, pmi::process_mapping(&[size]));
+    let server = Server::new(size, kvsname, mapping);
     let mut job = Job {
         pmi: Arc::new(Mutex::new(Pmi::new(server, size))),
         tx,

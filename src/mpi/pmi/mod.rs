@@ -15,7 +15,7 @@ pub mod server;
 pub mod wire;
 
 pub use client::{Client, ClientError, EnvStream, Maxes};
-pub use server::{Event, Server, process_mapping};
+pub use server::{Event, Server, process_mapping, process_mapping_of};
 pub use wire::{Message, Request, WireError};
 
 // The environment variables of PMI-1 live in `crate::env` with every other

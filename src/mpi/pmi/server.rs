@@ -214,11 +214,59 @@ pub fn process_mapping(ranks_per_node: &[u32]) -> String {
     out
 }
 
+/// `PMI_process_mapping` of ranks whose hosts are `hosts`, in rank order:
+/// each host a node (numbered as first met), runs of consecutive ranks on
+/// one node as `(node, 1, ranks)`, merged where successive nodes take the
+/// same number of ranks (MPICH's `(vector,(start,nodes,per_node),…)`), so
+/// that blocks and round robin both come out as Hydra writes them.
+pub fn process_mapping_of(hosts: &[&str]) -> String {
+    let mut nodes: Vec<&str> = Vec::new();
+    let mut runs: Vec<(usize, usize, u32)> = Vec::new();
+    let mut last: Option<usize> = None;
+    for h in hosts {
+        let n = match nodes.iter().position(|x| x == h) {
+            Some(n) => n,
+            None => {
+                nodes.push(h);
+                nodes.len() - 1
+            }
+        };
+        match runs.last_mut() {
+            Some((start, count, per)) if last == Some(n) && *count == 1 && *start == n => *per += 1,
+            _ => runs.push((n, 1, 1)),
+        }
+        last = Some(n);
+    }
+    // (a,1,p),(a+1,1,p) … → (a,k,p)
+    let mut merged: Vec<(usize, usize, u32)> = Vec::new();
+    for (start, count, per) in runs {
+        match merged.last_mut() {
+            Some((s, c, p)) if *p == per && *s + *c == start => *c += count,
+            _ => merged.push((start, count, per)),
+        }
+    }
+    let mut out = String::from("(vector");
+    for (start, count, per) in merged {
+        out.push_str(&format!(",({start},{count},{per})"));
+    }
+    out.push(')');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KVS: &str = "kvs_42_0";
+
+    #[test]
+    fn the_node_map_follows_the_hosts_of_the_ranks() {
+        assert_eq!(process_mapping_of(&["", "", "", ""]), "(vector,(0,1,4))");
+        assert_eq!(process_mapping_of(&["a", "a", "b", "b", "c", "c"]), "(vector,(0,3,2))");
+        assert_eq!(process_mapping_of(&["a", "b", "c"]), "(vector,(0,3,1))");
+        assert_eq!(process_mapping_of(&["a", "b", "a", "b"]), "(vector,(0,2,1),(0,2,1))");
+        assert_eq!(process_mapping_of(&["", "x", "x"]), "(vector,(0,1,1),(1,1,2))");
+    }
 
     fn server(size: u32) -> Server {
         Server::new(size, KVS, process_mapping(&[size]))
