@@ -157,7 +157,8 @@ fn sorted_lines(out: &Output) -> Vec<String> {
 }
 
 /// A small MPICH program, built once with mpicc.mpich into a temp dir (which
-/// the nodes see: they share this machine's filesystem).
+/// the nodes see: they share this machine's filesystem). With an argument it
+/// also prints how many ranks MPICH counts on its node.
 fn where_prog() -> &'static str {
     static PROG: OnceLock<String> = OnceLock::new();
     PROG.get_or_init(|| {
@@ -181,6 +182,14 @@ int main(int argc, char **argv) {
   gethostname(host, sizeof host);
   MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   printf("rank %d of %d on %s sum %d\n", rank, size, host, sum);
+  if (argc > 1) {
+    /* With an argument: how many ranks MPICH counts on this rank's node. */
+    MPI_Comm node;
+    int local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    printf("rank %d shares its node with %d\n", rank, local);
+  }
   MPI_Finalize();
   return 0;
 }
@@ -1028,4 +1037,18 @@ fn mpiexec_in_a_batch_job_mixes_its_children_and_proxies() {
     assert!(text.contains(&format!("{prog} (by mpiexec)")), "{text}");
     assert!(text.contains(&format!("{prog} (through srun, by the proxy on node2)")), "{text}");
     assert!(text.contains(&format!("{prog} (through srun, by the proxy on node3)")), "{text}");
+}
+
+/// MPICH learns which ranks share a node from mpiexec's PMI node map: six
+/// ranks on three hosts are three nodes of two, not one node of six (which
+/// would have MPICH take shared memory to ranks on other hosts).
+#[test]
+fn an_mpich_program_sees_two_ranks_per_host_under_our_mpiexec() {
+    let prog = where_prog();
+    let _rig = rig();
+    let out = slurm(&["salloc", "-N3", "-n6", MPIEXEC, "-n", "6", prog, "local"]);
+    let text = show(&out);
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("shares its node with 2").count(), 6, "{text}");
 }
