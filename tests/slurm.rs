@@ -32,7 +32,8 @@ const NODES: [&str; 3] = ["node1", "node2", "node3"];
 const MPICC: &str = "/usr/bin/mpicc.mpich";
 const MPIEXEC_MPICH: &str = "/usr/bin/mpiexec.mpich";
 const APT: &str = "apt-get install -y --no-install-recommends slurmctld slurmd slurm-client \
-                   munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux mpich libmpich-dev";
+                   munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux openssh-server \
+                   mpich libmpich-dev";
 
 /// One test at a time holds the rig (three nodes of two CPUs each).
 static RIG: Mutex<()> = Mutex::new(());
