@@ -309,17 +309,7 @@ fn mpich_hydra_runs_an_mpich_program_on_three_nodes_under_salloc() {
     let out = slurm(&[
         "salloc", "-N3", MPIEXEC_MPICH, "-launcher", "slurm", "-ppn", "1", "-n", "3", prog,
     ]);
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        sorted_lines(&out),
-        [
-            "rank 0 of 3 on node1 sum 3",
-            "rank 1 of 3 on node2 sum 3",
-            "rank 2 of 3 on node3 sum 3"
-        ],
-        "{}",
-        show(&out)
-    );
+    assert_one_rank_per_node(&out);
 }
 
 /// This project's mpipingpong, an MPICH-compatible program, under MPICH's
@@ -341,7 +331,29 @@ fn mpipingpong_under_mpich_hydra_across_three_hosts() {
         "-p",
         "1:100",
     ]);
-    let text = show(&out);
+    assert_every_pair_measured(&out);
+}
+
+/// The run `out` of the `where` program succeeded with one rank on each
+/// node, and their allreduce summed the ranks.
+fn assert_one_rank_per_node(out: &Output) {
+    assert!(out.status.success(), "{}", show(out));
+    assert_eq!(
+        sorted_lines(out),
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{}",
+        show(out)
+    );
+}
+
+/// mpipingpong's run `out` succeeded and measured every pair of the three
+/// hosts.
+fn assert_every_pair_measured(out: &Output) {
+    let text = show(out);
     assert!(out.status.success(), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
@@ -806,10 +818,12 @@ const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
 /// program given by name or by path (on every node: the nodes share this
 /// machine's pid namespace).
 fn pids_running(cmdline: &str) -> Vec<String> {
-    let out = Command::new("pgrep")
-        .args(["-x", "-f", &format!("(\\S*/)?{}", regex_quote(cmdline))])
-        .output()
-        .expect("run pgrep");
+    pgrep(&["-x", "-f", &format!("(\\S*/)?{}", regex_quote(cmdline))])
+}
+
+/// The pids `pgrep` with `args` finds.
+fn pgrep(args: &[&str]) -> Vec<String> {
+    let out = Command::new("pgrep").args(args).output().expect("run pgrep");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_owned)
@@ -858,17 +872,7 @@ fn mpiexec_runs_an_mpich_program_on_three_nodes_under_salloc() {
     let started = std::time::Instant::now();
     let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", prog]);
     let took = started.elapsed();
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        sorted_lines(&out),
-        [
-            "rank 0 of 3 on node1 sum 3",
-            "rank 1 of 3 on node2 sum 3",
-            "rank 2 of 3 on node3 sum 3"
-        ],
-        "{}",
-        show(&out)
-    );
+    assert_one_rank_per_node(&out);
     eprintln!("salloc -N3 mpiexec -c 1 where: {took:?}");
     assert!(wait_for(5, || proxies().is_empty()), "proxies left: {:?}", proxies());
 }
@@ -945,22 +949,8 @@ fn a_rank_killed_on_node2_aborts_the_job_and_leaves_nothing() {
 fn mpiexec_killed_leaves_no_rank_on_any_node() {
     let _rig = rig();
     let sleep = "sleep 30.5317";
-    let mut salloc = slurm_command(&["salloc", "-N3", MPIEXEC, "-c", "1", "sleep", "30.5317"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start salloc");
-    let running = wait_for(60, || pids_running(sleep).len() == 3);
-    let mpiexec = pids_running(&format!("{MPIEXEC} -c 1 {sleep}"));
-    if !running || mpiexec.len() != 1 {
-        let _ = salloc.kill();
-        panic!(
-            "not three ranks ({:?}) and one mpiexec ({mpiexec:?})",
-            pids_running(sleep)
-        );
-    }
-    let killed = Command::new("kill").args(["-9", &mpiexec[0]]).status().unwrap();
-    assert!(killed.success());
+    let mut salloc = slurm_command(&["salloc", "-N3", MPIEXEC, "-c", "1", "sleep", "30.5317"]);
+    let mut salloc = kill_mpiexec_midway(&mut salloc, sleep, &format!("{MPIEXEC} -c 1 {sleep}"));
     let gone = wait_for(5, || pids_running(sleep).is_empty() && proxies().is_empty());
     let _ = salloc.wait();
     assert!(
@@ -969,6 +959,30 @@ fn mpiexec_killed_leaves_no_rank_on_any_node() {
         pids_running(sleep),
         proxies()
     );
+}
+
+/// Starts `cmd`, waits until its ranks (`sleep`) run on the three nodes,
+/// each with its proxy, and kills the one mpiexec whose command line is
+/// `mpiexec` with SIGKILL; `cmd`'s process, to be waited for.
+fn kill_mpiexec_midway(cmd: &mut Command, sleep: &str, mpiexec: &str) -> std::process::Child {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mpiexec");
+    let running = wait_for(60, || pids_running(sleep).len() == 3 && proxies().len() == 3);
+    let pids = pids_running(mpiexec);
+    if !running || pids.len() != 1 {
+        let _ = child.kill();
+        panic!(
+            "not three ranks ({:?}), three proxies ({:?}) and one mpiexec ({pids:?})",
+            pids_running(sleep),
+            proxies()
+        );
+    }
+    let killed = Command::new("kill").args(["-9", &pids[0]]).status().unwrap();
+    assert!(killed.success());
+    child
 }
 
 /// `-lines` prefixes each rank's lines with its rank, and `-timeout` ends
@@ -1056,14 +1070,7 @@ fn mpiexec_over_ssh(config: &Path, args: &[&str]) -> Command {
 
 /// The ssh clients running with `config`.
 fn ssh_clients(config: &Path) -> Vec<String> {
-    let out = Command::new("pgrep")
-        .args(["-f", &format!("^ssh -F {} ", regex_quote(&config.display().to_string()))])
-        .output()
-        .expect("run pgrep");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    pgrep(&["-f", &format!("^ssh -F {} ", regex_quote(&config.display().to_string()))])
 }
 
 /// Outside any job (mpiexec on `head`, no Slurm variable), `-hosts` places
@@ -1084,17 +1091,7 @@ fn mpiexec_outside_a_job_starts_ranks_on_three_hosts_over_ssh() {
             .output()
             .expect("run mpiexec");
         ours = ours.min(started.elapsed());
-        assert!(out.status.success(), "{}", show(&out));
-        assert_eq!(
-            sorted_lines(&out),
-            [
-                "rank 0 of 3 on node1 sum 3",
-                "rank 1 of 3 on node2 sum 3",
-                "rank 2 of 3 on node3 sum 3"
-            ],
-            "{}",
-            show(&out)
-        );
+        assert_one_rank_per_node(&out);
     }
     assert!(wait_for(5, || proxies().is_empty()), "proxies left: {:?}", proxies());
     assert_eq!(ssh_clients(&config), Vec::<String>::new(), "ssh left");
@@ -1130,12 +1127,7 @@ fn mpiexec_outside_a_job_starts_ranks_on_three_hosts_over_ssh() {
     let out = mpiexec_over_ssh(&config, &[&hosts[..], &[pingpong, "-p", "1:100"]].concat())
         .output()
         .expect("run mpiexec");
-    let text = show(&out);
-    assert!(out.status.success(), "{text}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
-        assert!(stdout.contains(pair), "no latency for {pair}\n{text}");
-    }
+    assert_every_pair_measured(&out);
 }
 
 /// A host whose sshd cannot be reached (node9: node1's address, a port
@@ -1184,16 +1176,7 @@ fn a_host_ssh_cannot_reach_fails_the_launch_and_leaves_nothing() {
         );
         assert!(stderr.trim_end().ends_with(&format!("ssh said: {said}")), "{text}");
         assert!(took < Duration::from_secs(10), "took {took:?}\n{text}");
-        let gone = wait_for(5, || {
-            pids_running(sleep).is_empty() && proxies().is_empty() && ssh_clients(&config).is_empty()
-        });
-        assert!(
-            gone,
-            "left: ranks {:?}, proxies {:?}, ssh {:?}",
-            pids_running(sleep),
-            proxies(),
-            ssh_clients(&config)
-        );
+        assert_nothing_left(sleep, &config);
     }
 }
 
@@ -1207,33 +1190,24 @@ fn mpiexec_over_ssh_killed_leaves_nothing_on_any_node() {
     let config = ssh_config();
     let sleep = "sleep 30.8317";
     let args = ["-hosts", "3", "node1", "1", "node2", "1", "node3", "1", "sleep", "30.8317"];
-    let mut run = mpiexec_over_ssh(&config, &args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start mpiexec");
-    let running = wait_for(30, || pids_running(sleep).len() == 3);
-    let mpiexec = pids_running(&format!("{MPIEXEC} {}", args.join(" ")));
-    if !running || mpiexec.len() != 1 {
-        let _ = run.kill();
-        panic!(
-            "not three ranks ({:?}) and one mpiexec ({mpiexec:?})",
-            pids_running(sleep)
-        );
-    }
-    assert_eq!(proxies().len(), 3, "proxies: {:?}", proxies());
-    let killed = Command::new("kill").args(["-9", &mpiexec[0]]).status().unwrap();
-    assert!(killed.success());
-    let gone = wait_for(5, || {
-        pids_running(sleep).is_empty() && proxies().is_empty() && ssh_clients(&config).is_empty()
-    });
+    let mpiexec = format!("{MPIEXEC} {}", args.join(" "));
+    let mut run = kill_mpiexec_midway(&mut mpiexec_over_ssh(&config, &args), sleep, &mpiexec);
+    assert_nothing_left(sleep, &config);
     let _ = run.wait();
+}
+
+/// Within 5 s no rank (`sleep`), no proxy and no ssh client of `config`
+/// is left on any node.
+fn assert_nothing_left(sleep: &str, config: &Path) {
+    let gone = wait_for(5, || {
+        pids_running(sleep).is_empty() && proxies().is_empty() && ssh_clients(config).is_empty()
+    });
     assert!(
         gone,
-        "left after mpiexec was killed: ranks {:?}, proxies {:?}, ssh {:?}",
+        "left: ranks {:?}, proxies {:?}, ssh {:?}",
         pids_running(sleep),
         proxies(),
-        ssh_clients(&config)
+        ssh_clients(config)
     );
 }
 
@@ -1301,15 +1275,6 @@ fn a_proxy_whose_ssh_session_ends_kills_its_ranks() {
                 .contains(&format!("lost the connection of rank {rank} (the proxy on {host})")),
             "{text}"
         );
-        let gone = wait_for(5, || {
-            pids_running(sleep).is_empty() && proxies().is_empty() && ssh_clients(&config).is_empty()
-        });
-        assert!(
-            gone,
-            "left: ranks {:?}, proxies {:?}, ssh {:?}",
-            pids_running(sleep),
-            proxies(),
-            ssh_clients(&config)
-        );
+        assert_nothing_left(sleep, &config);
     }
 }

@@ -1,6 +1,6 @@
 //! Ranks across the nodes of a Slurm allocation (mpiexec run by `salloc`,
 //! `sbatch` or inside a step, `SLURM_JOB_ID` set), as MPICH's Hydra starts
-//! them: the ranks of this host as [`Children`], the others by one proxy
+//! them: the ranks of this host as children, the others by one proxy
 //! per host ([`super::proxy`]), all proxies started by one `srun` step:
 //!
 //! ```text
@@ -24,8 +24,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::children::Children;
-use super::proxy::{Failure, LaunchCommand, Proxies, Settings};
+use super::proxy::{Failure, LaunchCommand, Settings, Split};
 use super::{Bootstrap, Job, Launch, StartError, Started};
 use crate::env;
 use crate::mpi::mpiexec::local::Local;
@@ -33,18 +32,14 @@ use super::proxy::PROXY_ARG;
 use crate::slurm::hostlist;
 
 /// Starts the ranks of other nodes of the Slurm allocation through `srun`
-/// and proxies, and the ranks of this host as [`Children`].
+/// and proxies, and the ranks of this host as children.
 pub struct Srun {
-    children: Children,
-    /// The CPUs mpiexec may run on, which `-affinity` spreads ranks over.
-    cpus: Vec<u32>,
+    split: Split,
     /// `SLURM_JOB_ID`.
     job: String,
     /// The allocation's nodes (`SLURM_JOB_NODELIST`), or why they are
     /// unknown.
     nodes: Result<Vec<String>, String>,
-    /// Set by `open` once some rank goes through srun.
-    step: Option<Proxies>,
 }
 
 impl Srun {
@@ -56,35 +51,28 @@ impl Srun {
             None => Err(format!("{} is not set", env::SLURM_JOB_NODELIST)),
         };
         Srun {
-            cpus: local.cpus.clone(),
-            children: Children::new(local),
+            split: Split::new(local, "srun"),
             job,
             nodes,
-            step: None,
         }
     }
+}
 
-    /// The allocation's name of `host` (which may differ in case or
-    /// domain), if the allocation has it.
-    fn node(&self, host: &str) -> Option<&str> {
-        let short = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
-        let nodes = self.nodes.as_ref().ok()?;
-        nodes
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(host))
-            .or_else(|| nodes.iter().find(|n| short(n) == short(host)))
-            .map(String::as_str)
-    }
-
-    /// Whether `launch` goes through srun rather than being a child.
-    fn proxied(&self, launch: &Launch) -> bool {
-        self.children.reach(&launch.host).is_err()
-    }
+/// The name among the allocation's `nodes` of `host` (which may differ in
+/// case or domain), if the allocation has it.
+fn node<'a>(nodes: &'a Result<Vec<String>, String>, host: &str) -> Option<&'a str> {
+    let short = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
+    let nodes = nodes.as_ref().ok()?;
+    nodes
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(host))
+        .or_else(|| nodes.iter().find(|n| short(n) == short(host)))
+        .map(String::as_str)
 }
 
 impl Bootstrap for Srun {
     fn reach(&self, host: &str) -> Result<(), StartError> {
-        if self.children.reach(host).is_ok() || self.node(host).is_some() {
+        if self.split.children.reach(host).is_ok() || node(&self.nodes, host).is_some() {
             return Ok(());
         }
         Err(StartError::NotAllocated {
@@ -98,29 +86,13 @@ impl Bootstrap for Srun {
     }
 
     fn how(&self, launch: &Launch) -> String {
-        if self.proxied(launch) {
-            format!("through srun, by the proxy on {}", launch.host)
-        } else {
-            self.children.how(launch)
-        }
+        self.split.how(launch)
     }
 
     fn open(&mut self, launches: &[Launch], job: &Job) -> Result<(), StartError> {
-        // Each proxied rank's Slurm node, by rank.
-        let mut hosts: Vec<Option<String>> = Vec::new();
-        for l in launches {
-            let node = self
-                .proxied(l)
-                .then(|| self.node(&l.host).unwrap_or(&l.host).to_string());
-            let r = l.rank as usize;
-            if hosts.len() <= r {
-                hosts.resize(r + 1, None);
-            }
-            hosts[r] = node;
-        }
-        if hosts.iter().all(Option::is_none) {
-            return Ok(());
-        }
+        // Each proxied rank runs on its host's Slurm name.
+        let nodes = &self.nodes;
+        let host_of = |l: &Launch| node(nodes, &l.host).unwrap_or(&l.host).to_string();
         let commands = |settings: &Settings, nodes: &[&str], exe: &Path| {
             let mut cmd = srun_command(nodes, exe);
             cmd.envs(settings.vars());
@@ -136,15 +108,11 @@ impl Bootstrap for Srun {
             output: srun_output(&f.output),
         };
         let job_id = self.job.parse().unwrap_or(0);
-        self.step = Some(Proxies::open(hosts, &self.cpus, job_id, job, "srun", commands, failed)?);
-        Ok(())
+        self.split.open(launches, host_of, job_id, job, commands, failed)
     }
 
     fn start(&self, launch: &Launch, job: &mut Job) -> Result<Started, StartError> {
-        match &self.step {
-            Some(step) if self.proxied(launch) => step.start(launch, job),
-            _ => self.children.start(launch, job),
-        }
+        self.split.start(launch, job)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Ranks on other hosts outside any job, as MPICH's Hydra starts them with
-//! its ssh launcher: the ranks of this host as [`Children`], those of each
+//! its ssh launcher: the ranks of this host as children, those of each
 //! other host by one proxy ([`super::proxy`]) started by one
 //!
 //! ```text
@@ -28,8 +28,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::children::Children;
-use super::proxy::{Failure, LaunchCommand, PROXY_STDIN_ARG, Proxies, Settings};
+use super::proxy::{Failure, LaunchCommand, PROXY_STDIN_ARG, Settings, Split};
 use super::{Bootstrap, Job, Launch, StartError, Started};
 use crate::mpi::mpiexec::local::Local;
 
@@ -37,15 +36,11 @@ use crate::mpi::mpiexec::local::Local;
 const SSH: &str = "ssh";
 
 /// Starts the ranks of other hosts through ssh and proxies, and the ranks
-/// of this host as [`Children`].
+/// of this host as children.
 pub struct Ssh {
-    children: Children,
-    /// The CPUs mpiexec may run on, which `-affinity` spreads ranks over.
-    cpus: Vec<u32>,
+    split: Split,
     /// The ssh command and its first options.
     command: Vec<String>,
-    /// Set by `open` once some rank goes through ssh.
-    proxies: Option<Proxies>,
 }
 
 impl Ssh {
@@ -61,64 +56,43 @@ impl Ssh {
             words.push(SSH.to_string());
         }
         Ssh {
-            cpus: local.cpus.clone(),
-            children: Children::new(local),
+            split: Split::new(local, "ssh"),
             command: words,
-            proxies: None,
         }
     }
 
-    /// Whether `launch` goes through ssh rather than being a child.
-    fn proxied(&self, launch: &Launch) -> bool {
-        self.children.reach(&launch.host).is_err()
-    }
+}
 
-    /// ssh starting `exe` as a proxy on `host`.
-    fn command(&self, host: &str, exe: &Path) -> Command {
-        let mut cmd = Command::new(&self.command[0]);
-        cmd.args(&self.command[1..])
-            .args(["-o", "BatchMode=yes", "-x", "-T", host])
-            // One word for the remote shell, whatever the path holds.
-            .arg(format!("{} {PROXY_STDIN_ARG}", shell_quote(&exe.to_string_lossy())));
-        cmd
-    }
+/// ssh (`command`: its words) starting `exe` as a proxy on `host`.
+fn ssh_command(command: &[String], host: &str, exe: &Path) -> Command {
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .args(["-o", "BatchMode=yes", "-x", "-T", host])
+        // One word for the remote shell, whatever the path holds.
+        .arg(format!("{} {PROXY_STDIN_ARG}", shell_quote(&exe.to_string_lossy())));
+    cmd
 }
 
 impl Bootstrap for Ssh {
     fn reach(&self, host: &str) -> Result<(), StartError> {
         // ssh would take it for an option.
         if host.starts_with('-') {
-            return self.children.reach(host);
+            return self.split.children.reach(host);
         }
         Ok(())
     }
 
     fn how(&self, launch: &Launch) -> String {
-        if self.proxied(launch) {
-            format!("through ssh, by the proxy on {}", launch.host)
-        } else {
-            self.children.how(launch)
-        }
+        self.split.how(launch)
     }
 
     fn open(&mut self, launches: &[Launch], job: &Job) -> Result<(), StartError> {
-        // Each proxied rank's host, by rank.
-        let mut hosts: Vec<Option<String>> = Vec::new();
-        for l in launches {
-            let r = l.rank as usize;
-            if hosts.len() <= r {
-                hosts.resize(r + 1, None);
-            }
-            hosts[r] = self.proxied(l).then(|| l.host.clone());
-        }
-        if hosts.iter().all(Option::is_none) {
-            return Ok(());
-        }
-        let commands = |settings: &Settings, nodes: &[&str], exe: &Path| {
-            nodes
+        let ssh = &self.command;
+        let commands = |settings: &Settings, hosts: &[&str], exe: &Path| {
+            hosts
                 .iter()
                 .map(|host| LaunchCommand {
-                    cmd: self.command(host, exe),
+                    cmd: ssh_command(ssh, host, exe),
                     stdin: Some(settings.input_for(host)),
                     hosts: vec![host.to_string()],
                 })
@@ -129,16 +103,12 @@ impl Bootstrap for Ssh {
             reason: f.reason,
             said: last_line(&f.output),
         };
-        let proxies = Proxies::open(hosts, &self.cpus, 0, job, "ssh", commands, failed)?;
-        self.proxies = Some(proxies);
-        Ok(())
+        let host_of = |l: &Launch| l.host.clone();
+        self.split.open(launches, host_of, 0, job, commands, failed)
     }
 
     fn start(&self, launch: &Launch, job: &mut Job) -> Result<Started, StartError> {
-        match &self.proxies {
-            Some(p) if self.proxied(launch) => p.start(launch, job),
-            _ => self.children.start(launch, job),
-        }
+        self.split.start(launch, job)
     }
 }
 
@@ -183,7 +153,7 @@ mod tests {
     #[test]
     fn the_ssh_command_never_prompts_and_quotes_the_path() {
         let argv = |ssh: &Ssh, exe: &str| {
-            let cmd = ssh.command("node2", Path::new(exe));
+            let cmd = ssh_command(&ssh.command, "node2", Path::new(exe));
             std::iter::once(cmd.get_program())
                 .chain(cmd.get_args())
                 .map(|a| a.to_string_lossy().into_owned())

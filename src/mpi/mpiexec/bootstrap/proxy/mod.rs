@@ -45,10 +45,12 @@ use std::time::{Duration, Instant};
 
 use ring::hmac;
 
+use super::children::Children;
 use super::pmi::{PmiListener, PortPeer, lock};
 use super::remote::{own_environment, request, start_remote};
-use super::{Job, Launch, StartError, Started};
+use super::{Bootstrap, Job, Launch, StartError, Started};
 use crate::env;
+use crate::mpi::mpiexec::local::Local;
 use crate::node::protocol::RankRequest;
 use crate::node::sys;
 
@@ -144,6 +146,79 @@ pub(super) struct Proxies {
     done: Arc<AtomicBool>,
 }
 
+/// The ranks of a bootstrap that starts those of this host as
+/// [`Children`] and the others through proxies: what [`super::Srun`] and
+/// [`super::Ssh`] hold alike.
+pub(super) struct Split {
+    pub children: Children,
+    /// The CPUs mpiexec may run on, which `-affinity` spreads ranks over.
+    cpus: Vec<u32>,
+    /// What starts the proxies (`srun`, `ssh`), for messages.
+    via: &'static str,
+    /// Set by `open` once some rank goes through a proxy.
+    proxies: Option<Proxies>,
+}
+
+impl Split {
+    pub(super) fn new(local: Local, via: &'static str) -> Split {
+        Split {
+            cpus: local.cpus.clone(),
+            children: Children::new(local),
+            via,
+            proxies: None,
+        }
+    }
+
+    /// Whether `launch` goes through a proxy rather than being a child.
+    pub(super) fn proxied(&self, launch: &Launch) -> bool {
+        self.children.reach(&launch.host).is_err()
+    }
+
+    pub(super) fn how(&self, launch: &Launch) -> String {
+        if self.proxied(launch) {
+            format!("through {}, by the proxy on {}", self.via, launch.host)
+        } else {
+            self.children.how(launch)
+        }
+    }
+
+    /// Starts the proxies of the launches not on this host, each on the
+    /// host `host_of` names for it, as [`Proxies::open`] does with
+    /// `slurm_job`, `commands` and `failed`; nothing when every rank is a
+    /// child.
+    pub(super) fn open(
+        &mut self,
+        launches: &[Launch],
+        host_of: impl Fn(&Launch) -> String,
+        slurm_job: u64,
+        job: &Job,
+        commands: impl FnOnce(&Settings, &[&str], &Path) -> Vec<LaunchCommand>,
+        failed: impl Fn(Failure) -> StartError,
+    ) -> Result<(), StartError> {
+        let mut hosts: Vec<Option<String>> = Vec::new();
+        for l in launches {
+            let r = l.rank as usize;
+            if hosts.len() <= r {
+                hosts.resize(r + 1, None);
+            }
+            hosts[r] = self.proxied(l).then(|| host_of(l));
+        }
+        if hosts.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let proxies = Proxies::open(hosts, &self.cpus, slurm_job, job, self.via, commands, failed)?;
+        self.proxies = Some(proxies);
+        Ok(())
+    }
+
+    pub(super) fn start(&self, launch: &Launch, job: &mut Job) -> Result<Started, StartError> {
+        match &self.proxies {
+            Some(p) if self.proxied(launch) => p.start(launch, job),
+            _ => self.children.start(launch, job),
+        }
+    }
+}
+
 /// What the acceptor and the launchers' waiters tell `open`.
 pub(super) enum Event {
     Connected(u32),
@@ -159,7 +234,7 @@ impl Proxies {
     /// runs it, `cpus` those mpiexec may run on, `slurm_job` the id the
     /// requests carry, `via` the launcher's name; `failed` makes the error
     /// of a launch whose proxies did not all connect.
-    pub(super) fn open(
+    fn open(
         hosts: Vec<Option<String>>,
         cpus: &[u32],
         slurm_job: u64,
@@ -316,7 +391,7 @@ impl Proxies {
     }
 
     /// Sends `launch`'s request to its proxy and relays the rank.
-    pub(super) fn start(&self, launch: &Launch, job: &mut Job) -> Result<Started, StartError> {
+    fn start(&self, launch: &Launch, job: &mut Job) -> Result<Started, StartError> {
         let rank = launch.rank;
         let node = self
             .hosts
