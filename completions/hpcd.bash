@@ -31,9 +31,6 @@ _hpcd() {
             hpcd,run-task)
                 cmd="hpcd__subcmd__run__subcmd__task"
                 ;;
-            hpcd,slurm-job)
-                cmd="hpcd__subcmd__slurm__subcmd__job"
-                ;;
             hpcd,status)
                 cmd="hpcd__subcmd__status"
                 ;;
@@ -51,9 +48,6 @@ _hpcd() {
                 ;;
             hpcd__subcmd__help,run-task)
                 cmd="hpcd__subcmd__help__subcmd__run__subcmd__task"
-                ;;
-            hpcd__subcmd__help,slurm-job)
-                cmd="hpcd__subcmd__help__subcmd__slurm__subcmd__job"
                 ;;
             hpcd__subcmd__help,status)
                 cmd="hpcd__subcmd__help__subcmd__status"
@@ -98,7 +92,7 @@ _hpcd() {
 
     case "${cmd}" in
         hpcd)
-            opts="-h -V --help --version head local status run-task run-rank slurm-job help"
+            opts="-h -V --help --version head local status run-task run-rank help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,7 +140,7 @@ _hpcd() {
             return 0
             ;;
         hpcd__subcmd__help)
-            opts="head local status run-task run-rank slurm-job help"
+            opts="head local status run-task run-rank help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -258,20 +252,6 @@ _hpcd() {
             return 0
             ;;
         hpcd__subcmd__help__subcmd__run__subcmd__task)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        hpcd__subcmd__help__subcmd__slurm__subcmd__job)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -452,20 +432,6 @@ _hpcd() {
             return 0
             ;;
         hpcd__subcmd__run__subcmd__task)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        hpcd__subcmd__slurm__subcmd__job)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -132,13 +132,6 @@ _arguments "${_arguments_options[@]}" : \
 '--help[Print help]' \
 && ret=0
 ;;
-(slurm-job)
-_arguments "${_arguments_options[@]}" : \
-'-h[Print help]' \
-'--help[Print help]' \
-':dir -- The job'\''s record directory:_files' \
-&& ret=0
-;;
 (help)
 _arguments "${_arguments_options[@]}" : \
 ":: :_hpcd__subcmd__help_commands" \
@@ -195,10 +188,6 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 && ret=0
 ;;
-(slurm-job)
-_arguments "${_arguments_options[@]}" : \
-&& ret=0
-;;
 (help)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -220,7 +209,6 @@ _hpcd_commands() {
 'status:Reports the embedded head node'\''s status (same as \`hpcd local status\`)' \
 'run-task:Supervises one task run (started by the node agent; not for users)' \
 'run-rank:Supervises one MPI rank (started by the launch service with the request on stdin and mpiexec'\''s connection as descriptor 3; not for users)' \
-'slurm-job:Runs the tasks of a job the Slurm backend submitted, as its batch script (not for users)' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'hpcd commands' commands "$@"
@@ -238,7 +226,6 @@ _hpcd__subcmd__help_commands() {
 'status:Reports the embedded head node'\''s status (same as \`hpcd local status\`)' \
 'run-task:Supervises one task run (started by the node agent; not for users)' \
 'run-rank:Supervises one MPI rank (started by the launch service with the request on stdin and mpiexec'\''s connection as descriptor 3; not for users)' \
-'slurm-job:Runs the tasks of a job the Slurm backend submitted, as its batch script (not for users)' \
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'hpcd help commands' commands "$@"
@@ -286,11 +273,6 @@ _hpcd__subcmd__help__subcmd__run-rank_commands() {
 _hpcd__subcmd__help__subcmd__run-task_commands() {
     local commands; commands=()
     _describe -t commands 'hpcd help run-task commands' commands "$@"
-}
-(( $+functions[_hpcd__subcmd__help__subcmd__slurm-job_commands] )) ||
-_hpcd__subcmd__help__subcmd__slurm-job_commands() {
-    local commands; commands=()
-    _describe -t commands 'hpcd help slurm-job commands' commands "$@"
 }
 (( $+functions[_hpcd__subcmd__help__subcmd__status_commands] )) ||
 _hpcd__subcmd__help__subcmd__status_commands() {
@@ -361,11 +343,6 @@ _hpcd__subcmd__run-rank_commands() {
 _hpcd__subcmd__run-task_commands() {
     local commands; commands=()
     _describe -t commands 'hpcd run-task commands' commands "$@"
-}
-(( $+functions[_hpcd__subcmd__slurm-job_commands] )) ||
-_hpcd__subcmd__slurm-job_commands() {
-    local commands; commands=()
-    _describe -t commands 'hpcd slurm-job commands' commands "$@"
 }
 (( $+functions[_hpcd__subcmd__status_commands] )) ||
 _hpcd__subcmd__status_commands() {
