@@ -13,8 +13,8 @@
 #
 # Idempotent: a rig already up from the same directory is left as it is (only
 # the sshd of a node that has none is started); a half-started one is stopped
-# first. One rig per machine (the bridge, the
-# namespaces and the ports are global); another directory's rig is refused.
+# first. One rig per machine (the bridge, the namespaces and the ports are
+# global); another directory's rig is refused.
 #
 # Exit status: 0 up (prints the env file to source), 2 = not root or packages
 # missing (names the apt-get line), 125 = a daemon did not come up (names its log).
@@ -51,8 +51,8 @@ alive() { [ -f "$D/run/$1.pid" ] && kill -0 "$(cat "$D/run/$1.pid")" 2>/dev/null
 # sshd per node, in the node's network namespace with its host name and hosts
 # file (as slurmd), listening on the node's address only. Everything is in
 # $D/ssh: one host key per node, root's key pair, the authorized keys, the
-# client's config and known hosts; the machine's /etc/ssh and ~/.ssh are not
-# read. Starts only the sshds that are not running.
+# client's config and known hosts; the machine's sshd_config, host keys and
+# ~/.ssh are neither used nor changed. Starts only the sshds not running.
 sshd_up() {
   local S=$D/ssh i addr
   mkdir -p "$S"; chmod 700 "$S"
