@@ -152,21 +152,34 @@ pub const SLURMD_NODENAME: &str = "SLURMD_NODENAME";
 /// (and slurmd refuses JWT).
 pub const SLURM_JWT: &str = "SLURM_JWT";
 
-/// Extension, set by mpiexec for the proxies it starts with `srun` (never in
-/// a rank): the launch's secret, 64 hex digits, which a proxy presents on
-/// each connection back to mpiexec.
+/// Extension, set by mpiexec for the proxies it starts with `srun` (in their
+/// environment) or ssh (on their standard input), never in a rank: the
+/// launch's secret, 64 hex digits, which a proxy presents on each
+/// connection back to mpiexec.
 pub const HPCPACK_PROXY_SECRET: &str = "HPCPACK_PROXY_SECRET";
 /// Extension, set by mpiexec for its proxies: `<ip>:<port>,…`, the
 /// addresses of mpiexec's host where it waits for them, tried in order.
 pub const HPCPACK_PROXY_ADDRS: &str = "HPCPACK_PROXY_ADDRS";
 /// Extension, set by mpiexec for its proxies: `<host>=<rank>,<rank> …`, the
-/// ranks each proxy starts (a proxy finds its own by [`SLURMD_NODENAME`],
-/// else its host name).
+/// ranks each proxy starts (a proxy finds its own by [`HPCPACK_PROXY_HOST`],
+/// else [`SLURMD_NODENAME`], else its host name).
 pub const HPCPACK_PROXY_RANKS: &str = "HPCPACK_PROXY_RANKS";
+/// Extension, set by mpiexec for a proxy it starts with ssh (on its
+/// standard input, with the other `HPCPACK_PROXY_*`): the host name mpiexec
+/// placed the proxy's ranks on, which the proxy gives back when it connects.
+pub const HPCPACK_PROXY_HOST: &str = "HPCPACK_PROXY_HOST";
 /// Extension, set by mpiexec for its proxies: `<cpu>,<cpu>…`, the CPUs
 /// mpiexec placed `-affinity` ranks on. A proxy binds a rank whose CPU it
 /// may not use to the CPU at the same position among its own.
 pub const HPCPACK_PROXY_CPUS: &str = "HPCPACK_PROXY_CPUS";
+
+/// Extension, read by mpiexec outside any job: the command that starts its
+/// proxy on another host (default `ssh`), split into words on blanks and
+/// taking ssh's options, as `ssh -F /path/config`. mpiexec adds
+/// `-o BatchMode=yes -x -T`, the host, and its own path (the hosts share
+/// its filesystem). MPICH's Hydra names its launcher `HYDRA_LAUNCHER_EXEC`
+/// (a program only).
+pub const HPCPACK_SSH: &str = "HPCPACK_SSH";
 
 /// Extension, set by mpiexec in each rank when its own standard output is a
 /// terminal and `-lines` is off (it then copies rank output unchanged):

@@ -198,10 +198,19 @@ fn non_mpi_programs_and_remote_hosts() {
     lines.sort();
     assert_eq!(lines, ["[0]hi", "[1]hi", "[2]hi"]);
 
-    let (out, _, _) = run(&["-hosts", "1", "some-other-host", "2", "true"]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("launch service"),
+    // Outside a job another host is reached by ssh: here a command that
+    // fails at once, as ssh does on a host it cannot log in to.
+    let out = mpiexec()
+        .env("HPCPACK_SSH", "false")
+        .args(["-hosts", "1", "some-other-host", "2", "true"])
+        .output()
+        .expect("run mpiexec");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "Error: cannot start the proxy on host 'some-other-host' through ssh: ssh ended \
+         (exit status: 1) before the proxies on some-other-host connected. ssh printed nothing.",
         "{out:?}"
     );
 }

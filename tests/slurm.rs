@@ -12,6 +12,10 @@
 //! the tests passed or not. Within this binary the tests take [`RIG`] in
 //! turn, so one job has the three nodes at a time.
 //!
+//! Each node also runs an sshd; `$SLURM_RIG_DIR/ssh/config` is the client
+//! configuration that reaches them (`ssh -F`), which the tests of mpiexec
+//! outside any job give it through `HPCPACK_SSH`.
+//!
 //! This is its own test binary, run after `verbs`: its daemons would
 //! otherwise run beside the timing-sensitive tests of `main`.
 //!
@@ -32,7 +36,8 @@ const NODES: [&str; 3] = ["node1", "node2", "node3"];
 const MPICC: &str = "/usr/bin/mpicc.mpich";
 const MPIEXEC_MPICH: &str = "/usr/bin/mpiexec.mpich";
 const APT: &str = "apt-get install -y --no-install-recommends slurmctld slurmd slurm-client \
-                   munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux mpich libmpich-dev";
+                   munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux openssh-server \
+                   mpich libmpich-dev";
 
 /// One test at a time holds the rig (three nodes of two CPUs each).
 static RIG: Mutex<()> = Mutex::new(());
@@ -313,17 +318,7 @@ fn mpich_hydra_runs_an_mpich_program_on_three_nodes_under_salloc() {
     let out = slurm(&[
         "salloc", "-N3", MPIEXEC_MPICH, "-launcher", "slurm", "-ppn", "1", "-n", "3", prog,
     ]);
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        sorted_lines(&out),
-        [
-            "rank 0 of 3 on node1 sum 3",
-            "rank 1 of 3 on node2 sum 3",
-            "rank 2 of 3 on node3 sum 3"
-        ],
-        "{}",
-        show(&out)
-    );
+    assert_one_rank_per_node(&out);
 }
 
 /// This project's mpipingpong, an MPICH-compatible program, under MPICH's
@@ -345,7 +340,29 @@ fn mpipingpong_under_mpich_hydra_across_three_hosts() {
         "-p",
         "1:100",
     ]);
-    let text = show(&out);
+    assert_every_pair_measured(&out);
+}
+
+/// The run `out` of the `where` program succeeded with one rank on each
+/// node, and their allreduce summed the ranks.
+fn assert_one_rank_per_node(out: &Output) {
+    assert!(out.status.success(), "{}", show(out));
+    assert_eq!(
+        sorted_lines(out),
+        [
+            "rank 0 of 3 on node1 sum 3",
+            "rank 1 of 3 on node2 sum 3",
+            "rank 2 of 3 on node3 sum 3"
+        ],
+        "{}",
+        show(out)
+    );
+}
+
+/// mpipingpong's run `out` succeeded and measured every pair of the three
+/// hosts.
+fn assert_every_pair_measured(out: &Output) {
+    let text = show(out);
     assert!(out.status.success(), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     for pair in ["node1 <-> node2", "node1 <-> node3", "node2 <-> node3"] {
@@ -810,10 +827,12 @@ const MPIEXEC: &str = env!("CARGO_BIN_EXE_mpiexec");
 /// program given by name or by path (on every node: the nodes share this
 /// machine's pid namespace).
 fn pids_running(cmdline: &str) -> Vec<String> {
-    let out = Command::new("pgrep")
-        .args(["-x", "-f", &format!("(\\S*/)?{}", regex_quote(cmdline))])
-        .output()
-        .expect("run pgrep");
+    pgrep(&["-x", "-f", &format!("(\\S*/)?{}", regex_quote(cmdline))])
+}
+
+/// The pids `pgrep` with `args` finds.
+fn pgrep(args: &[&str]) -> Vec<String> {
+    let out = Command::new("pgrep").args(args).output().expect("run pgrep");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_owned)
@@ -830,9 +849,12 @@ fn regex_quote(s: &str) -> String {
         .collect()
 }
 
-/// The proxies our mpiexec has running, on any node.
+/// The proxies our mpiexec has running, on any node (started by srun or
+/// by ssh).
 fn proxies() -> Vec<String> {
-    pids_running(&format!("{MPIEXEC} --hpcpack-proxy"))
+    let mut pids = pids_running(&format!("{MPIEXEC} --hpcpack-proxy"));
+    pids.extend(pids_running(&format!("{MPIEXEC} --hpcpack-proxy-stdin")));
+    pids
 }
 
 /// Waits up to `secs` for `done`; whether it came.
@@ -859,17 +881,7 @@ fn mpiexec_runs_an_mpich_program_on_three_nodes_under_salloc() {
     let started = std::time::Instant::now();
     let out = slurm(&["salloc", "-N3", MPIEXEC, "-c", "1", prog]);
     let took = started.elapsed();
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(
-        sorted_lines(&out),
-        [
-            "rank 0 of 3 on node1 sum 3",
-            "rank 1 of 3 on node2 sum 3",
-            "rank 2 of 3 on node3 sum 3"
-        ],
-        "{}",
-        show(&out)
-    );
+    assert_one_rank_per_node(&out);
     eprintln!("salloc -N3 mpiexec -c 1 where: {took:?}");
     assert!(wait_for(5, || proxies().is_empty()), "proxies left: {:?}", proxies());
 }
@@ -946,22 +958,8 @@ fn a_rank_killed_on_node2_aborts_the_job_and_leaves_nothing() {
 fn mpiexec_killed_leaves_no_rank_on_any_node() {
     let _rig = rig();
     let sleep = "sleep 30.5317";
-    let mut salloc = slurm_command(&["salloc", "-N3", MPIEXEC, "-c", "1", "sleep", "30.5317"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start salloc");
-    let running = wait_for(60, || pids_running(sleep).len() == 3);
-    let mpiexec = pids_running(&format!("{MPIEXEC} -c 1 {sleep}"));
-    if !running || mpiexec.len() != 1 {
-        let _ = salloc.kill();
-        panic!(
-            "not three ranks ({:?}) and one mpiexec ({mpiexec:?})",
-            pids_running(sleep)
-        );
-    }
-    let killed = Command::new("kill").args(["-9", &mpiexec[0]]).status().unwrap();
-    assert!(killed.success());
+    let mut salloc = slurm_command(&["salloc", "-N3", MPIEXEC, "-c", "1", "sleep", "30.5317"]);
+    let mut salloc = kill_mpiexec_midway(&mut salloc, sleep, &format!("{MPIEXEC} -c 1 {sleep}"));
     let gone = wait_for(5, || pids_running(sleep).is_empty() && proxies().is_empty());
     let _ = salloc.wait();
     assert!(
@@ -970,6 +968,30 @@ fn mpiexec_killed_leaves_no_rank_on_any_node() {
         pids_running(sleep),
         proxies()
     );
+}
+
+/// Starts `cmd`, waits until its ranks (`sleep`) run on the three nodes,
+/// each with its proxy, and kills the one mpiexec whose command line is
+/// `mpiexec` with SIGKILL; `cmd`'s process, to be waited for.
+fn kill_mpiexec_midway(cmd: &mut Command, sleep: &str, mpiexec: &str) -> std::process::Child {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mpiexec");
+    let running = wait_for(60, || pids_running(sleep).len() == 3 && proxies().len() == 3);
+    let pids = pids_running(mpiexec);
+    if !running || pids.len() != 1 {
+        let _ = child.kill();
+        panic!(
+            "not three ranks ({:?}), three proxies ({:?}) and one mpiexec ({pids:?})",
+            pids_running(sleep),
+            proxies()
+        );
+    }
+    let killed = Command::new("kill").args(["-9", &pids[0]]).status().unwrap();
+    assert!(killed.success());
+    child
 }
 
 /// `-lines` prefixes each rank's lines with its rank, and `-timeout` ends
@@ -1051,4 +1073,231 @@ fn an_mpich_program_sees_two_ranks_per_host_under_our_mpiexec() {
     assert!(out.status.success(), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("shares its node with 2").count(), 6, "{text}");
+}
+
+/// The rig's ssh client configuration: node1..3 by their addresses, the
+/// rig's key and known hosts.
+fn ssh_config() -> PathBuf {
+    rig_dir().join("ssh/config")
+}
+
+/// Our mpiexec with `args` outside any job (none of Slurm's variables), its
+/// ssh given `config`.
+fn mpiexec_over_ssh(config: &Path, args: &[&str]) -> Command {
+    let mut all = vec![MPIEXEC];
+    all.extend(args);
+    let mut c = slurm_command(&all);
+    c.env("HPCPACK_SSH", format!("ssh -F {}", config.display()));
+    c
+}
+
+/// The ssh clients running with `config`.
+fn ssh_clients(config: &Path) -> Vec<String> {
+    pgrep(&["-f", &format!("^ssh -F {} ", regex_quote(&config.display().to_string()))])
+}
+
+/// Outside any job (mpiexec on `head`, no Slurm variable), `-hosts` places
+/// one rank of an MPICH program on each node and mpiexec starts them over
+/// ssh, one proxy per host; the ranks talk (allreduce), and mpipingpong
+/// measures every pair of hosts. Timed against MPICH's Hydra with its ssh
+/// launcher and the same ssh configuration.
+#[test]
+fn mpiexec_outside_a_job_starts_ranks_on_three_hosts_over_ssh() {
+    let prog = where_prog();
+    let _rig = rig();
+    let config = ssh_config();
+    let hosts = ["-hosts", "3", "node1", "1", "node2", "1", "node3", "1"];
+    let mut ours = Duration::MAX;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let out = mpiexec_over_ssh(&config, &[&hosts[..], &[prog]].concat())
+            .output()
+            .expect("run mpiexec");
+        ours = ours.min(started.elapsed());
+        assert_one_rank_per_node(&out);
+    }
+    assert!(wait_for(5, || proxies().is_empty()), "proxies left: {:?}", proxies());
+    assert_eq!(ssh_clients(&config), Vec::<String>::new(), "ssh left");
+
+    // Hydra's launcher-exec is a program: a wrapper gives it the config.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec ssh -F {} \"$@\"\n", config.display()),
+    )
+    .expect("write the ssh wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the ssh wrapper");
+    let wrapper = wrapper.display().to_string();
+    let mut hydra = Duration::MAX;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let out = slurm(&[
+            MPIEXEC_MPICH, "-launcher", "ssh", "-launcher-exec", &wrapper, "-hosts",
+            "node1,node2,node3", "-n", "3", prog,
+        ]);
+        hydra = hydra.min(started.elapsed());
+        assert!(out.status.success(), "{}", show(&out));
+        assert_eq!(sorted_lines(&out).len(), 3, "{}", show(&out));
+    }
+    eprintln!(
+        "3 ranks on 3 hosts over ssh, best of 3: ours {ours:?}, Hydra {hydra:?} ({:.2}x)",
+        ours.as_secs_f64() / hydra.as_secs_f64()
+    );
+
+    let pingpong = env!("CARGO_BIN_EXE_mpipingpong");
+    let out = mpiexec_over_ssh(&config, &[&hosts[..], &[pingpong, "-p", "1:100"]].concat())
+        .output()
+        .expect("run mpiexec");
+    assert_every_pair_measured(&out);
+}
+
+/// A host whose sshd cannot be reached (node9: node1's address, a port
+/// nothing listens on) or does not prove its identity (node1's address
+/// taken for node2's, whose host key the rig knows): mpiexec fails at once
+/// with one line naming the host and what ssh said, and nothing of the
+/// launch is left on any node.
+#[test]
+fn a_host_ssh_cannot_reach_fails_the_launch_and_leaves_nothing() {
+    let _rig = rig();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        // The rig's first: an Include after a Host line would apply to
+        // that host only.
+        format!(
+            "Include {}\n\
+             Host node9\n  HostName 10.88.0.11\n  Port 9\n\
+             Host impostor\n  HostName 10.88.0.11\n  HostKeyAlias node2\n",
+            ssh_config().display()
+        ),
+    )
+    .expect("write the ssh config");
+    let sleep = "sleep 30.9317";
+    for (bad, said) in [
+        ("node9", "ssh: connect to host 10.88.0.11 port 9: Connection refused"),
+        ("impostor", "Host key verification failed."),
+    ] {
+        let started = std::time::Instant::now();
+        let out = mpiexec_over_ssh(
+            &config,
+            &["-hosts", "3", "node1", "1", bad, "1", "node3", "1", "sleep", "30.9317"],
+        )
+        .output()
+        .expect("run mpiexec");
+        let took = started.elapsed();
+        let text = show(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(out.stdout.is_empty(), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{text}");
+        assert!(
+            stderr.starts_with(&format!("Error: cannot start the proxy on host '{bad}' through ssh: ")),
+            "{text}"
+        );
+        assert!(stderr.trim_end().ends_with(&format!("ssh said: {said}")), "{text}");
+        assert!(took < Duration::from_secs(10), "took {took:?}\n{text}");
+        assert_nothing_left(sleep, &config);
+    }
+}
+
+/// mpiexec killed with SIGKILL while its ranks run over ssh on the three
+/// nodes: within a few seconds no rank, no proxy and no ssh is left (ssh
+/// gets SIGTERM as its parent dies; each proxy loses its connections and
+/// its standard input, and kills its ranks).
+#[test]
+fn mpiexec_over_ssh_killed_leaves_nothing_on_any_node() {
+    let _rig = rig();
+    let config = ssh_config();
+    let sleep = "sleep 30.8317";
+    let args = ["-hosts", "3", "node1", "1", "node2", "1", "node3", "1", "sleep", "30.8317"];
+    let mpiexec = format!("{MPIEXEC} {}", args.join(" "));
+    let mut run = kill_mpiexec_midway(&mut mpiexec_over_ssh(&config, &args), sleep, &mpiexec);
+    assert_nothing_left(sleep, &config);
+    let _ = run.wait();
+}
+
+/// Within 5 s no rank (`sleep`), no proxy and no ssh client of `config`
+/// is left on any node.
+fn assert_nothing_left(sleep: &str, config: &Path) {
+    let gone = wait_for(5, || {
+        pids_running(sleep).is_empty() && proxies().is_empty() && ssh_clients(config).is_empty()
+    });
+    assert!(
+        gone,
+        "left: ranks {:?}, proxies {:?}, ssh {:?}",
+        pids_running(sleep),
+        proxies(),
+        ssh_clients(config)
+    );
+}
+
+/// The parent of process `pid`.
+fn parent_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's closing parenthesis: state, then the parent.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The ssh of one host ends while its rank runs, mpiexec still up: the
+/// ssh client killed (node2), or the sshd session serving it on the node
+/// (node3). The proxy there reads the end of its standard input and kills
+/// its rank (its connections to mpiexec are still open), mpiexec ends the
+/// job, and nothing is left on any node.
+#[test]
+fn a_proxy_whose_ssh_session_ends_kills_its_ranks() {
+    let _rig = rig();
+    let config = ssh_config();
+    let sleep = "sleep 30.7317";
+    for (host, rank, client) in [("node2", 1, true), ("node3", 2, false)] {
+        let run = mpiexec_over_ssh(
+            &config,
+            &["-hosts", "3", "node1", "1", "node2", "1", "node3", "1", "sleep", "30.7317"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mpiexec");
+        let running = wait_for(30, || pids_running(sleep).len() == 3);
+        let pid = pids_running(sleep).into_iter().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_default()
+                .split(|&b| b == 0)
+                .any(|v| v == format!("HPCPACK_NODE_NAME={host}").as_bytes())
+        });
+        let victim = match (running, pid) {
+            (true, Some(_)) if client => ssh_clients(&config).into_iter().find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .unwrap_or_default()
+                    .split(|&b| b == 0)
+                    .any(|a| a == host.as_bytes())
+            }),
+            // The rank's parent is the proxy, the proxy's the sshd session.
+            (true, Some(pid)) => Some(parent_of(&parent_of(&pid))),
+            _ => None,
+        };
+        let Some(victim) = victim.filter(|v| !v.is_empty()) else {
+            let out = run.wait_with_output();
+            panic!("no rank running on {host}, or no ssh for it: {out:?}");
+        };
+        let started = std::time::Instant::now();
+        let killed = Command::new("kill").args(["-9", &victim]).status().unwrap();
+        assert!(killed.success());
+        let out = run.wait_with_output().expect("wait for mpiexec");
+        let took = started.elapsed();
+        let text = show(&out);
+        assert_ne!(out.status.code(), Some(0), "{text}");
+        assert!(took < Duration::from_secs(10), "took {took:?}\n{text}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains(&format!("lost the connection of rank {rank} (the proxy on {host})")),
+            "{text}"
+        );
+        assert_nothing_left(sleep, &config);
+    }
 }

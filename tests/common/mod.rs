@@ -211,6 +211,7 @@ const HOST_MPI_VARS: &[&str] = &[
     "MPIEXEC_AFFINITY",
     "CCP_MPI_NETMASK",
     "CCP_MPI_WORKDIR",
+    "HPCPACK_SSH",
 ];
 
 /// `c` without the host's [`HOST_MPI_VARS`], so an `mpiexec` it starts

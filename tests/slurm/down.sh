@@ -1,8 +1,10 @@
 #!/bin/bash
 # tests/slurm/down.sh: stop what up.sh started and remove its namespaces and
-# bridge. Jobs still in the rig are cancelled, then every process left in a
-# node's network namespace (slurmd, slurmstepd, job tasks) is killed; munged is
-# stopped only if up.sh started it. Safe to run when nothing is up.
+# bridge. Jobs still in the rig are cancelled, the nodes' sshd stopped, then
+# every process left in a node's network namespace (slurmd, slurmstepd, job
+# tasks, ssh sessions) is killed; munged is stopped only if up.sh started it.
+# The keys in $SLURM_RIG_DIR/ssh are kept for the next start. Safe to run when
+# nothing is up.
 # Exit status: 0 clean, 1 something was left behind (named).
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,6 +43,7 @@ if [ -f "$D/run/slurmctld.pid" ] && kill -0 "$(cat "$D/run/slurmctld.pid")" 2>/d
   [ -z "$jobs" ] || SLURM_CONF=$D/slurm.conf timeout 5 scancel $jobs 2>/dev/null
 fi
 stop slurmrestd
+for f in "$D"/run/sshd.node*.pid; do [ -f "$f" ] && { f=${f##*/}; stop "${f%.pid}"; }; done
 for f in "$D"/run/slurmd.node*.pid; do [ -f "$f" ] && { f=${f##*/}; stop "${f%.pid}"; }; done
 # Whatever is left in a node (slurmstepd, tasks of cancelled jobs) is the rig's.
 for ns in $(ip netns list 2>/dev/null | awk '/^hn[0-9]+( |$)/{print $1}'); do

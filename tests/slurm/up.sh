@@ -7,11 +7,14 @@
 # whose only change is a private /etc/hosts naming every node: the nodes see
 # the machine's whole filesystem, as a Slurm site's shared filesystem. slurmctld
 # runs as host "head" (10.88.0.1, the bridge), slurmrestd on 127.0.0.1:6820
-# with JWT auth (openapi/v0.0.38). Partition and feature: azurenodes.
+# with JWT auth (openapi/v0.0.38). Partition and feature: azurenodes. Each node
+# also runs an sshd on its address, port 22, root by the rig's key only; clients
+# use $SLURM_RIG_DIR/ssh/config (ssh -F), which maps node1..N to their addresses.
 #
-# Idempotent: a rig already up from the same directory is left as it is; a
-# half-started one is stopped first. One rig per machine (the bridge, the
-# namespaces and the ports are global); another directory's rig is refused.
+# Idempotent: a rig already up from the same directory is left as it is (only
+# the sshd of a node that has none is started); a half-started one is stopped
+# first. One rig per machine (the bridge, the namespaces and the ports are
+# global); another directory's rig is refused.
 #
 # Exit status: 0 up (prints the env file to source), 2 = not root or packages
 # missing (names the apt-get line), 125 = a daemon did not come up (names its log).
@@ -23,7 +26,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 N=${SLURM_RIG_NODES:-3}
 D=${SLURM_RIG_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/slurm}
-PKGS="slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux"
+PKGS="slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin iproute2 util-linux openssh-server"
 OWNER=/run/hpcpack-slurm-rig.dir
 
 T0=${EPOCHREALTIME/./}
@@ -44,6 +47,82 @@ exec 9>/run/lock/hpcpack-slurm-rig.lock
 flock -w 60 9 || die 125 "another up.sh or down.sh holds /run/lock/hpcpack-slurm-rig.lock"
 
 alive() { [ -f "$D/run/$1.pid" ] && kill -0 "$(cat "$D/run/$1.pid")" 2>/dev/null; }
+
+# sshd per node, in the node's network namespace with its host name and hosts
+# file (as slurmd), listening on the node's address only. Everything is in
+# $D/ssh: one host key per node, root's key pair, the authorized keys, the
+# client's config and known hosts; the machine's sshd_config, host keys and
+# ~/.ssh are neither used nor changed. Starts only the sshds not running.
+sshd_up() {
+  local S=$D/ssh i addr
+  mkdir -p "$S"; chmod 700 "$S"
+  [ -s "$S/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C "root@hpcpack-rig" -f "$S/id_ed25519"
+  install -m 600 "$S/id_ed25519.pub" "$S/authorized_keys"
+  : > "$S/known_hosts.new"
+  {
+    for i in $(seq "$N"); do printf 'Host node%s\n  HostName 10.88.0.%s\n' "$i" $((10+i)); done
+    cat <<C
+Host *
+  User root
+  IdentityFile $S/id_ed25519
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile $S/known_hosts
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  UpdateHostKeys no
+  BatchMode yes
+  PasswordAuthentication no
+  ConnectTimeout 5
+  LogLevel ERROR
+C
+  } > "$S/config.new"
+  for i in $(seq "$N"); do
+    addr=10.88.0.$((10+i))
+    [ -s "$S/host_node$i" ] || ssh-keygen -q -t ed25519 -N '' -C "node$i" -f "$S/host_node$i"
+    echo "node$i,$addr $(cut -d' ' -f1,2 "$S/host_node$i.pub")" >> "$S/known_hosts.new"
+    # StrictModes no: the rig's directory may lie under a world-writable one
+    # (/tmp), which StrictModes refuses; its ssh/ is root's, mode 0700.
+    cat > "$S/sshd_config.node$i" <<C
+ListenAddress $addr:22
+HostKey $S/host_node$i
+PidFile none
+AuthorizedKeysFile $S/authorized_keys
+AuthenticationMethods publickey
+PermitRootLogin prohibit-password
+AllowUsers root
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+X11Forwarding no
+AllowAgentForwarding no
+AllowTcpForwarding no
+PermitTunnel no
+PrintMotd no
+C
+  done
+  # Replaced whole, so a client of a rig already up never reads half a file.
+  mv "$S/config.new" "$S/config"; mv "$S/known_hosts.new" "$S/known_hosts"
+  chmod 600 "$S"/id_ed25519 "$S"/host_node? "$S/authorized_keys"
+  chmod 644 "$S/config" "$S/known_hosts" "$S"/*.pub
+  # The privilege-separation directory sshd insists on (shared by the nodes).
+  mkdir -p /run/sshd; chmod 755 /run/sshd
+  for i in $(seq "$N"); do
+    alive "sshd.node$i" && continue
+    nsenter --net=/var/run/netns/hn$i unshare --uts --mount sh -c \
+      "mount --bind $D/hosts /etc/hosts; hostname node$i; exec /usr/sbin/sshd -D -e -f $S/sshd_config.node$i" \
+      > "$D/log/sshd.node$i.log" 2>&1 9>&- &
+    echo $! > "$D/run/sshd.node$i.pid"
+  done
+  for i in $(seq "$N"); do
+    addr=10.88.0.$((10+i))
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/$addr/22) 2>/dev/null && break; alive "sshd.node$i" || break; sleep 0.1; done
+    { alive "sshd.node$i" && (exec 3<>/dev/tcp/$addr/22) 2>/dev/null; } ||
+      die 125 "sshd of node$i did not come up on $addr:22 within 5 s; see $D/log/sshd.node$i.log"
+  done
+  say "sshd up on $N nodes (ssh -F $S/config node1)"
+}
 if [ -s $OWNER ] && [ "$(cat $OWNER)" != "$D" ]; then
   other=$(cat $OWNER)
   if [ -f "$other/run/slurmctld.pid" ] && kill -0 "$(cat "$other/run/slurmctld.pid")" 2>/dev/null; then
@@ -51,10 +130,12 @@ if [ -s $OWNER ] && [ "$(cat $OWNER)" != "$D" ]; then
   fi
 fi
 export SLURM_CONF=$D/slurm.conf
-if alive slurmctld && alive slurmrestd && [ "$(sinfo -h -o %t 2>/dev/null | sort -u)" = idle ] \
+# Up means every node idle or running jobs (a rig in use is up, not
+# half-started: another checkout's tests may hold it).
+if alive slurmctld && alive slurmrestd && [ -z "$(sinfo -h -o %t 2>/dev/null | grep -vxE 'idle|mix|alloc|comp')" ] \
    && [ "$(sinfo -h -N -o %N 2>/dev/null | sort -u | wc -l)" = "$N" ]; then
   all=1; for i in $(seq "$N"); do alive "slurmd.node$i" || all=0; done
-  if [ $all = 1 ]; then say "already up ($D)"; echo "$D/env"; exit 0; fi
+  if [ $all = 1 ]; then sshd_up; say "already up ($D)"; echo "$D/env"; exit 0; fi
 fi
 if [ -d "$D/run" ] && ls "$D"/run/*.pid >/dev/null 2>&1; then
   say "stopping a half-started rig first"
@@ -161,6 +242,8 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null && break; a
 sleep 0.1
 { alive slurmrestd && (exec 3<>/dev/tcp/127.0.0.1/6820) 2>/dev/null; } ||
   die 125 "slurmrestd did not come up on 127.0.0.1:6820 within 5 s (is the port taken?); see $D/log/slurmrestd.log"
+
+sshd_up
 
 token=$(scontrol token username=root lifespan=86400) || die 125 "scontrol token failed; see $D/log/slurmctld.log"
 # The token goes to a file of its own, not into env: with SLURM_JWT set, srun

@@ -135,6 +135,7 @@ pub fn environment(tool: &str) -> Vec<(&'static str, &'static str)> {
             (env::HPCPACK_LAUNCH, "Inside a job: the launch service of each node, which starts the ranks placed there [extension]."),
             (env::HPCPACK_JOB_CREDENTIAL, "Inside a job: the job's credential for the launch services [extension]."),
             (env::HPCPACK_LOCAL_NODES, "Inside a job of the embedded cluster: the job's virtual nodes on this host and their CPUs [extension]."),
+            (env::HPCPACK_SSH, "Outside any job: the ssh command, split on blanks, that starts mpiexec's proxy on each other host (default ssh; mpiexec adds -o BatchMode=yes -x -T, the host and its own path) [extension]."),
             (env::PATH, "Where a program named without a directory is found."),
         ],
         "mpipingpong" => vec![

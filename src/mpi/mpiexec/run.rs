@@ -516,10 +516,14 @@ pub fn environment_pool(
 }
 
 /// The `mpiexec` program (also its own proxy on the nodes of a Slurm
-/// allocation, see [`bootstrap::Srun`]).
+/// allocation and on the hosts it reaches by ssh, see
+/// [`bootstrap::proxy`]).
 pub fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == bootstrap::PROXY_ARG) {
-        return bootstrap::proxy_main();
+    if let Some(source) = std::env::args_os()
+        .nth(1)
+        .and_then(|a| bootstrap::ProxySource::of(&a))
+    {
+        return bootstrap::proxy_main(source);
     }
     let args: Vec<String> = std::env::args_os()
         .skip(1)

@@ -15,14 +15,16 @@
 //! * [`Srun`]: inside a Slurm allocation (`SLURM_JOB_ID`) without launch
 //!   services. The ranks of this host are [`Children`]; those of the
 //!   allocation's other nodes are started by one proxy per node (mpiexec
-//!   itself, `--hpcpack-proxy`), all started by one `srun` step in `open`,
-//!   each proxy connecting back to mpiexec with the launch's secret and
-//!   then treated as a launch service is. PMI over TCP ([`PmiListener`]),
-//!   from the proxy's address only. A host outside the allocation is
-//!   refused before anything starts.
-//! * [`Children`]: everywhere else. Every rank is a child of mpiexec on this
-//!   host, PMI over a socket pair; a rank placed on another host is refused
-//!   before anything starts.
+//!   itself, `--hpcpack-proxy`, see [`proxy`]), all started by one `srun`
+//!   step in `open`, each proxy connecting back to mpiexec with the
+//!   launch's secret and then treated as a launch service is. PMI over TCP
+//!   ([`PmiListener`]), from the proxy's address only. A host outside the
+//!   allocation is refused before anything starts.
+//! * [`Ssh`]: everywhere else. The ranks of this host are [`Children`]
+//!   (PMI over a socket pair); those of each other host are started by the
+//!   same proxies, one per host, each started by its own `ssh` in `open`
+//!   (`HPCPACK_SSH` names the command). A host ssh cannot reach fails the
+//!   launch before any rank starts.
 //!
 //! A bootstrap is asked, in order: [`Bootstrap::reach`] for every placed
 //! host (while the launches are prepared, so a host no bootstrap reaches is
@@ -53,14 +55,18 @@ use crate::node::sys;
 
 mod children;
 mod pmi;
+pub mod proxy;
 mod remote;
 mod service;
 mod srun;
+mod ssh;
 
 pub use children::Children;
 pub use pmi::{Pmi, PmiListener, PortPeer, SharedPmi};
+pub use proxy::{ProxySource, proxy_main};
 pub use service::{LaunchService, parse_launch};
-pub use srun::{PROXY_ARG, Srun, proxy_main};
+pub use srun::Srun;
+pub use ssh::Ssh;
 
 /// How long a launch service may take to answer a request, and a PMI
 /// connection to send its handshake.
@@ -117,10 +123,22 @@ pub enum StartError {
         /// What srun (and the proxies) printed.
         output: String,
     },
-    #[error("Error: cannot launch rank {rank} on {node} through its srun proxy: {message}.")]
+    #[error(
+        "Error: cannot start the proxy on host '{host}' through ssh: {reason}.{}",
+        ssh_said(said)
+    )]
+    Ssh {
+        host: String,
+        reason: String,
+        /// The last line ssh (or the proxy) printed.
+        said: String,
+    },
+    #[error("Error: cannot launch rank {rank} on {node} through its {via} proxy: {message}.")]
     Proxy {
         rank: u32,
         node: String,
+        /// What started the proxy: `srun`, `ssh`.
+        via: &'static str,
         message: String,
     },
     #[error("Error: cannot launch '{exe}' on {host}: {source}.")]
@@ -142,6 +160,16 @@ fn srun_said(output: &str) -> String {
         " srun printed nothing.".to_string()
     } else {
         format!(" srun printed:\n{output}")
+    }
+}
+
+/// The last line ssh printed, for [`StartError::Ssh`]'s message (on the
+/// same line).
+fn ssh_said(said: &str) -> String {
+    if said.is_empty() {
+        " ssh printed nothing.".to_string()
+    } else {
+        format!(" ssh said: {said}")
     }
 }
 
@@ -185,7 +213,7 @@ pub trait Bootstrap {
 /// The bootstrap for the environment mpiexec runs in (`var` reads it):
 /// the node agents' launch services when `HPCPACK_LAUNCH` names any, else
 /// srun inside a Slurm allocation (`SLURM_JOB_ID`), else mpiexec's own
-/// children.
+/// children and ssh (`HPCPACK_SSH`) for other hosts.
 pub fn pick(local: &Local, var: impl Fn(&str) -> Option<String>) -> Box<dyn Bootstrap> {
     let services = var(env::HPCPACK_LAUNCH)
         .map(|v| parse_launch(&v))
@@ -195,7 +223,8 @@ pub fn pick(local: &Local, var: impl Fn(&str) -> Option<String>) -> Box<dyn Boot
             let nodes = var(env::SLURM_JOB_NODELIST);
             return Box::new(Srun::new(local.clone(), job, nodes.as_deref()));
         }
-        return Box::new(Children::new(local.clone()));
+        let ssh = var(env::HPCPACK_SSH);
+        return Box::new(Ssh::new(local.clone(), ssh.as_deref()));
     }
     let children = Children::new(local.clone());
     let credential = var(env::HPCPACK_JOB_CREDENTIAL);
@@ -300,7 +329,8 @@ mod tests {
         };
         let outside = pick(&local, |_| None);
         assert_eq!(outside.how(&launch("node1")), "by mpiexec");
-        assert!(outside.reach("node2").is_err());
+        assert!(outside.reach("node2").is_ok());
+        assert_eq!(outside.how(&launch("node2")), "through ssh, by the proxy on node2");
         let inside = pick(&local, |name| {
             (name == env::HPCPACK_LAUNCH).then(|| "node2=127.0.0.1:4000".to_string())
         });
