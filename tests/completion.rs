@@ -1,4 +1,4 @@
-//! Shell completion in real shells (issue 11): bash with the generated
+//! Shell completion in real shells: bash with the generated
 //! script sourced and its function called as bash calls it on TAB, zsh
 //! through a pseudo-terminal (zpty) with the completion system loaded, and
 //! fish through `complete -C`. Checked is what a user sees: `/nodegroup:`

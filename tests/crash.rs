@@ -89,7 +89,7 @@ fn running_tasks_are_found_again_after_a_restart() {
 /// acknowledged job runs exactly once. `HPCPACK_KILL_LOOP=<submissions per submitter>`
 /// makes it longer (default 40).
 #[test]
-fn cli_restarts_a_head_killed_before_the_request_issue_10() {
+fn cli_restarts_a_head_killed_before_the_request() {
     let per: usize = std::env::var("HPCPACK_KILL_LOOP").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let c = Arc::new(Cluster::new());
     let log = c.dir.path().join("runs.log");
@@ -148,7 +148,7 @@ fn cli_restarts_a_head_killed_before_the_request_issue_10() {
     let lost = acked.iter().filter(|id| !runs.contains_key(&format!("{id}.1"))).count();
     let twice = runs.values().filter(|n| **n > 1).count();
     eprintln!(
-        "issue 10 kill-loop figures: {} submissions, {kills} kills, {} acknowledged, {lost} lost, {twice} run twice, {} CLI failures: {:?}",
+        "kill-loop figures: {} submissions, {kills} kills, {} acknowledged, {lost} lost, {twice} run twice, {} CLI failures: {:?}",
         3 * per,
         acked.len(),
         failures.len(),

@@ -44,7 +44,7 @@ fn flat(text: &str) -> String {
 }
 
 /// Each page has EXIT STATUS, ENVIRONMENT and EXAMPLES, and names only
-/// pages that exist (issue 11: `hpcd-local.1` named `hpcd local-start(1)`).
+/// pages that exist (once `hpcd-local.1` was named `hpcd local-start(1)`).
 #[test]
 fn man_pages_render_with_their_sections_and_name_existing_pages() {
     let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");

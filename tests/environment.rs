@@ -38,7 +38,7 @@ fn finished_output(c: &Cluster, id: u64) -> String {
 }
 
 #[test]
-fn the_seed_command_with_bare_names_runs_this_installations_mpiexec_issue_11() {
+fn the_seed_command_with_bare_names_runs_this_installations_mpiexec() {
     // Debian's MPICH (installed by .ci/run) owns /usr/bin/mpiexec; its Hydra
     // rejects `-c` ("unrecognized argument c", exit 255).
     let c = Cluster::unstarted();
@@ -58,7 +58,7 @@ fn the_seed_command_with_bare_names_runs_this_installations_mpiexec_issue_11() {
 }
 
 #[test]
-fn a_task_gets_the_submitters_path_home_and_language_not_the_daemons_issue_11() {
+fn a_task_gets_the_submitters_path_home_and_language_not_the_daemons() {
     let c = Cluster::unstarted();
     start_from_odd_environment(&c, &[]);
     let home = c.dir.path().join("home");

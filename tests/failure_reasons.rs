@@ -32,7 +32,7 @@ fn pingpong_job(c: &Cluster, env: &[&str]) -> (u64, String, String) {
 }
 
 #[test]
-fn a_netmask_for_another_network_fails_only_pairs_that_need_sockets_issue_11() {
+fn a_netmask_for_another_network_fails_only_pairs_that_need_sockets() {
     assert!(
         no_interface_in_elsewhere(),
         "this host has an address in {ELSEWHERE}"
@@ -91,7 +91,7 @@ fn a_netmask_for_another_network_fails_only_pairs_that_need_sockets_issue_11() {
 }
 
 #[test]
-fn setenvs_refuses_a_malformed_mpi_netmask_issue_11() {
+fn setenvs_refuses_a_malformed_mpi_netmask() {
     let c = Cluster::new();
     let before = c.snapshot_state();
     for (value, says) in [
@@ -158,7 +158,7 @@ fn setenvs_refuses_a_malformed_mpi_netmask_issue_11() {
 }
 
 #[test]
-fn a_failed_task_says_why_in_its_error_message_issue_11() {
+fn a_failed_task_says_why_in_its_error_message() {
     let c = Cluster::new();
     let id = c.submit(&["echo working; echo 'oops: the disk is on fire' >&2; echo done; exit 3"]);
     assert_eq!(c.wait(id), "Failed");

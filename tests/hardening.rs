@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Issue 10 item 6: every error the REST API gives, the framework's own
 /// rejections included, is `{"Code", "Message"}` JSON.
 #[test]
-fn every_rest_error_is_json_issue_10() {
+fn every_rest_error_is_json() {
     let c = Cluster::new();
     let (client, base) = rest(&c);
     // Past the 4 MiB limit, by little enough that the bytes the head node
@@ -46,7 +46,7 @@ fn every_rest_error_is_json_issue_10() {
 
 /// Issue 10 item 5: inputs that made the head node or a CLI panic.
 #[test]
-fn no_input_panics_issue_10() {
+fn no_input_panics() {
     let c = Cluster::new();
     let id = c.submit(&["/wait", "echo", "done"]);
     let (client, base) = rest(&c);
@@ -88,7 +88,7 @@ fn with_closed_output(c: &Cluster, tool: &str, args: &[&str]) -> std::process::E
 /// Issue 10 item 5: a reader that goes away (`| head -1`) ends a CLI as
 /// SIGPIPE ends a Unix tool, never with a panic or "head node failed".
 #[test]
-fn closed_output_ends_quietly_issue_10() {
+fn closed_output_ends_quietly() {
     let c = Cluster::new();
     let id = c.submit(&["/wait", "echo", "done"]).to_string();
     for args in [&["view", id.as_str(), "/detailed"][..], &["list", "/all"], &["listtasks", id.as_str()], &["/?"]] {
@@ -151,7 +151,7 @@ fn run_measured(mut cmd: Command) -> (std::process::ExitStatus, u64, u64, Durati
 /// MB of what it was, so does `task view`'s, `job view` answers at once
 /// meanwhile, and bytes that are not UTF-8 come back intact.
 #[test]
-fn large_output_streams_in_bounded_memory_issue_10() {
+fn large_output_streams_in_bounded_memory() {
     const SIZE: u64 = 200_000_000;
     let c = Cluster::new();
     let id = c.submit(&["/wait", &format!("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {SIZE}")]);
@@ -189,7 +189,7 @@ fn large_output_streams_in_bounded_memory_issue_10() {
     assert_eq!(state, "Finished");
     let after = proc_status(head, "VmHWM");
     eprintln!(
-        "issue 10 output figures: task view of {SIZE} bytes took {took:?}, peak {cli_peak} kB (cat: {cat_took:?}, {cat_peak} kB); \
+        "output figures: task view of {SIZE} bytes took {took:?}, peak {cli_peak} kB (cat: {cat_took:?}, {cat_peak} kB); \
          head node peak {before} kB before, {after} kB after five fetches; job view during four fetches took {view_took:?}"
     );
     assert!(cli_peak < 32 * 1024, "task view peaked at {cli_peak} kB");
@@ -207,7 +207,7 @@ fn large_output_streams_in_bounded_memory_issue_10() {
     assert_eq!(r.bytes().unwrap().as_ref(), b"abcdefghijklmnopqrstuvwxyz");
 }
 
-/// Not a test: the hostile user's side of [`rest_flood_by_another_user_issue_10`],
+/// Not a test: the hostile user's side of [`rest_flood_by_another_user`],
 /// which runs this binary again as nobody. Opens `HPCPACK_FLOOD_CONNS`
 /// connections to `HPCPACK_FLOOD_SOCKET`, each sending half a request,
 /// says how many were taken and how many answered busy, and holds them
@@ -271,7 +271,7 @@ fn raise_fd_limit() {
 /// second during the flood and after it, and the head node's descriptors
 /// and memory come back to where they were.
 #[test]
-fn rest_flood_by_another_user_issue_10() {
+fn rest_flood_by_another_user() {
     let Some(h) = SharedHead::start() else { return };
     let job = h.submit_as(None, &["/wait", "echo", "x"]).to_string();
     let pid = h.pid();
@@ -308,7 +308,7 @@ fn rest_flood_by_another_user_issue_10() {
     let after_nobody = timed(Some(crate::common::NOBODY));
     let (fds2, rss2) = (open_fds(pid), proc_status(pid, "VmRSS"));
     eprintln!(
-        "issue 10 REST flood figures: {} | job view by root during {during:?}, after {after:?}, by nobody after {after_nobody:?} | \
+        "REST flood figures: {} | job view by root during {during:?}, after {after:?}, by nobody after {after_nobody:?} | \
          fds {fds0} -> {fds1} -> {fds2} | VmRSS {rss0} -> {rss1} -> {rss2} kB",
         line.trim()
     );
@@ -324,7 +324,7 @@ fn rest_flood_by_another_user_issue_10() {
 /// time is cut off at the header deadline, not kept for as long as it
 /// trickles.
 #[test]
-fn trickled_headers_are_cut_off_issue_10() {
+fn trickled_headers_are_cut_off() {
     let c = Cluster::new();
     let mut s = std::os::unix::net::UnixStream::connect(c.socket()).unwrap();
     let start = Instant::now();
@@ -362,7 +362,7 @@ fn trickled_headers_are_cut_off_issue_10() {
 /// root's files: every attempt fails the task with the path and the
 /// reason, and root's files are as they were.
 #[test]
-fn redirections_are_opened_as_the_tasks_owner_issue_10() {
+fn redirections_are_opened_as_the_tasks_owner() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Some(h) = SharedHead::start() else { return };
     let private = h.dir.path().join("root-only");
@@ -411,7 +411,7 @@ fn redirections_are_opened_as_the_tasks_owner_issue_10() {
 /// (which hold job credentials) and job environments are root's alone;
 /// another user sees none of them, through the files or the API.
 #[test]
-fn secrets_stay_private_on_a_shared_head_issue_10() {
+fn secrets_stay_private_on_a_shared_head() {
     use std::os::unix::fs::PermissionsExt;
     let Some(h) = SharedHead::start() else { return };
     let id = h.submit_as(None, &["/wait", "/jobenv:TOKEN=root-token", "echo", "root-output"]);
@@ -462,7 +462,7 @@ fn secrets_stay_private_on_a_shared_head_issue_10() {
 /// Issue 10 item 2: a state directory made before (0755, files 0644) is
 /// made private when a head node starts on it.
 #[test]
-fn an_old_open_state_directory_is_made_private_issue_10() {
+fn an_old_open_state_directory_is_made_private() {
     use std::os::unix::fs::PermissionsExt;
     let c = Cluster::unstarted();
     let state = c.state_dir();
@@ -482,7 +482,7 @@ fn an_old_open_state_directory_is_made_private_issue_10() {
 /// changes nothing; every acknowledged job still ends (never "supervisor
 /// ended without a result"); once there is room again, all goes on.
 #[test]
-fn a_full_disk_is_named_and_loses_nothing_issue_10() {
+fn a_full_disk_is_named_and_loses_nothing() {
     if hpcpack::node::sys::uid() != 0 {
         eprintln!("skipped: needs root to mount a small tmpfs");
         return;
@@ -557,7 +557,7 @@ fn a_full_disk_is_named_and_loses_nothing_issue_10() {
 /// breaking what prints them) are refused at once, with a message naming
 /// what was wrong, exit code 2, and no change to the cluster.
 #[test]
-fn fuzzed_inputs_are_refused_up_front_issue_10() {
+fn fuzzed_inputs_are_refused_up_front() {
     let c = Cluster::new();
     let before = c.snapshot_state();
     let (client, base) = rest(&c);
@@ -596,7 +596,7 @@ fn fuzzed_inputs_are_refused_up_front_issue_10() {
 /// directory is what it printed: nothing for a silent task (not a
 /// directory of small files), its output for one that printed.
 #[test]
-fn a_run_leaves_only_what_it_printed_issue_10() {
+fn a_run_leaves_only_what_it_printed() {
     let c = Cluster::new();
     let tasks = "<Task CommandLine=\"true\" />".repeat(200);
     let xml = c.dir.path().join("many.xml");

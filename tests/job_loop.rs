@@ -1,10 +1,10 @@
-//! The job loop of issue 2 through the real binaries: submit, view, task
+//! The job loop through the real binaries: submit, view, task
 //! output, node list; job new/add/submit; job files; the task environment.
 
 use crate::common::{Cluster, host, output_of, property};
 
 #[test]
-fn issue_2_hello_on_a_fresh_cluster() {
+fn hello_on_a_fresh_cluster() {
     // Nothing started: the first command starts the embedded head node.
     let c = Cluster::unstarted();
     let out = c.ok("job", &["submit", "/numcores:2", "/jobname:hello", "hostname"]);

@@ -3,7 +3,7 @@
 //! forged credential or a node outside the job is refused with a message and
 //! a failed task, and canceling the job leaves no rank behind. A rank runs
 //! as its job's owner, and a flood of connections neither starves a real
-//! request nor costs the head node a thread each (issue 10).
+//! request nor costs the head node a thread each.
 
 use crate::common::{Cluster, output_of, pids_matching, property, wait_until};
 use crate::mpiexec::prog;
@@ -483,7 +483,7 @@ impl Drop for Flood {
 /// mpiexec runs its rank), and cost the head node a bounded number of
 /// descriptors and no thread each, all given back when they close.
 #[test]
-fn issue_10_a_connection_flood_does_not_starve_the_launch_service() {
+fn a_connection_flood_does_not_starve_the_launch_service() {
     const CONNECTIONS: usize = 3000;
     // The flood's connections are this process's descriptors.
     hpcpack::node::sys::raise_nofile_limit(1 << 16).expect("raise RLIMIT_NOFILE");
@@ -651,7 +651,7 @@ fn lowest_free_fd(pid: u32) -> u64 {
 /// make room, so a request waiting behind an idle flood is still answered
 /// within 1 s.
 #[test]
-fn issue_10_out_of_descriptors_the_service_neither_spins_nor_starves() {
+fn out_of_descriptors_the_service_neither_spins_nor_starves() {
     if std::process::Command::new("prlimit")
         .arg("--version")
         .output()
@@ -736,7 +736,7 @@ impl Drop for Killed {
 /// user: a head node run by root starts nobody's rank as nobody, and a
 /// working directory nobody may not enter refuses the rank, saying so.
 #[test]
-fn issue_10_a_rank_runs_as_its_jobs_owner() {
+fn a_rank_runs_as_its_jobs_owner() {
     if hpcpack::node::sys::uid() != 0
         || std::process::Command::new("setpriv")
             .arg("--version")

@@ -514,7 +514,7 @@ fn help() {
         }
     }
     // hpcd's options are GNU-style, but it takes /? and /help as every tool
-    // does (issue 11), for itself and its subcommands.
+    // does, for itself and its subcommands.
     let hpcd = shown(&c, "hpcd", &["--help"]);
     for q in ["/?", "/help", "/HELP", "-?"] {
         assert_eq!(body(&shown(&c, "hpcd", &[q])), body(&hpcd), "hpcd {q}");

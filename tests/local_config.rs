@@ -10,7 +10,7 @@ fn nodes(c: &Cluster) -> usize {
 }
 
 #[test]
-fn local_start_options_persist_and_a_different_layout_is_reported_issue_11() {
+fn local_start_options_persist_and_a_different_layout_is_reported() {
     let c = Cluster::unstarted();
     let config = c.dir.path().join("config/hpcpack/config.toml");
     let status = c.run("hpcd", &["local", "status"]);

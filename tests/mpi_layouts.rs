@@ -49,7 +49,7 @@ fn help_texts() {
     ] {
         insta::assert_snapshot!(name, shown(exe, &args));
     }
-    // `/?` and `/help` as every tool takes them (issue 11): the same help,
+    // `/?` and `/help` as every tool takes them: the same help,
     // before MPI is started (so without mpiexec too).
     let help = shown(PINGPONG, &["-h"]);
     for q in ["/?", "/help", "-?"] {

@@ -292,7 +292,7 @@ fn shared_pairs(
 }
 
 #[test]
-fn pairs_whose_ranks_share_a_cpu_are_marked_issue_11() {
+fn pairs_whose_ranks_share_a_cpu_are_marked() {
     let mine = hpcpack::node::sys::affinity().expect("this test's CPUs");
     let [a, b] = match mine.as_slice() {
         [a, b, ..] => [*a, *b],
@@ -360,7 +360,7 @@ fn ring_table(env: &[(&str, &str)]) -> (Output, String) {
 }
 
 #[test]
-fn channels_follow_the_msmpi_variables_issue_3() {
+fn channels_follow_the_msmpi_variables() {
     // Default: one host, so shared memory; 1 and 3 never connect.
     let (out, stdout) = ring_table(&[]);
     assert!(out.status.success(), "{out:?}");
@@ -415,7 +415,7 @@ fn channels_follow_the_msmpi_variables_issue_3() {
 }
 
 #[test]
-fn no_channel_left_fails_loudly_issue_3() {
+fn no_channel_left_fails_loudly() {
     // Sockets off between ranks that may not use shared memory: no silent
     // fallback, a message naming each channel and why.
     let (out, _) = ring_table(&[("MSMPI_DISABLE_SHM", "1"), ("MSMPI_DISABLE_SOCK", "1")]);
@@ -458,7 +458,7 @@ fn no_channel_left_fails_loudly_issue_3() {
 }
 
 #[test]
-fn our_ranks_run_under_mpich_hydra_issue_3() {
+fn our_ranks_run_under_mpich_hydra() {
     // The issue's seed form: MPICH's own launcher starts mpipingpong, which
     // speaks PMI-1 to it like any MPICH program.
     let out = Command::new("mpiexec.hydra")
@@ -522,7 +522,7 @@ fn start_marked(args: &[&str], rank: u32) -> (std::process::Child, u32) {
 }
 
 #[test]
-fn a_rank_killed_mid_pingpong_ends_the_job_issue_3() {
+fn a_rank_killed_mid_pingpong_ends_the_job() {
     let (child, pid) = start_marked(&["-n", "3", PINGPONG, "-m", "-p", "1:100000000"], 1);
     std::thread::sleep(Duration::from_millis(300));
     let killed = Instant::now();
@@ -545,7 +545,7 @@ fn a_rank_killed_mid_pingpong_ends_the_job_issue_3() {
 }
 
 #[test]
-fn a_hung_rank_is_ended_by_timeout_issue_3() {
+fn a_hung_rank_is_ended_by_timeout() {
     let (child, pid) = start_marked(
         &[
             "-timeout",

@@ -1,4 +1,4 @@
-//! Waiting jobs, as a user sees them (issue 11, item 7): a queued job says
+//! Waiting jobs, as a user sees them: a queued job says
 //! why it waits (`Pending Reason` of `job view` and `job list
 //! /format:list`, REST `PendingReason`), the reason follows the queue and
 //! is empty once the job runs; `job wait /timeout` that runs out has its
@@ -31,7 +31,7 @@ fn listed_reason(c: &Cluster, id: u64) -> String {
 }
 
 #[test]
-fn issue_11_a_queued_job_says_what_it_waits_for() {
+fn a_queued_job_says_what_it_waits_for() {
     let c = Cluster::with_layout(LAYOUT);
     let first = c.submit(&["/nodegroup:azurenodes", "/numcores:2", "sleep", "60"]);
     becomes(&c, first, "Running");
@@ -86,7 +86,7 @@ fn issue_11_a_queued_job_says_what_it_waits_for() {
 }
 
 #[test]
-fn issue_11_job_wait_that_times_out_has_its_own_exit_code() {
+fn job_wait_that_times_out_has_its_own_exit_code() {
     let c = Cluster::with_layout(LAYOUT);
     let long = c.submit(&["sleep", "60"]);
     becomes(&c, long, "Running");

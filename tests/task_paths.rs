@@ -1,4 +1,4 @@
-//! `%NAME%` in the paths a task names (issue 11, item 7): `/workdir`,
+//! `%NAME%` in the paths a task names: `/workdir`,
 //! `/stdin`, `/stdout` and `/stderr` are expanded when the task starts,
 //! from the task's environment, as HPC Pack does; `task view` keeps what
 //! was given.
@@ -6,7 +6,7 @@
 use crate::common::{Cluster, property};
 
 #[test]
-fn issue_11_task_paths_expand_variables_of_the_task() {
+fn task_paths_expand_variables_of_the_task() {
     let c = Cluster::new();
     let dir = c.dir.path().join("runs-here");
     std::fs::create_dir_all(dir.join("paths")).unwrap();

@@ -121,7 +121,7 @@ fn rig_boots_and_rxe_pingpong_passes() {
 /// saying so; with sockets off, a failure naming the library), and a
 /// locked-memory limit too low to register the buffers (named in the error).
 #[test]
-fn issue_4_mpipingpong_over_verbs_and_its_failure_modes() {
+fn mpipingpong_over_verbs_and_its_failure_modes() {
     let out = in_rig(&["tests/rxe/verbs-checks.sh"]);
     let text = show(&out);
     assert!(out.status.success(), "verbs checks failed\n{text}");

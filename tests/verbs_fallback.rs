@@ -52,7 +52,7 @@ fn says_no_device(text: &str) -> bool {
 }
 
 #[test]
-fn issue_4_no_device_falls_back_to_sockets_and_says_why() {
+fn no_device_falls_back_to_sockets_and_says_why() {
     let (out, text) = mpiexec(&[], &[NO_SHM, TABLE, NO_DEVICE]);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("\n0:.S\n1:S.\n"), "{text}");
@@ -61,7 +61,7 @@ fn issue_4_no_device_falls_back_to_sockets_and_says_why() {
 }
 
 #[test]
-fn issue_4_no_device_and_no_sockets_fails_naming_the_device() {
+fn no_device_and_no_sockets_fails_naming_the_device() {
     let (out, text) = mpiexec(&[], &[NO_SHM, NO_SOCK, NO_DEVICE]);
     assert!(!out.status.success(), "{text}");
     // Whichever rank reports first names itself first.
@@ -72,7 +72,7 @@ fn issue_4_no_device_and_no_sockets_fails_naming_the_device() {
 }
 
 #[test]
-fn issue_4_disable_nd_is_named_as_written() {
+fn disable_nd_is_named_as_written() {
     let (out, text) = mpiexec(&[], &[NO_SHM, NO_SOCK, ("MSMPI_DISABLE_ND", "1")]);
     assert!(!out.status.success(), "{text}");
     let (a, b) = ("rank 0: disabled by MSMPI_DISABLE_ND=1", "rank 1: disabled by MSMPI_DISABLE_ND=1");
@@ -87,7 +87,7 @@ fn issue_4_disable_nd_is_named_as_written() {
 /// `unshare`, as the CI host has): the binaries still start (the library
 /// is loaded at run time), fall back, and say the library is missing.
 #[test]
-fn issue_4_without_libibverbs_falls_back_or_fails_naming_the_library() {
+fn without_libibverbs_falls_back_or_fails_naming_the_library() {
     let lib = ["/usr/lib/x86_64-linux-gnu/libibverbs.so.1", "/usr/lib64/libibverbs.so.1"]
         .iter()
         .find_map(|p| std::fs::canonicalize(p).ok());

@@ -681,7 +681,7 @@ mod tests {
     use super::{reason_line, simple_words};
 
     #[test]
-    fn the_reason_is_the_last_line_or_what_a_rank_said_before_mpiexec_aborted_issue_11() {
+    fn the_reason_is_the_last_line_or_what_a_rank_said_before_mpiexec_aborted() {
         let r = |text: &str| reason_line(text.as_bytes(), true);
         let ls = "ls: cannot access 'x': No such file";
         assert_eq!(r(&format!("working\n{ls}\n\n")).as_deref(), Some(ls));

@@ -158,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn pairs_sharing_a_cpu_carry_it_issue_11() {
+    fn pairs_sharing_a_cpu_carry_it() {
         let r = crate::pingpong::report::tests::sample_sharing();
         let v: Value = serde_json::from_str(&render(&r, &[]).unwrap()).unwrap();
         let shared: Vec<&Value> = v["tests"][0]["pairs"]

@@ -261,7 +261,7 @@ Summary: min 987.65  max 1234.50  avg 1111.08  stddev 123.42 (MB/s)
     }
 
     #[test]
-    fn pairs_sharing_a_cpu_are_marked_issue_11() {
+    fn pairs_sharing_a_cpu_are_marked() {
         let expected = "\
 Latency (usec) for packet size 1 byte, 100000 iterations:
   NODE1 <-> NODE2      2.61

@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_pair_that_shares_a_cpu_says_so_issue_11() {
+    fn a_failing_pair_that_shares_a_cpu_says_so() {
         let r = crate::pingpong::report::tests::sample_sharing();
         let e = verdict(&r, &limits(Some(2.6), None)).unwrap_err();
         assert_eq!(

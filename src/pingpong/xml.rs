@@ -164,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn pairs_sharing_a_cpu_carry_it_issue_11() {
+    fn pairs_sharing_a_cpu_carry_it() {
         let r = crate::pingpong::report::tests::sample_sharing();
         let xml = render(&r, XmlDetail::All);
         let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");

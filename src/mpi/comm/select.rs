@@ -805,7 +805,7 @@ mod tests {
     }
 
     #[test]
-    fn a_netmask_without_interface_is_named_only_where_sockets_are_needed_issue_11() {
+    fn a_netmask_without_interface_is_named_only_where_sockets_are_needed() {
         let why = "MPICH_NETMASK 203.0.113.0/255.255.255.0, from the CCP_MPI_NETMASK cluster \
                    variable, matches no interface of host h1 (its IPv4 addresses: 127.0.0.1)";
         let mut a = card("h1", true, false);
@@ -839,7 +839,7 @@ mod tests {
     }
 
     #[test]
-    fn netmask_origin_round_trips_and_names_the_source_issue_11() {
+    fn netmask_origin_round_trips_and_names_the_source() {
         for o in [
             NetmaskOrigin::Cluster,
             NetmaskOrigin::Env,

@@ -96,7 +96,7 @@ fn ranks_get_env_in_order_then_pmi() {
 }
 
 #[test]
-fn ranks_learn_where_their_netmask_came_from_issue_11() {
+fn ranks_learn_where_their_netmask_came_from() {
     let origin = |l: &Local, p: &Plan| {
         let launches = prepare(p, &placed("node1", &[0]), l).unwrap();
         let env = &launches[0].env;
