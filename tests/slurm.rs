@@ -715,6 +715,9 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     }
     let out = hpc(st.path(), "job", &["submit", &format!("/id:{id}")]);
     assert!(out.status.success(), "{}", show(&out));
+    // Two one-core tasks: the held job's request became two CPUs.
+    let sj = slurm(&["scontrol", "show", "job", &id]);
+    assert!(String::from_utf8_lossy(&sj.stdout).contains("NumCPUs=2"), "{}", show(&sj));
     task_running(st.path(), &id);
     let out = hpc(st.path(), "task", &["cancel", &format!("{id}.1")]);
     assert!(out.status.success(), "{}", show(&out));
@@ -1305,4 +1308,27 @@ fn a_proxy_whose_ssh_session_ends_kills_its_ranks() {
         );
         assert_nothing_left(sleep, &config);
     }
+}
+
+/// `task requeue` of a task that failed while its job still runs: the
+/// job's runner runs it again, beside the task still running.
+#[test]
+fn a_failed_task_requeued_while_its_job_runs_runs_again() {
+    let _rig = rig();
+    let st = state_dir();
+    let id = job_id(&hpc(st.path(), "job", &["new"]));
+    let mark = st.path().join("second-time");
+    let flaky = format!("test -e {0} && echo second time || {{ touch {0}; exit 3; }}", mark.display());
+    for cmd in [flaky.as_str(), "sleep 6"] {
+        let out = hpc(st.path(), "job", &["add", &id, cmd]);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    assert!(hpc(st.path(), "job", &["submit", &format!("/id:{id}")]).status.success());
+    let view = || hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert!(wait_for(30, || field(&view(), "State") == "Failed"), "{}", show(&view()));
+    let out = hpc(st.path(), "task", &["requeue", &format!("{id}.1")]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(wait_for(5, || field(&view(), "State") == "Finished"), "not run again while its job ran\n{}", show(&view()));
+    assert_eq!(field(&view(), "Output"), "second time");
+    assert_eq!(wait_job(st.path(), &id), "Finished");
 }

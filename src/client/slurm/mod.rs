@@ -378,14 +378,15 @@ fn output_file(dir: &Path, t: &Task) -> PathBuf {
     dir.join(record::RUNS).join(format!("{}.{}", t.id, t.attempt)).join(crate::node::supervisor::OUTPUT)
 }
 
-/// An `sbatch` option as a field of `scontrol update job`, for bringing a
-/// held job's request up to date.
-fn update_field(option: &str) -> Option<String> {
+/// An `sbatch` option as fields of `scontrol update job`, for bringing a
+/// held job's request up to date. A task count is a CPU count too: Slurm
+/// keeps the CPUs of the submission when only `NumTasks` changes.
+fn update_field(option: &str) -> Option<Vec<String>> {
     let (name, value) = option.strip_prefix("--")?.split_once('=').unwrap_or((option.trim_start_matches('-'), ""));
     let field = match name {
+        "ntasks" => return Some(vec![format!("NumTasks={value}"), format!("NumCPUs={value}")]),
         "job-name" => "Name",
         "nodes" => "NumNodes",
-        "ntasks" => "NumTasks",
         "partition" => "Partition",
         "constraint" => "Features",
         "exclude" => "ExcNodeList",
@@ -397,17 +398,19 @@ fn update_field(option: &str) -> Option<String> {
         "comment" => "Comment",
         _ => return None,
     };
-    Some(format!("{field}={value}"))
+    Some(vec![format!("{field}={value}")])
 }
 
 /// What resetting an option that is no longer asked for means.
-fn reset_field(option: &str) -> Option<String> {
+fn reset_field(option: &str) -> Option<Vec<String>> {
     let name = option.strip_prefix("--")?.split('=').next()?;
-    Some(
+    if name == "ntasks" {
+        return Some(vec!["NumTasks=1".into(), "NumCPUs=1".into()]);
+    }
+    Some(vec![
         match name {
             "nodes" => "NumNodes=1",
-            "ntasks" => "NumTasks=1",
-            "partition" | "constraint" => "Features=",
+            "constraint" => "Features=",
             "exclude" => "ExcNodeList=",
             "mincpus" => "MinCPUsNode=1",
             "time" => "TimeLimit=UNLIMITED",
@@ -418,7 +421,7 @@ fn reset_field(option: &str) -> Option<String> {
             _ => return None,
         }
         .to_string(),
-    )
+    ])
 }
 
 impl SlurmBackend {
@@ -514,13 +517,13 @@ impl SlurmBackend {
     fn update_request(id: u64, old: &[String], new: &[String]) -> Result<()> {
         let mut fields = Vec::new();
         for o in new.iter().filter(|o| !old.contains(o)) {
-            fields.push(update_field(o).ok_or_else(|| {
+            fields.extend(update_field(o).ok_or_else(|| {
                 Error::InvalidState(format!("cannot change {o} of job {id} once it is in Slurm's queue; give it when the job is made (job new)"))
             })?);
         }
         let name = |o: &String| o.split('=').next().unwrap_or("").to_string();
         for o in old.iter().filter(|o| !new.iter().any(|n| name(n) == name(o))) {
-            fields.push(reset_field(o).ok_or_else(|| {
+            fields.extend(reset_field(o).ok_or_else(|| {
                 Error::InvalidState(format!("cannot drop {o} from job {id} once it is in Slurm's queue"))
             })?);
         }
@@ -868,10 +871,12 @@ mod tests {
 
     #[test]
     fn options_become_update_fields() {
-        assert_eq!(update_field("--nodes=2-3").as_deref(), Some("NumNodes=2-3"));
-        assert_eq!(update_field("--ntasks=4").as_deref(), Some("NumTasks=4"));
+        assert_eq!(update_field("--nodes=2-3"), Some(vec!["NumNodes=2-3".to_string()]));
+        assert_eq!(update_field("--ntasks=4"), Some(vec!["NumTasks=4".to_string(), "NumCPUs=4".to_string()]));
+        assert_eq!(update_field("--comment=a b"), Some(vec!["Comment=a b".to_string()]));
         assert_eq!(update_field("--exclusive"), None);
-        assert_eq!(reset_field("--nodes=3").as_deref(), Some("NumNodes=1"));
+        assert_eq!(reset_field("--nodes=3"), Some(vec!["NumNodes=1".to_string()]));
+        assert_eq!(reset_field("--partition=p"), None, "the default partition is Slurm's to know");
     }
 
     fn submitted(now: i64) -> (Job, Vec<Task>) {
