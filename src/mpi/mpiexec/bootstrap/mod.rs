@@ -99,6 +99,8 @@ pub enum StartError {
         "Error: cannot launch on host '{host}': it is not this host ({local}) and no node agent's launch service serves it (inside a job, HPCPACK_LAUNCH names the services of the job's nodes)."
     )]
     RemoteHost { host: String, local: String },
+    #[error("Error: cannot launch on host '{host}': a host name cannot start with '-' (ssh would read it as an option).")]
+    NotAHost { host: String },
     #[error(
         "Error: cannot launch rank {rank} on {node} through the launch service at {addr}: {message}."
     )]

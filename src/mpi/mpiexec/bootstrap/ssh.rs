@@ -76,8 +76,8 @@ fn ssh_command(command: &[String], host: &str, exe: &Path) -> Command {
 impl Bootstrap for Ssh {
     fn reach(&self, host: &str) -> Result<(), StartError> {
         // ssh would take it for an option.
-        if host.starts_with('-') {
-            return self.split.children.reach(host);
+        if host.starts_with('-') && self.split.children.reach(host).is_err() {
+            return Err(StartError::NotAHost { host: host.to_string() });
         }
         Ok(())
     }
@@ -187,7 +187,8 @@ mod tests {
         let ssh = Ssh::new(local(), None);
         assert!(ssh.reach("node2").is_ok());
         assert!(ssh.reach("head").is_ok());
-        assert!(ssh.reach("-oProxyCommand=x").is_err());
+        let e = ssh.reach("-oProxyCommand=x").unwrap_err().to_string();
+        assert!(e.contains("cannot start with '-'"), "{e}");
     }
 
     #[test]
