@@ -43,6 +43,17 @@ pub fn release_dir(names: &[&str]) -> Result<PathBuf> {
     )
 }
 
+/// Warns on stderr when the machine is busy with something else (a load
+/// average above half its CPUs); returns the CPUs and the load average.
+pub fn warn_if_busy() -> (usize, Option<f64>) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = load_average();
+    if let Some(l) = load.filter(|&l| l > 0.5 * cpus as f64) {
+        eprintln!("warning: load average {l:.2} on {cpus} CPUs: something else is running, the numbers will be noisy");
+    }
+    (cpus, load)
+}
+
 /// The 1-minute load average, to warn when the machine is busy with something else.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")

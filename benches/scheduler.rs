@@ -127,14 +127,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode> {
     let plan = args.plan();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = common::load_average();
-    if load.is_some_and(|l| l > 0.5 * cpus as f64) {
-        eprintln!(
-            "warning: load average {:.2} on {cpus} CPUs: something else is running, the numbers will be noisy",
-            load.unwrap_or(0.0)
-        );
-    }
+    let (cpus, load) = common::warn_if_busy();
     let ours = (!args.skip_hpcpack)
         .then(|| run_hpcpack(&plan))
         .transpose()?;

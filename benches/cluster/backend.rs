@@ -230,18 +230,8 @@ pub fn measure(ours: &Ours, runs: usize) -> Result<Table> {
                 peer_v.error = ours_v.error.clone();
             }
         }
-        table.rows.push(Row {
-            what: format!("job view <id> ({how}) | scontrol show job <id>"),
-            ours: ours_v.cell(),
-            peer: peer_v.cell(),
-            goal: Some(GOAL),
-        });
-        notes.push(ours_v.describe(&format!("job view ({how})")));
-        notes.push(peer_v.describe("scontrol show job"));
-        if !rest {
-            notes.push(inner_v.describe("squeue -j <id> -o <fields> (what job view runs), alone"));
-            notes.extend(own_cost("job view", &ours_v, "squeue", &inner_v));
-        }
+        let inner = (!rest).then_some(("squeue", "squeue -j <id> -o <fields>", &inner_v));
+        push_row(&mut table, &mut notes, ("job view", "scontrol show job <id>", how), &ours_v, &peer_v, inner);
     }
     if let Ok(id) = &view_job {
         cancel(rig, &[*id]);
@@ -263,21 +253,30 @@ pub fn measure(ours: &Ours, runs: usize) -> Result<Table> {
                 inner_n.add(time(rig.command("sinfo").args(["-N", "-h", "-o", &unescape(SINFO_FIELDS)]))?);
             }
         }
-        table.rows.push(Row {
-            what: format!("node list ({how}) | sinfo"),
-            ours: ours_n.cell(),
-            peer: peer_n.cell(),
-            goal: Some(GOAL),
-        });
-        notes.push(ours_n.describe(&format!("node list ({how})")));
-        notes.push(peer_n.describe("sinfo"));
-        if !rest {
-            notes.push(inner_n.describe("sinfo -N -o <fields> (what node list runs), alone"));
-            notes.extend(own_cost("node list", &ours_n, "sinfo", &inner_n));
-        }
+        let inner = (!rest).then_some(("sinfo", "sinfo -N -o <fields>", &inner_n));
+        push_row(&mut table, &mut notes, ("node list", "sinfo", how), &ours_n, &peer_n, inner);
     }
     table.notes = notes;
     Ok(table)
+}
+
+/// A row of ours (`what`: our command, the peer's, how ours reads) against
+/// the peer, with its notes; `inner`: the Slurm command ours runs (its
+/// name, its command line, its times alone), for the split of our time.
+fn push_row(table: &mut Table, notes: &mut Vec<String>, what: (&str, &str, &str), ours: &Series, peer: &Series, inner: Option<(&str, &str, &Series)>) {
+    let (ours_cmd, peer_cmd, how) = what;
+    table.rows.push(Row {
+        what: format!("{ours_cmd} ({how}) | {peer_cmd}"),
+        ours: ours.cell(),
+        peer: peer.cell(),
+        goal: Some(GOAL),
+    });
+    notes.push(ours.describe(&format!("{ours_cmd} ({how})")));
+    notes.push(peer.describe(peer_cmd));
+    if let Some((name, line, times)) = inner {
+        notes.push(times.describe(&format!("{line} (what {ours_cmd} runs), alone")));
+        notes.extend(own_cost(ours_cmd, ours, name, times));
+    }
 }
 
 /// `\x1f` in a field list as the character itself.
