@@ -701,6 +701,9 @@ fn cluster_variables_and_task_cancel_on_slurm() {
     assert!(out.status.success(), "{}", show(&out));
     let list = hpc(st.path(), "cluscfg", &["listenvs"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("GREETING"), "{}", show(&list));
+    // The user's cluster variables may be secrets: no one else reads them.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(st.path().join("slurm/environment.json")).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "environment.json is mode {mode:o}");
     let out = hpc(st.path(), "job", &["submit", "echo $GREETING"]);
     let id = job_id(&out);
     assert_eq!(wait_job(st.path(), &id), "Finished");

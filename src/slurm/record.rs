@@ -102,9 +102,15 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String
     }
 }
 
+/// Writes `value` whole, readable by its owner only (mode 0600): a job's
+/// environment and the cluster variables may carry the user's secrets, and
+/// a home directory is often open to everyone.
 fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-    crate::node::supervisor::write_atomic(path, &bytes, false).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let old = crate::node::sys::set_umask(0o077);
+    let r = crate::node::supervisor::write_atomic(path, &bytes, false);
+    crate::node::sys::set_umask(old);
+    r.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 pub fn load(dir: &Path) -> Result<Option<Record>, String> {
@@ -140,6 +146,20 @@ pub fn save_cluster_env(vars: &[(String, String)]) -> Result<(), String> {
         fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
     write(&f, &vars)
+}
+
+#[cfg(test)]
+mod private {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn what_a_record_keeps_is_its_owners_alone() {
+        let d = tempfile::tempdir().unwrap();
+        write(&d.path().join("x.json"), &vec![("TOKEN", "secret")]).unwrap();
+        let mode = fs::metadata(d.path().join("x.json")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }
 
 /// What a CLI asks of a running job's runner about one task.
