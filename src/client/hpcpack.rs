@@ -192,10 +192,7 @@ impl Backend for RestBackend {
         // head node dies before answering: the head node keeps one job per id.
         let mut spec = spec.clone();
         if spec.request_id.is_none() {
-            let mut r = [0u8; 16];
-            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r).is_ok() {
-                spec.request_id = Some(r.iter().map(|b| format!("{b:02x}")).collect());
-            }
+            spec.request_id = crate::node::sys::random_hex(16).ok();
         }
         let resend = spec.request_id.is_some();
         match self.send_with(self.client.post(self.ext("/jobs")).json(&spec), resend) {

@@ -660,10 +660,7 @@ fn write_hostfile(spec: &Launch, tmp: &Path) -> Result<PathBuf, String> {
         };
     }
     for _ in 0..16 {
-        let mut r = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
-            .map_err(|_| "cannot draw a random name for the MPI host file".to_string())?;
-        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = sys::random_hex(8).map_err(|_| "cannot draw a random name for the MPI host file".to_string())?;
         let path = tmp.join(format!("hpcpack-hosts-{}.{}.{}-{hex}", spec.run.job, spec.run.task, spec.run.attempt));
         match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
             Ok(mut f) => {

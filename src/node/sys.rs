@@ -450,6 +450,14 @@ pub fn user_name(uid: u32) -> String {
     user_by_uid(uid).map(|u| u.name).unwrap_or_else(|| uid.to_string())
 }
 
+/// `bytes` bytes from the system's secure random source, as lowercase hex
+/// (names no one can guess, secrets).
+pub fn random_hex(bytes: usize) -> io::Result<String> {
+    let mut r = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r).map_err(|_| io::Error::other("the system's random source failed"))?;
+    Ok(r.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The calling process's user id.
 pub fn uid() -> u32 {
     // SAFETY: getuid cannot fail.

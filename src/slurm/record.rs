@@ -74,10 +74,7 @@ pub fn dir_of(id: u64) -> PathBuf {
 pub fn new_dir() -> std::io::Result<PathBuf> {
     let jobs = jobs_dir();
     fs::create_dir_all(&jobs)?;
-    let mut r = [0u8; 12];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r).map_err(|_| std::io::Error::other("no random numbers"))?;
-    let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = jobs.join(format!("r-{name}"));
+    let dir = jobs.join(format!("r-{}", crate::node::sys::random_hex(12)?));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
 }
@@ -105,7 +102,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String
 /// Writes `value` whole, readable by its owner only (mode 0600): a job's
 /// environment and the cluster variables may carry the user's secrets, and
 /// a home directory is often open to everyone.
-fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+pub fn write_private<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
     let old = crate::node::sys::set_umask(0o077);
     let r = crate::node::supervisor::write_atomic(path, &bytes, false);
@@ -118,7 +115,7 @@ pub fn load(dir: &Path) -> Result<Option<Record>, String> {
 }
 
 pub fn save(dir: &Path, r: &Record) -> Result<(), String> {
-    write(&dir.join(JOB), r)
+    write_private(&dir.join(JOB), r)
 }
 
 pub fn load_progress(dir: &Path) -> Result<Option<Progress>, String> {
@@ -126,7 +123,7 @@ pub fn load_progress(dir: &Path) -> Result<Option<Progress>, String> {
 }
 
 pub fn save_progress(dir: &Path, p: &Progress) -> Result<(), String> {
-    write(&dir.join(PROGRESS), p)
+    write_private(&dir.join(PROGRESS), p)
 }
 
 /// `<state dir>/slurm/environment.json`: the variables `cluscfg setenvs`
@@ -145,7 +142,7 @@ pub fn save_cluster_env(vars: &[(String, String)]) -> Result<(), String> {
     if let Some(d) = f.parent() {
         fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
-    write(&f, &vars)
+    write_private(&f, &vars)
 }
 
 #[cfg(test)]
@@ -156,7 +153,7 @@ mod private {
     #[test]
     fn what_a_record_keeps_is_its_owners_alone() {
         let d = tempfile::tempdir().unwrap();
-        write(&d.path().join("x.json"), &vec![("TOKEN", "secret")]).unwrap();
+        write_private(&d.path().join("x.json"), &vec![("TOKEN", "secret")]).unwrap();
         let mode = fs::metadata(d.path().join("x.json")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

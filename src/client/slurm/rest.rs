@@ -51,17 +51,14 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Keeps `k` (mode 0600: the token is the user's credential); a state
+/// directory that cannot be written only costs the next command a token.
 fn save(k: &Kept) {
     let f = kept_file();
     if let Some(d) = f.parent() {
         let _ = std::fs::create_dir_all(d);
     }
-    if let Ok(bytes) = serde_json::to_vec(k) {
-        // Mode 0600: the token is the user's credential.
-        let old = crate::node::sys::set_umask(0o077);
-        let _ = crate::node::supervisor::write_atomic(&f, &bytes, false);
-        crate::node::sys::set_umask(old);
-    }
+    let _ = crate::slurm::record::write_private(&f, k);
 }
 
 pub struct Rest {
@@ -82,7 +79,8 @@ impl Rest {
             return Ok(None);
         }
         let url = given.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
-        let mut kept: Kept = std::fs::read(kept_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let on_disk = std::fs::read(kept_file()).unwrap_or_default();
+        let mut kept: Kept = serde_json::from_slice(&on_disk).unwrap_or_default();
         if kept.url != url {
             kept = Kept { url: url.clone(), ..Default::default() };
         }
@@ -105,10 +103,14 @@ impl Rest {
                     _ => String::new(),
                 };
                 if token.is_empty() {
-                    // No JWT on this cluster: the commands.
+                    // No JWT on this cluster: the commands (and no second
+                    // `scontrol token` for a minute, as for no answer).
                     if given.is_some() {
                         return Err(Error::Unreachable(format!("cannot use slurmrestd at {url}: no SLURM_JWT, and scontrol token gave none (is AuthAltTypes=auth/jwt set?)")));
                     }
+                    kept.version.clear();
+                    kept.checked = now();
+                    save(&kept);
                     return Ok(None);
                 }
                 kept.token = token.clone();
@@ -117,7 +119,6 @@ impl Rest {
             }
         };
         let mut rest = Rest { at, base: url.clone(), version: kept.version.clone(), user, token };
-        let before = serde_json::to_vec(&kept).unwrap_or_default();
         if rest.version.is_empty() {
             match rest.negotiate() {
                 Ok(v) => rest.version = v,
@@ -131,7 +132,8 @@ impl Rest {
             kept.version = rest.version.clone();
             kept.checked = now();
         }
-        if serde_json::to_vec(&kept).unwrap_or_default() != before || kept.token != rest.token {
+        // Written only when something changed (a new token, the version).
+        if serde_json::to_vec(&kept).unwrap_or_default() != on_disk {
             save(&kept);
         }
         Ok(Some(rest))

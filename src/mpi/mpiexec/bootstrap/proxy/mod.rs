@@ -455,10 +455,7 @@ fn ranks_by_host(hosts: &[Option<String>]) -> String {
 
 /// 32 random bytes as hex.
 fn secret() -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| std::io::Error::other("the system's random source failed"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::node::sys::random_hex(32)
 }
 
 /// What a proxy's proof is computed over.
