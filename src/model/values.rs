@@ -355,6 +355,18 @@ pub fn parse_name_list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
 }
 
+/// Sets `vars` in `env`, in order: a variable replaces one of its name,
+/// and an empty value removes it (as `/env:NAME=` and `cluscfg setenvs
+/// NAME=` do).
+pub fn merge_env(env: &mut Vec<(String, String)>, vars: &[(String, String)]) {
+    for (k, v) in vars {
+        env.retain(|(n, _)| n != k);
+        if !v.is_empty() {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

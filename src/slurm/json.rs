@@ -45,52 +45,33 @@ fn list(text: &str, key: &str, what: &str) -> Result<Vec<Value>, String> {
 /// terms: state and reachability from Slurm's state and flags, groups
 /// `ComputeNodes`, the node's partitions and its features.
 pub fn nodes(text: &str) -> Result<Vec<WireNode>, String> {
-    list(text, "nodes", "node")?
-        .iter()
-        .map(|n| {
-            let name = n.get("name").and_then(Value::as_str).ok_or("a Slurm node without a name")?.to_string();
-            let mut state = words(n.get("state"));
-            state.extend(words(n.get("state_flags")));
-            let (s, reachable) = node_state(&state.join("+"));
-            let mut groups = vec![COMPUTE_NODES.to_string()];
-            for g in words(n.get("partitions")).into_iter().chain(words(n.get("active_features").or(n.get("features")))) {
-                if !groups.contains(&g) {
-                    groups.push(g);
-                }
-            }
-            Ok(WireNode {
-                name,
-                state: s.as_str().to_string(),
-                health: "OK".into(),
-                template: String::new(),
-                location: String::new(),
-                memory_size: number(n, "real_memory"),
-                cores: number(n, "cpus") as u32,
-                sockets: number(n, "sockets") as u32,
-                hpc_pack_version: String::new(),
-                on_azure: false,
-                groups,
-                roles: vec!["ComputeNode".into()],
-                cores_in_use: number(n, "alloc_cpus") as u32,
-                reachable: Some(reachable),
-                online_time: String::new(),
-                offline_time: String::new(),
-            })
-        })
-        .collect()
+    Ok(nodes_and_cluster(text)?.0)
 }
 
 /// What a request is mapped onto (see [`super::map::sbatch_options`]):
 /// the partitions, features and node names of `sinfo --json`.
 pub fn cluster(text: &str) -> Result<Cluster, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("Slurm's node list is not JSON: {e}"))?;
-    let list = doc.get("nodes").and_then(Value::as_array).ok_or("Slurm's answer has no node list")?;
+    Ok(nodes_and_cluster(text)?.1)
+}
+
+/// [`nodes`] and [`cluster`] from one reading of the answer.
+pub fn nodes_and_cluster(text: &str) -> Result<(Vec<WireNode>, Cluster), String> {
     let mut c = Cluster::default();
-    for n in list {
-        if let Some(name) = n.get("name").and_then(Value::as_str) {
-            c.nodes.push(name.to_string());
+    let mut nodes = Vec::new();
+    for n in list(text, "nodes", "node")? {
+        let name = n.get("name").and_then(Value::as_str).ok_or("a Slurm node without a name")?.to_string();
+        let mut state = words(n.get("state"));
+        state.extend(words(n.get("state_flags")));
+        let (s, reachable) = node_state(&state.join("+"));
+        let partitions = words(n.get("partitions"));
+        let mut groups = vec![COMPUTE_NODES.to_string()];
+        for g in partitions.iter().cloned().chain(words(n.get("active_features").or(n.get("features")))) {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
         }
-        for p in words(n.get("partitions")) {
+        c.nodes.push(name.clone());
+        for p in partitions {
             if !c.partitions.contains(&p) {
                 c.partitions.push(p);
             }
@@ -100,8 +81,26 @@ pub fn cluster(text: &str) -> Result<Cluster, String> {
                 c.features.push(f);
             }
         }
+        nodes.push(WireNode {
+            name,
+            state: s.as_str().to_string(),
+            health: "OK".into(),
+            template: String::new(),
+            location: String::new(),
+            memory_size: number(&n, "real_memory"),
+            cores: number(&n, "cpus") as u32,
+            sockets: number(&n, "sockets") as u32,
+            hpc_pack_version: String::new(),
+            on_azure: false,
+            groups,
+            roles: vec!["ComputeNode".into()],
+            cores_in_use: number(&n, "alloc_cpus") as u32,
+            reachable: Some(reachable),
+            online_time: String::new(),
+            offline_time: String::new(),
+        });
     }
-    Ok(c)
+    Ok((nodes, c))
 }
 
 /// A job as `squeue --json` (or slurmrestd's `/jobs`) shows it.

@@ -1,9 +1,10 @@
 //! A Slurm cluster as a [`Backend`]: the HPC Pack commands on the cluster
 //! people already run (`CCP_SCHEDULER=slurm`, `/scheduler:slurm`, or
 //! `scheduler = "slurm"` in config.toml), through Slurm's own commands as
-//! the user who types them (`sbatch`, `squeue --json`, `sinfo --json`,
-//! `scontrol`, `scancel`), so Slurm's permissions, limits and accounting
-//! apply unchanged.
+//! the user who types them (`sbatch`, `scontrol`, `scancel`; reads through
+//! slurmrestd where it answers ([`rest`]), else `squeue` and `sinfo` asked
+//! for plain fields ([`crate::slurm::text`])), so Slurm's permissions,
+//! limits and accounting apply unchanged.
 //!
 //! HPC Pack's model on Slurm's ([`crate::slurm::map`]): node groups are
 //! partitions and features, a job's request becomes `sbatch` options (what
@@ -76,8 +77,7 @@ impl SlurmBackend {
     fn sinfo(&self) -> Result<(Vec<WireNode>, map::Cluster)> {
         match self.rest()? {
             Some(r) => {
-                let body = r.get("/nodes")?;
-                Ok((json::nodes(&body).map_err(Error::InvalidArgument)?, json::cluster(&body).map_err(Error::InvalidArgument)?))
+                json::nodes_and_cluster(&r.get("/nodes")?).map_err(Error::InvalidArgument)
             }
             None => sinfo(),
         }
@@ -513,6 +513,15 @@ impl SlurmBackend {
         }
     }
 
+    /// [`Self::own`] with the job's state as Slurm and the runner see it
+    /// now (from the record read once).
+    fn own_seen(&self, id: u64, what: &str) -> Result<(PathBuf, Record, JobState)> {
+        let (dir, rec) = self.own(id, what)?;
+        let sj = self.squeue(Some(id))?;
+        let state = compose(id, Some((dir.clone(), rec.clone())), sj.iter().find(|j| j.id == id)).map_or(rec.job.state, |s| s.job.state);
+        Ok((dir, rec, state))
+    }
+
     /// Brings a held or pending job's Slurm request in line with `options`.
     fn update_request(id: u64, old: &[String], new: &[String]) -> Result<()> {
         let mut fields = Vec::new();
@@ -581,12 +590,10 @@ impl Backend for SlurmBackend {
     }
 
     fn add_task(&self, job: u64, props: &[RestProperty], env: &[RestProperty]) -> Result<u32> {
-        let (dir, mut rec) = self.own(job, "add a task to")?;
-        let s = self.seen(job)?;
-        if s.job.state != JobState::Configuring {
+        let (dir, mut rec, state) = self.own_seen(job, "add a task to")?;
+        if state != JobState::Configuring {
             return Err(Error::InvalidState(format!(
-                "cannot add a task to job {job}: it is {}; tasks can be added while a job is Configuring (see job new)",
-                s.job.state
+                "cannot add a task to job {job}: it is {state}; tasks can be added while a job is Configuring (see job new)"
             )));
         }
         let id = rec.job.next_task_id.max(rec.tasks.len() as u32 + 1);
@@ -650,21 +657,14 @@ impl Backend for SlurmBackend {
     }
 
     fn modify_job(&self, id: u64, props_in: &[RestProperty], env: &[RestProperty]) -> Result<()> {
-        let (dir, mut rec) = self.own(id, "modify")?;
-        let s = self.seen(id)?;
-        if !matches!(s.job.state, JobState::Configuring | JobState::Queued) {
+        let (dir, mut rec, state) = self.own_seen(id, "modify")?;
+        if !matches!(state, JobState::Configuring | JobState::Queued) {
             return Err(Error::InvalidState(format!(
-                "cannot modify job {id}: it is {}; on Slurm a job can change while it is Configuring or Queued",
-                s.job.state
+                "cannot modify job {id}: it is {state}; on Slurm a job can change while it is Configuring or Queued"
             )));
         }
         props::apply(props::job_props(), &mut rec.job, props_in).map_err(Error::InvalidArgument)?;
-        for (k, v) in props::props_env(env).map_err(Error::InvalidArgument)? {
-            rec.job.env.retain(|(n, _)| *n != k);
-            if !v.is_empty() {
-                rec.job.env.push((k, v));
-            }
-        }
+        crate::model::values::merge_env(&mut rec.job.env, &props::props_env(env).map_err(Error::InvalidArgument)?);
         let options = self.options(&Self::probe(&rec.job, &rec.tasks))?;
         Self::update_request(id, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
@@ -818,12 +818,7 @@ impl Backend for SlurmBackend {
 
     fn set_cluster_env(&self, vars: &[RestProperty]) -> Result<()> {
         let mut env = record::cluster_env().map_err(Error::InvalidArgument)?;
-        for (k, v) in props::props_env(vars).map_err(Error::InvalidArgument)? {
-            env.retain(|(n, _)| *n != k);
-            if !v.is_empty() {
-                env.push((k, v));
-            }
-        }
+        crate::model::values::merge_env(&mut env, &props::props_env(vars).map_err(Error::InvalidArgument)?);
         record::save_cluster_env(&env).map_err(Error::InvalidArgument)
     }
 

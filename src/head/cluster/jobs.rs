@@ -194,14 +194,7 @@ impl Cluster {
     pub fn set_env(&mut self, caller: &Caller, job_id: u64, task: Option<u32>, vars: &[RestProperty], now: Millis) -> Result<()> {
         self.owned_job(caller, job_id, "set the environment of")?;
         let vars = props::props_env(vars).map_err(Error::InvalidArgument)?;
-        let merge = |env: &mut Vec<(String, String)>| {
-            for (k, v) in &vars {
-                env.retain(|(n, _)| n != k);
-                if !v.is_empty() {
-                    env.push((k.clone(), v.clone()));
-                }
-            }
-        };
+        let merge = |env: &mut Vec<(String, String)>| crate::model::values::merge_env(env, &vars);
         match task {
             None => {
                 let mut j = self.job(job_id)?.clone();
