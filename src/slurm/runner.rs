@@ -119,7 +119,9 @@ fn run(dir: &Path) -> Result<i32, String> {
     let supervisor = crate::multicall::program("hpcd-task");
     let mut progress = Progress { start_time: Some(now), nodes: job.allocation.iter().map(|a| a.node.clone()).collect(), ..Default::default() };
     let mut steps: Vec<Step> = Vec::new();
-    let mut changed = true;
+    // `changed`: progress to write; `replan`: task states changed since the
+    // last placement (placing again before that would decide the same).
+    let (mut changed, mut replan) = (true, true);
     loop {
         let now = now_millis();
         if sys::read_signal(&signals) {
@@ -137,7 +139,7 @@ fn run(dir: &Path) -> Result<i32, String> {
                 }
             }
             job.error_message = message;
-            return finish(dir, &mut progress, job, tasks, Some(JobState::Canceled)).map(|_| 143);
+            return finish(dir, &mut progress, job, tasks, JobState::Canceled).map(|_| 143);
         }
         for (what, id, message) in record::take_requests(dir) {
             let Some(t) = tasks.iter_mut().find(|t| t.id == id) else { continue };
@@ -163,10 +165,11 @@ fn run(dir: &Path) -> Result<i32, String> {
                 }
                 _ => continue,
             }
-            changed = true;
+            (changed, replan) = (true, true);
         }
-        let refs: Vec<&Task> = tasks.iter().collect();
-        let decisions = place_tasks(&job, &refs);
+        let decisions = if replan { place_tasks(&job, &tasks.iter().collect::<Vec<_>>()) } else { Vec::new() };
+        // A task that failed here may fail those that depend on it: place again.
+        replan = !decisions.is_empty();
         for (id, d) in decisions {
             let i = tasks.iter().position(|t| t.id == id).ok_or("a decision about a task that does not exist")?;
             match d {
@@ -215,14 +218,14 @@ fn run(dir: &Path) -> Result<i32, String> {
                             }
                         }
                     }
-                    changed = true;
+                    (changed, replan) = (true, true);
                 }
                 _ => i += 1,
             }
         }
         if steps.is_empty() && tasks.iter().all(|t| t.state.is_final()) {
             let state = Cluster::settled_state(&mut job, &tasks);
-            return finish(dir, &mut progress, job, tasks, Some(state)).map(|s| if s == JobState::Finished { 0 } else { 1 });
+            return finish(dir, &mut progress, job, tasks, state).map(|()| if state == JobState::Finished { 0 } else { 1 });
         }
         if changed {
             progress.tasks = tasks.clone();
@@ -233,17 +236,15 @@ fn run(dir: &Path) -> Result<i32, String> {
     }
 }
 
-/// Records the job's end.
-fn finish(dir: &Path, progress: &mut Progress, mut job: crate::model::Job, tasks: Vec<Task>, state: Option<JobState>) -> Result<JobState, String> {
-    let state = state.unwrap_or(JobState::Finished);
+/// Records the job's end in `state`.
+fn finish(dir: &Path, progress: &mut Progress, mut job: crate::model::Job, tasks: Vec<Task>, state: JobState) -> Result<(), String> {
     let now = now_millis();
     Cluster::close_job(&mut job, state, now);
     progress.state = Some(state);
     progress.end_time = Some(now);
     progress.error_message = job.error_message.clone();
     progress.tasks = tasks;
-    record::save_progress(dir, progress)?;
-    Ok(state)
+    record::save_progress(dir, progress)
 }
 
 /// Waits up to `grace` for the steps to end, then kills what is left.
