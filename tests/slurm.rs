@@ -427,15 +427,8 @@ fn hpc_cmds(state: &Path, tool: &str, args: &[&str]) -> Output {
 
 fn hpc_via(state: &Path, tool: &str, args: &[&str], url: &str) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name(tool);
-    let mut c = Command::new("timeout");
-    c.arg("120").arg(&bin).args(args);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if ["SLURM_", "PMI_", "MPIR_", "HYDRA_", "MPIEXEC_", "MPICH_", "MSMPI_", "CCP_", "HPCPACK_"].iter().any(|p| k.starts_with(p)) {
-            c.env_remove(&*k);
-        }
-    }
-    c.env("SLURM_CONF", rig_dir().join("slurm.conf"))
+    let bin = bin.to_str().expect("a UTF-8 path");
+    slurm_command(&[&[bin], args].concat())
         .env("CCP_SCHEDULER", "slurm")
         .env("HPCPACK_STATE_DIR", state)
         .env("HPCPACK_CONFIG", state.join("config.toml"))
@@ -455,13 +448,7 @@ fn job_id(out: &Output) -> String {
 
 /// The value of `Label : value` in a `view` output.
 fn field(out: &Output, label: &str) -> String {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(" : ")?;
-            (k.trim() == label).then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no {label} in\n{}", show(out)))
+    common::property(&String::from_utf8_lossy(&out.stdout), label).unwrap_or_else(|| panic!("no {label} in\n{}", show(out)))
 }
 
 /// Waits for job `id` to end (`job wait`: exit 0 when it finished);
