@@ -37,7 +37,7 @@ complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l state-dir -d 'Directo
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l socket -d 'Unix socket to listen on (default: hpcd.sock in the state directory)' -r -F
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l nodes -d 'Splits this machine into N virtual nodes (default from the config file, else 1)' -r
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l cores-per-node -d 'Cores of each virtual node (default: the CPUs divided evenly)' -r
-complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l node-group -d 'A node group every virtual node joins; repeat for more' -r
+complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l node-group -d 'A node group of the virtual nodes: NAME (every node), NAME:COUNT (the next COUNT nodes) or NAME:FIRST-LAST (those nodes, numbered from 1); repeat for more' -r
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l shared -d 'Lets every local user connect (they are told apart by their credentials; only owners change their jobs)'
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -l quiet -d 'Prints nothing when all goes well'
 complete -c hpcd -n "__fish_hpcd_using_subcommand head" -s h -l help -d 'Print help'
@@ -48,7 +48,7 @@ complete -c hpcd -n "__fish_hpcd_using_subcommand local; and not __fish_seen_sub
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and not __fish_seen_subcommand_from start stop status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -l nodes -d 'Splits this machine into N virtual nodes (default from the config file, else 1)' -r
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -l cores-per-node -d 'Cores of each virtual node (default: the CPUs divided evenly)' -r
-complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -l node-group -d 'A node group every virtual node joins; repeat for more' -r
+complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -l node-group -d 'A node group of the virtual nodes: NAME (every node), NAME:COUNT (the next COUNT nodes) or NAME:FIRST-LAST (those nodes, numbered from 1); repeat for more' -r
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -l quiet -d 'Prints nothing when all goes well'
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help'
 complete -c hpcd -n "__fish_hpcd_using_subcommand local; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'

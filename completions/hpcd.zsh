@@ -34,7 +34,7 @@ _arguments "${_arguments_options[@]}" : \
 '--socket=[Unix socket to listen on (default\: hpcd.sock in the state directory)]:PATH:_files' \
 '--nodes=[Splits this machine into N virtual nodes (default from the config file, else 1)]:N:_default' \
 '--cores-per-node=[Cores of each virtual node (default\: the CPUs divided evenly)]:N:_default' \
-'*--node-group=[A node group every virtual node joins; repeat for more]:NAME:_default' \
+'*--node-group=[A node group of the virtual nodes\: NAME (every node), NAME\:COUNT (the next COUNT nodes) or NAME\:FIRST-LAST (those nodes, numbered from 1); repeat for more]:NAME:_default' \
 '--shared[Lets every local user connect (they are told apart by their credentials; only owners change their jobs)]' \
 '--quiet[Prints nothing when all goes well]' \
 '-h[Print help]' \
@@ -59,7 +59,7 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--nodes=[Splits this machine into N virtual nodes (default from the config file, else 1)]:N:_default' \
 '--cores-per-node=[Cores of each virtual node (default\: the CPUs divided evenly)]:N:_default' \
-'*--node-group=[A node group every virtual node joins; repeat for more]:NAME:_default' \
+'*--node-group=[A node group of the virtual nodes\: NAME (every node), NAME\:COUNT (the next COUNT nodes) or NAME\:FIRST-LAST (those nodes, numbered from 1); repeat for more]:NAME:_default' \
 '--quiet[Prints nothing when all goes well]' \
 '-h[Print help]' \
 '--help[Print help]' \

@@ -494,6 +494,12 @@ fn node_list_on_slurm_shows_the_rigs_nodes_in_hpc_packs_layout() {
     assert_eq!(v.as_array().map(Vec::len), Some(3), "{v}");
     let out = hpc(st.path(), "node", &["list", "/group:nosuch"]);
     assert!(!out.status.success(), "{}", show(&out));
+    // Groups are Slurm's partitions and features: listed, viewed, not changed.
+    let out = hpc(st.path(), "node", &["group", "view", "azurenodes"]);
+    assert_eq!(field(&out, "Nodes"), NODES.join(","), "{}", show(&out));
+    let out = hpc(st.path(), "node", &["group", "create", "mine"]);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partitions and node features"), "{}", show(&out));
 }
 
 /// The first seed form's plumbing on Slurm: `job submit` gives a Slurm job

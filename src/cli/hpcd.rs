@@ -71,7 +71,9 @@ pub struct LayoutArgs {
     /// Cores of each virtual node (default: the CPUs divided evenly).
     #[arg(long, value_name = "N")]
     pub cores_per_node: Option<u32>,
-    /// A node group every virtual node joins; repeat for more.
+    /// A node group of the virtual nodes: NAME (every node), NAME:COUNT (the
+    /// next COUNT nodes) or NAME:FIRST-LAST (those nodes, numbered from 1);
+    /// repeat for more.
     #[arg(long = "node-group", value_name = "NAME")]
     pub node_groups: Vec<String>,
     /// Prints nothing when all goes well.
@@ -145,6 +147,7 @@ fn resolve_layout(args: &LayoutArgs) -> anyhow::Result<(LocalLayout, Vec<PathBuf
     let (settings, read) = crate::config::load_with_sources(None)?;
     let mut layout = settings.local;
     layout.overlay(&args.layout());
+    virtual_nodes(&layout, "node", &[0], 0).map_err(Error::InvalidArgument)?;
     Ok((layout, read))
 }
 
@@ -201,7 +204,7 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
     let (layout, read) = resolve_layout(&a.layout)?;
     let host = sys::hostname();
     let cpus = sys::affinity().unwrap_or_default();
-    let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb());
+    let (nodes, groups) = virtual_nodes(&layout, &host, &cpus, sys::memory_mb()).map_err(Error::InvalidArgument)?;
     let hpcd = std::env::current_exe().unwrap_or_else(|_| hpcd_binary());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -209,7 +212,7 @@ fn run_head(a: HeadArgs) -> anyhow::Result<u8> {
         .build()
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     rt.block_on(async move {
-        let (head, events) = crate::head::Head::open(&dir, nodes, groups, hpcd.clone(), task_umask)?;
+        let (head, events) = crate::head::Head::open(&dir, nodes, groups, &layout.node_groups, hpcd.clone(), task_umask)?;
         let _ = head.config_files.set(read.iter().map(|p| p.display().to_string()).collect());
         // Loopback: every node of this head node is this host. A node agent
         // on another host binds the interface its head node reaches it on.
@@ -299,6 +302,8 @@ fn local_start(l: &LayoutArgs) -> anyhow::Result<u8> {
     // Options given once are kept: the head node started later by any
     // command (after `hpcd local stop`, a reboot) has the same nodes.
     let given = l.layout();
+    // A layout the nodes cannot have is refused before it is kept.
+    resolve_layout(l)?;
     if given != LocalLayout::default() {
         let path = crate::config::save_local(&given)?;
         if !l.quiet {
@@ -426,12 +431,15 @@ fn local_stop_quietly(socket: &Path) -> anyhow::Result<()> {
 /// How the nodes of the head node on `socket` differ from those `wanted`
 /// makes on this host: `None` if they do not, else both in words and the
 /// jobs that are active (queued or started), which a restart would hold up.
+/// Groups compare as configured: members changed at run time are no
+/// difference.
 fn differences(socket: &Path, wanted: &LocalLayout) -> anyhow::Result<Option<(String, String, Vec<String>)>> {
     use crate::client::{Backend, JobQuery};
     let b = crate::client::hpcpack::RestBackend::unix(socket)?;
-    let running = layout_of(b.nodes(None)?.into_iter().map(|n| (n.name, n.cores, n.groups)));
-    let (nodes, _) = virtual_nodes(wanted, &sys::hostname(), &sys::affinity().unwrap_or_default(), 0);
-    let asked = layout_of(nodes.into_iter().map(|n| (n.name, n.cores, n.groups)));
+    let running = Layout::new(b.nodes(None)?.into_iter().map(|n| (n.name, n.cores)), b.status()?.node_group_layout);
+    let (nodes, _) = virtual_nodes(wanted, &sys::hostname(), &sys::affinity().unwrap_or_default(), 0)
+        .map_err(Error::InvalidArgument)?;
+    let asked = Layout::new(nodes.into_iter().map(|n| (n.name, n.cores)), wanted.node_groups.clone());
     if running == asked {
         return Ok(None);
     }
@@ -444,33 +452,38 @@ fn differences(socket: &Path, wanted: &LocalLayout) -> anyhow::Result<Option<(St
         })
         .filter_map(|j| crate::wire::prop(j, "Id").map(str::to_string))
         .collect();
-    Ok(Some((describe(&running), describe(&asked), active)))
+    Ok(Some((running.to_string(), asked.to_string(), active)))
 }
 
-/// Nodes as (name, cores, groups), in an order that does not depend on
-/// how they were listed, so two layouts compare equal when they are.
-fn layout_of(nodes: impl Iterator<Item = (String, u32, Vec<String>)>) -> Vec<(String, u32, Vec<String>)> {
-    let mut v: Vec<_> = nodes
-        .map(|(name, cores, mut groups)| {
-            groups.sort();
-            (name, cores, groups)
-        })
-        .collect();
-    v.sort();
-    v
+/// The nodes as (name, cores), in an order that does not depend on how
+/// they were listed, and the group entries of the configuration.
+#[derive(PartialEq)]
+struct Layout {
+    nodes: Vec<(String, u32)>,
+    groups: Vec<String>,
 }
 
-/// `4 nodes of 1 core in ComputeNodes, azurenodes`.
-fn describe(nodes: &[(String, u32, Vec<String>)]) -> String {
-    let n = nodes.len();
-    let mut cores: Vec<u32> = nodes.iter().map(|x| x.1).collect();
-    cores.dedup();
-    let mut groups: Vec<&String> = nodes.iter().flat_map(|x| &x.2).collect();
-    groups.sort();
-    groups.dedup();
-    let cores = cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("/");
-    let groups = groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ");
-    format!("{n} node{} of {cores} core{} in {groups}", if n == 1 { "" } else { "s" }, if cores == "1" { "" } else { "s" })
+impl Layout {
+    fn new(nodes: impl Iterator<Item = (String, u32)>, groups: Vec<String>) -> Layout {
+        let mut nodes: Vec<_> = nodes.collect();
+        nodes.sort();
+        Layout { nodes, groups }
+    }
+}
+
+/// `4 nodes of 1 core, groups azurenodes:2, vmcomputenodes:2`.
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.nodes.len();
+        let mut cores: Vec<u32> = self.nodes.iter().map(|x| x.1).collect();
+        cores.dedup();
+        let cores = cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("/");
+        write!(f, "{n} node{} of {cores} core{}", if n == 1 { "" } else { "s" }, if cores == "1" { "" } else { "s" })?;
+        match self.groups.as_slice() {
+            [] => write!(f, ", no node groups"),
+            g => write!(f, ", node groups {}", g.join(", ")),
+        }
+    }
 }
 
 fn local_status() -> anyhow::Result<u8> {

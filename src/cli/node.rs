@@ -6,7 +6,7 @@ use crate::cli::output::{Column, Format, Record};
 use crate::cli::{Ctx, ToolSpec, run_tool};
 use crate::error::{Error, exit};
 use crate::model::values::format_bool;
-use crate::wire::WireNode;
+use crate::wire::{WireNode, WireNodeGroup};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -22,6 +22,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// [extension] Lists, shows, creates, changes and deletes node groups.
+    Group(GroupArgs),
     /// Displays information about the nodes in the HPC cluster.
     List(ListArgs),
     /// Displays a list of the cores on the nodes in the HPC cluster.
@@ -94,6 +96,46 @@ pub struct OfflineArgs {
     pub common: Common,
 }
 
+/// What `node group` does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupAction {
+    /// Lists the groups with their number of nodes (the default).
+    List,
+    /// Shows a group and its nodes.
+    View,
+    /// Creates a group with no nodes (administrators).
+    Create,
+    /// Gives a group a new /description (administrators).
+    Modify,
+    /// Deletes a group; its nodes stay (administrators).
+    Delete,
+    /// Adds the nodes named after the group to it (administrators).
+    Add,
+    /// Removes the nodes named after the group from it (administrators).
+    Remove,
+}
+
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    /// list, view, create, modify, delete, add or remove.
+    #[arg(value_name = "action", value_enum, ignore_case = true, default_value = "list", hide_default_value = true, hide_possible_values = true)]
+    pub action: GroupAction,
+    /// The group's name.
+    #[arg(value_name = "group_name")]
+    pub name: Option<String>,
+    /// The nodes to add or remove.
+    #[arg(value_name = "node_name")]
+    pub nodes: Vec<String>,
+    /// The group's description (create, modify).
+    #[arg(long, value_name = "text")]
+    pub description: Option<String>,
+    /// Output format: table (default), list, or json.
+    #[arg(long, value_name = "list|table|json", value_parser = opts::format)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 #[derive(Args, Debug)]
 pub struct CoresArgs {
     /// Output format: table (default), list, or json ([extension]).
@@ -119,6 +161,10 @@ pub fn main() -> ExitCode {
             Cmd::Online(a) => ("node online", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| online(&c, &a))),
             Cmd::Offline(a) => ("node offline", Ctx::new(a.common.scheduler.clone(), Format::List).and_then(|c| offline(&c, &a))),
             Cmd::Listcores(a) => ("node listcores", Ctx::new(a.common.scheduler.clone(), pick(a.format, Format::Table)).and_then(|c| cores(&c, &a))),
+            Cmd::Group(a) => {
+                let default = if a.action == GroupAction::List { Format::Table } else { Format::List };
+                ("node group", Ctx::new(a.common.scheduler.clone(), pick(a.format, default)).and_then(|c| group(&c, &a)))
+            }
         }
     })
 }
@@ -225,6 +271,116 @@ fn offline(ctx: &Ctx, a: &OfflineArgs) -> anyhow::Result<u8> {
         ctx.message(&format!("Node {n} is {state}."))?;
     }
     Ok(exit::OK)
+}
+
+fn group(ctx: &Ctx, a: &GroupArgs) -> anyhow::Result<u8> {
+    use GroupAction::*;
+    let b = ctx.backend()?;
+    let name = || -> anyhow::Result<String> {
+        a.name.clone().ok_or_else(|| Error::InvalidArgument(format!("node group {}: name the group", action_name(a.action))).into())
+    };
+    if !a.nodes.is_empty() && !matches!(a.action, Add | Remove) {
+        return Err(Error::InvalidArgument(format!(
+            "node group {}: takes no node names ({} given); node names go with add and remove",
+            action_name(a.action),
+            a.nodes.join(" ")
+        ))
+        .into());
+    }
+    if a.description.is_some() && !matches!(a.action, Create | Modify) {
+        return Err(Error::InvalidArgument(format!("node group {}: /description goes with create and modify", action_name(a.action))).into());
+    }
+    match a.action {
+        List => {
+            if let Some(n) = &a.name {
+                return Err(Error::InvalidArgument(format!("node group list takes no group name ({n}); to see one group, use node group view {n}")).into());
+            }
+            let nodes = b.nodes(None)?;
+            let rows: Vec<Record> = b
+                .node_groups()?
+                .iter()
+                .map(|g| {
+                    let members = nodes.iter().filter(|n| n.groups.iter().any(|x| x.eq_ignore_ascii_case(&g.name))).count();
+                    Record::new()
+                        .field("Group Name", "Name", g.name.clone())
+                        .field("Managed", "Managed", format_bool(g.managed))
+                        .field("Nodes", "Nodes", members.to_string())
+                        .field("Description", "Description", g.description.clone())
+                })
+                .collect();
+            ctx.objects(
+                &rows,
+                &[
+                    Column { title: "Group Name", width: 20 },
+                    Column { title: "Managed", width: 8 },
+                    Column { title: "Nodes", width: 6 },
+                    Column { title: "Description", width: 40 },
+                ],
+            )?;
+        }
+        View => {
+            let name = name()?;
+            let g = b
+                .node_groups()?
+                .into_iter()
+                .find(|g| g.name.eq_ignore_ascii_case(&name))
+                .ok_or(Error::GroupNotFound(name))?;
+            let members = b.group_nodes(&g.name)?;
+            ctx.object(&group_record(&g, &members))?;
+        }
+        Create => {
+            let g = WireNodeGroup { name: name()?, description: a.description.clone().unwrap_or_default(), managed: false };
+            let g = b.create_group(&g)?;
+            ctx.message(&format!("Node group {} was created.", g.name))?;
+        }
+        Modify => {
+            let Some(description) = a.description.clone() else {
+                return Err(Error::InvalidArgument("node group modify: give the new /description:<text>".into()).into());
+            };
+            let g = b.update_group(&WireNodeGroup { name: name()?, description, managed: false })?;
+            ctx.message(&format!("Node group {} was modified.", g.name))?;
+        }
+        Delete => {
+            let name = name()?;
+            b.delete_group(&name)?;
+            ctx.message(&format!("Node group {name} was deleted."))?;
+        }
+        Add | Remove => {
+            let name = name()?;
+            if a.nodes.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "node group {}: name the nodes after the group, e.g. node group {} {name} node1 node2",
+                    action_name(a.action),
+                    action_name(a.action)
+                ))
+                .into());
+            }
+            let members = b.move_group_nodes(&name, a.action == Add, &a.nodes)?;
+            let list = if members.is_empty() { "none".to_string() } else { members.join(", ") };
+            ctx.message(&format!("Node group {name} has {} node{}: {list}.", members.len(), if members.len() == 1 { "" } else { "s" }))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn action_name(a: GroupAction) -> &'static str {
+    match a {
+        GroupAction::List => "list",
+        GroupAction::View => "view",
+        GroupAction::Create => "create",
+        GroupAction::Modify => "modify",
+        GroupAction::Delete => "delete",
+        GroupAction::Add => "add",
+        GroupAction::Remove => "remove",
+    }
+}
+
+fn group_record(g: &WireNodeGroup, members: &[String]) -> Record {
+    Record::new()
+        .field("Name", "Name", g.name.clone())
+        .field("Description", "Description", g.description.clone())
+        .field("Managed", "Managed", format_bool(g.managed))
+        .field("Nodes", "Nodes", members.join(","))
 }
 
 /// The core states `node listcores /state:` takes (besides `*` and `all`).

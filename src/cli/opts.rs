@@ -147,7 +147,8 @@ pub struct JobOpts {
     /// Name of the job (at most 80 characters).
     #[arg(long, value_name = "job_name")]
     pub jobname: Option<String>,
-    /// Job template (this head node has the template Default).
+    /// The job template whose defaults and limits the job takes (default:
+    /// Default; see job template list).
     #[arg(long, value_name = "job_template_name")]
     pub jobtemplate: Option<String>,
     /// Only nodes with this much memory in MB, as <min>[-<max>].

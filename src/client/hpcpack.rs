@@ -6,7 +6,7 @@
 
 use super::{Backend, JobQuery};
 use crate::error::{Error, Kind, Result};
-use crate::wire::{ErrorBody, JobSpec, RestObject, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus};
+use crate::wire::{ErrorBody, JobSpec, RestObject, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus, WireTemplate};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -159,6 +159,15 @@ impl RestBackend {
         self.send(self.client.post(url).json(body))
     }
 
+    /// The object an answer carries, or `sent` when it carries none (201 or
+    /// 204 from a head node that does not echo it).
+    fn json_or<T: DeserializeOwned + Clone>(&self, resp: Response, sent: &T) -> Result<T> {
+        if resp.content_length() == Some(0) {
+            return Ok(sent.clone());
+        }
+        self.json(resp)
+    }
+
     /// An extension call; `Ok(None)` when the head node does not have it.
     fn ext_get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
         match self.send(self.client.get(self.ext(path))) {
@@ -180,6 +189,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// A head node that keeps its templates to itself (a real HPC Pack head
+/// node manages them in PowerShell).
+fn no_templates(b: &RestBackend) -> Error {
+    Error::Remote {
+        kind: Kind::NotFound,
+        message: format!(
+            "{} does not serve job templates over REST (an extension of this project's head node); use HPC Pack's Export-HpcJobTemplate",
+            b.where_()
+        ),
+    }
+}
+
+/// A name as one segment of a URL path.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn props_param(p: &[&str]) -> String {
@@ -358,6 +386,64 @@ impl Backend for RestBackend {
 
     fn node_groups(&self) -> Result<Vec<WireNodeGroup>> {
         self.get(self.hpc("/cluster/nodeGroups"))
+    }
+
+    fn group_nodes(&self, group: &str) -> Result<Vec<String>> {
+        self.get(self.hpc(&format!("/cluster/nodeGroups/{}/nodes", path_segment(group))))
+    }
+
+    fn create_group(&self, group: &WireNodeGroup) -> Result<WireNodeGroup> {
+        let r = self.post(self.hpc("/cluster/nodeGroups"), group)?;
+        self.json_or(r, group)
+    }
+
+    fn update_group(&self, group: &WireNodeGroup) -> Result<WireNodeGroup> {
+        let url = self.hpc(&format!("/cluster/nodeGroups/{}", path_segment(&group.name)));
+        let r = self.send(self.client.put(url).json(group))?;
+        self.json_or(r, group)
+    }
+
+    fn delete_group(&self, group: &str) -> Result<()> {
+        self.send(self.client.delete(self.hpc(&format!("/cluster/nodeGroups/{}", path_segment(group))))).map(|_| ())
+    }
+
+    fn move_group_nodes(&self, group: &str, add: bool, nodes: &[String]) -> Result<Vec<String>> {
+        let op = crate::wire::NodeGroupOperation {
+            group_name: group.to_string(),
+            operation: if add { "add" } else { "remove" }.into(),
+            node_names: nodes.to_vec(),
+        };
+        let url = self.hpc(&format!("/cluster/nodeGroups/{}/nodes", path_segment(group)));
+        let r = self.send(self.client.patch(url).json(&op))?;
+        match r.content_length() {
+            // A head node that answers 204 without the list.
+            Some(0) => self.group_nodes(group),
+            _ => self.json(r),
+        }
+    }
+
+    fn templates(&self) -> Result<Vec<String>> {
+        self.get(self.hpc("/jobs/templates"))
+    }
+
+    fn template(&self, name: &str) -> Result<WireTemplate> {
+        self.ext_get(&format!("/jobs/templates/{}", path_segment(name)))?.ok_or_else(|| no_templates(self))
+    }
+
+    fn put_template(&self, name: &str, xml: &str, replace: bool) -> Result<WireTemplate> {
+        let url = self.ext(&format!("/jobs/templates/{}{}", path_segment(name), if replace { "?replace=true" } else { "" }));
+        let r = self.send(self.client.put(url).header("content-type", "application/xml").body(xml.to_string()))?;
+        self.json(r)
+    }
+
+    fn delete_template(&self, name: &str) -> Result<()> {
+        self.send(self.client.delete(self.ext(&format!("/jobs/templates/{}", path_segment(name))))).map(|_| ())
+    }
+
+    fn template_submitters(&self, name: &str, grant: bool, who: &[String]) -> Result<WireTemplate> {
+        let body = crate::wire::SubmittersChange { grant, who: who.to_vec() };
+        let r = self.post(self.ext(&format!("/jobs/templates/{}/submitters", path_segment(name))), &body)?;
+        self.json(r)
     }
 
     fn cores(&self) -> Result<Vec<WireCore>> {

@@ -9,7 +9,7 @@ pub mod slurm;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::wire::{JobSpec, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus};
+use crate::wire::{JobSpec, RestProperty, WireCore, WireNode, WireNodeGroup, WireStatus, WireTemplate};
 
 /// Which jobs `job list` wants.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +57,23 @@ pub trait Backend {
     /// `bringOnline` or `takeOffline` (with `force`, no draining).
     fn node_operation(&self, name: &str, operation: &str, force: bool) -> Result<()>;
     fn node_groups(&self) -> Result<Vec<WireNodeGroup>>;
+    /// The names of the nodes of a group.
+    fn group_nodes(&self, group: &str) -> Result<Vec<String>>;
+    /// Creates a group (`POST /cluster/nodeGroups`); returns it as made.
+    fn create_group(&self, group: &WireNodeGroup) -> Result<WireNodeGroup>;
+    /// A group's new description (`PUT /cluster/nodeGroups/{name}`).
+    fn update_group(&self, group: &WireNodeGroup) -> Result<WireNodeGroup>;
+    fn delete_group(&self, group: &str) -> Result<()>;
+    /// Adds nodes to a group or removes them (`add` false); returns its members after.
+    fn move_group_nodes(&self, group: &str, add: bool, nodes: &[String]) -> Result<Vec<String>>;
+    /// The names of the job templates.
+    fn templates(&self) -> Result<Vec<String>>;
+    fn template(&self, name: &str) -> Result<WireTemplate>;
+    /// Imports HPC Pack job template XML as template `name` (`replace`: over one that exists).
+    fn put_template(&self, name: &str, xml: &str, replace: bool) -> Result<WireTemplate>;
+    fn delete_template(&self, name: &str) -> Result<()>;
+    /// Lets users and `%groups` submit with a template, or (`grant` false) no longer.
+    fn template_submitters(&self, name: &str, grant: bool, who: &[String]) -> Result<WireTemplate>;
     fn cores(&self) -> Result<Vec<WireCore>>;
     fn cluster_env(&self) -> Result<Vec<RestProperty>>;
     fn set_cluster_env(&self, vars: &[RestProperty]) -> Result<()>;

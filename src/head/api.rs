@@ -14,7 +14,7 @@ use crate::model::{Job, JobState, NodeGroup, TaskState, now_millis};
 use crate::node::protocol::RunId;
 use crate::wire::props::{read_job, read_task};
 use crate::wire::{
-    ErrorBody, JobSpec, NodeGroupOperation, TaskSpec, RestObject, RestProperty, WireNode, WireNodeGroup, WireStatus, format_time,
+    ErrorBody, JobSpec, NodeGroupOperation, TaskSpec, RestObject, RestProperty, WireNode, WireNodeGroup, WireStatus, WireTemplate, format_time,
 };
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -187,10 +187,10 @@ pub fn app(head: Arc<Head>, limits: Limits) -> Router {
         .route("/cluster/nodes/{name}", get(get_node))
         .route("/cluster/nodes/{name}/operations/{op}", post(node_operation))
         .route("/cluster/nodeGroups", get(list_groups).post(create_group))
-        .route("/cluster/nodeGroups/{name}", get(get_group).delete(delete_group))
+        .route("/cluster/nodeGroups/{name}", get(get_group).put(update_group).delete(delete_group))
         .route("/cluster/nodeGroups/{name}/nodes", get(group_nodes).patch(patch_group_nodes))
         .route("/jobs", get(list_jobs).post(create_job))
-        .route("/jobs/templates", get(|| async { Json(vec![crate::model::DEFAULT_TEMPLATE]) }))
+        .route("/jobs/templates", get(list_templates))
         .route("/jobs/jobFile", post(create_job_from_xml))
         .route("/jobs/{id}", get(get_job).put(put_job))
         .route("/jobs/{id}/envVariables", get(get_job_env).post(post_job_env))
@@ -211,6 +211,8 @@ pub fn app(head: Arc<Head>, limits: Limits) -> Router {
         .route("/jobs/{id}/tasks/{t}/output", get(task_output))
         .route("/cluster/env", get(get_cluster_env).put(put_cluster_env))
         .route("/cluster/cores", get(list_cores))
+        .route("/jobs/templates/{name}", get(get_template).put(put_template).delete(delete_template))
+        .route("/jobs/templates/{name}/submitters", post(template_submitters))
         .route("/status", get(status))
         .route("/shutdown", post(shutdown));
     Router::new()
@@ -268,7 +270,7 @@ async fn list_nodes(State(h): State<Arc<Head>>, Query(query): Q) -> ApiResult<Js
         c.nodes()
             .iter()
             .filter(|n| want.is_empty() || want.iter().any(|w| w.eq_ignore_ascii_case(&n.name)))
-            .filter(|n| group.is_none_or(|g| n.in_group(g) || (g.eq_ignore_ascii_case(crate::model::COMPUTE_NODES))))
+            .filter(|n| group.is_none_or(|g| n.in_group(g)))
             .filter(|n| state.is_none_or(|s| n.state.as_str().eq_ignore_ascii_case(s)))
             .map(|n| wire_node(n, c.cores_in_use(&n.name)))
             .collect(),
@@ -300,14 +302,12 @@ async fn node_operation(
     Ok(StatusCode::ACCEPTED)
 }
 
+fn wire_group(g: NodeGroup) -> WireNodeGroup {
+    WireNodeGroup { managed: g.managed(), name: g.name, description: g.description }
+}
+
 async fn list_groups(State(h): State<Arc<Head>>) -> Json<Vec<WireNodeGroup>> {
-    Json(
-        h.lock()
-            .groups()
-            .into_iter()
-            .map(|g| WireNodeGroup { managed: g.name == crate::model::COMPUTE_NODES, name: g.name, description: g.description })
-            .collect(),
-    )
+    Json(h.lock().groups().into_iter().map(wire_group).collect())
 }
 
 async fn get_group(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiResult<Json<WireNodeGroup>> {
@@ -317,18 +317,36 @@ async fn get_group(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiR
         .into_iter()
         .find(|g| g.name.eq_ignore_ascii_case(&name))
         .ok_or(Error::GroupNotFound(name))?;
-    Ok(Json(WireNodeGroup { managed: g.name == crate::model::COMPUTE_NODES, name: g.name, description: g.description }))
+    Ok(Json(wire_group(g)))
 }
 
+/// `POST /cluster/nodeGroups`: 200 with the group made.
 async fn create_group(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
     bytes: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Json<WireNodeGroup>> {
     let g: WireNodeGroup = required_body(&bytes, "a node group ({\"Name\": …, \"Description\": …})")?;
-    h.lock().create_group(&caller, NodeGroup { name: g.name, description: g.description })?;
+    let g = NodeGroup { name: g.name, description: g.description };
+    h.lock().create_group(&caller, g.clone())?;
     h.changed();
-    Ok(StatusCode::CREATED)
+    Ok(Json(wire_group(g)))
+}
+
+/// `PUT /cluster/nodeGroups/{name}`: 200 with the group as it is now.
+async fn update_group(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<WireNodeGroup>> {
+    let g: WireNodeGroup = required_body(&bytes, "a node group ({\"Name\": …, \"Description\": …})")?;
+    if !g.name.is_empty() && !g.name.eq_ignore_ascii_case(&name) {
+        return Err(bad(format!("a node group keeps its name: the body names {}, the path {name}", g.name)));
+    }
+    let g = h.lock().update_group(&caller, &name, g.description)?;
+    h.changed();
+    Ok(Json(wire_group(g)))
 }
 
 async fn delete_group(
@@ -345,21 +363,74 @@ async fn group_nodes(State(h): State<Arc<Head>>, Path(name): Path<String>) -> Ap
     Ok(Json(h.lock().group_members(&name)?))
 }
 
+/// `PATCH /cluster/nodeGroups/{name}/nodes`: 200 with the members after the change.
 async fn patch_group_nodes(
     State(h): State<Arc<Head>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     bytes: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
-    let op: NodeGroupOperation = required_body(&bytes, "a node group operation ({\"Operation\": \"Add\", \"NodeNames\": […]})")?;
+) -> ApiResult<Json<Vec<String>>> {
+    let op: NodeGroupOperation = required_body(&bytes, "a node group operation ({\"Operation\": \"add\", \"NodeNames\": […]})")?;
     let add = match op.operation.to_ascii_lowercase().as_str() {
         "add" => true,
         "remove" => false,
         other => return Err(bad(format!("unknown node group operation '{other}'; use add or remove"))),
     };
-    let eff = h.lock().change_group_members(&caller, &name, add, &op.node_names)?;
+    let (eff, members) = {
+        let mut c = h.lock();
+        let eff = c.change_group_members(&caller, &name, add, &op.node_names)?;
+        (eff, c.group_members(&name)?)
+    };
     h.apply(eff);
+    Ok(Json(members))
+}
+
+// ----- job templates -----
+
+async fn list_templates(State(h): State<Arc<Head>>) -> Json<Vec<String>> {
+    Json(h.lock().templates().into_iter().map(|t| t.name).collect())
+}
+
+async fn get_template(State(h): State<Arc<Head>>, Path(name): Path<String>) -> ApiResult<Json<WireTemplate>> {
+    Ok(Json(WireTemplate::of(&h.lock().template(&name)?)))
+}
+
+/// The extension `PUT /jobs/templates/{name}[?replace=true]`: the body is
+/// HPC Pack's job template XML; the path's name replaces the file's.
+async fn put_template(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(query): Q,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<WireTemplate>> {
+    let xml = std::str::from_utf8(&bytes).map_err(|_| bad("the job template is not UTF-8 text"))?;
+    let t = crate::model::JobTemplate::from_xml(xml, Some(&name)).map_err(bad)?;
+    let t = h.lock().put_template(&caller, t, flag(&query, "replace"))?;
+    h.changed();
+    Ok(Json(WireTemplate::of(&t)))
+}
+
+async fn delete_template(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    h.lock().delete_template(&caller, &name)?;
+    h.changed();
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn template_submitters(
+    State(h): State<Arc<Head>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<WireTemplate>> {
+    let c: crate::wire::SubmittersChange = required_body(&bytes, "{\"Grant\": true, \"Who\": [\"alice\", \"%hpc\"]}")?;
+    let t = h.lock().set_template_submitters(&caller, &name, c.grant, &c.who)?;
+    h.changed();
+    Ok(Json(WireTemplate::of(&t)))
 }
 
 // ----- jobs -----
@@ -906,6 +977,7 @@ async fn status(State(h): State<Arc<Head>>) -> Json<WireStatus> {
         nodes: c.nodes().len() as u32,
         jobs: c.job_count(),
         config_files: h.config_files.get().cloned().unwrap_or_default(),
+        node_group_layout: h.group_layout.clone(),
     })
 }
 

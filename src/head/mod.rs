@@ -52,6 +52,8 @@ pub struct Head {
     launch: OnceLock<LaunchService>,
     /// The config files `hpcd` read at its start (see `hpcd local status`).
     pub config_files: OnceLock<Vec<String>>,
+    /// The configuration's node group entries this head node started with.
+    pub group_layout: Vec<String>,
 }
 
 /// What tasks are told about the launch service.
@@ -73,6 +75,7 @@ impl Head {
         state_dir: &Path,
         nodes: Vec<Node>,
         groups: Vec<NodeGroup>,
+        layout: &[String],
         hpcd: PathBuf,
         task_umask: u32,
     ) -> Result<(Arc<Head>, mpsc::UnboundedReceiver<AgentEvent>)> {
@@ -82,7 +85,7 @@ impl Head {
         let cluster_name = crate::node::sys::hostname();
         let run_root = state_dir.join("runs");
         let mut cluster = Cluster::load(store, run_root.clone(), cluster_name.clone())?;
-        cluster.register_nodes(nodes, groups, now_millis())?;
+        cluster.register_nodes(nodes, groups, layout, now_millis())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let head = Head {
             cluster: Mutex::new(cluster),
@@ -95,6 +98,7 @@ impl Head {
             cluster_name,
             launch: OnceLock::new(),
             config_files: OnceLock::new(),
+            group_layout: layout.to_vec(),
         };
         Ok((Arc::new(head), rx))
     }

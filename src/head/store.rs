@@ -1,5 +1,6 @@
 //! The head node's durable state: SQLite in WAL mode, one row per job, task,
-//! node and node group (the record as JSON), plus cluster variables.
+//! node, node group and job template (the record as JSON), plus cluster
+//! variables.
 //!
 //! Every change is written in one transaction with `synchronous=FULL`, and the
 //! head node answers a request only after its commit returned, so an
@@ -7,7 +8,7 @@
 //! version that is checked at start; an unknown version is refused rather than
 //! guessed at.
 
-use crate::model::{Job, Node, NodeGroup, Task};
+use crate::model::{Job, JobTemplate, Node, NodeGroup, Task};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     pub groups: Vec<NodeGroup>,
     pub env: Vec<(String, String)>,
+    pub templates: Vec<JobTemplate>,
     pub next_job_id: u64,
 }
 
@@ -50,6 +52,10 @@ pub struct Changes<'a> {
     /// `(name, None)` deletes the variable.
     pub env: Vec<(String, Option<String>)>,
     pub next_job_id: Option<u64>,
+    /// Values kept under a name in the meta table.
+    pub meta: Vec<(&'static str, String)>,
+    pub templates: Vec<&'a JobTemplate>,
+    pub deleted_templates: Vec<String>,
 }
 
 impl Changes<'_> {
@@ -62,6 +68,9 @@ impl Changes<'_> {
             && self.deleted_groups.is_empty()
             && self.env.is_empty()
             && self.next_job_id.is_none()
+            && self.meta.is_empty()
+            && self.templates.is_empty()
+            && self.deleted_templates.is_empty()
     }
 }
 
@@ -87,7 +96,8 @@ impl Store {
                  body TEXT NOT NULL, PRIMARY KEY (job_id, task_id));
              CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS node_groups (name TEXT PRIMARY KEY, body TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS cluster_env (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS cluster_env (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS job_templates (name TEXT PRIMARY KEY, body TEXT NOT NULL);",
         )
         .map_err(err)?;
         let found: Option<String> = conn
@@ -116,6 +126,7 @@ impl Store {
         snap.tasks = self.load_bodies("SELECT body FROM tasks ORDER BY job_id, task_id")?;
         snap.nodes = self.load_bodies("SELECT body FROM nodes ORDER BY name")?;
         snap.groups = self.load_bodies("SELECT body FROM node_groups ORDER BY name")?;
+        snap.templates = self.load_bodies("SELECT body FROM job_templates ORDER BY name")?;
         let mut st = self.conn.prepare("SELECT name, value FROM cluster_env ORDER BY name").map_err(|e| self.sql(e))?;
         snap.env = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -128,6 +139,14 @@ impl Store {
             .map_err(|e| self.sql(e))?;
         snap.next_job_id = next.and_then(|v| v.parse().ok()).unwrap_or(1);
         Ok(snap)
+    }
+
+    /// The value kept under `key` in the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 
     fn load_bodies<T: serde::de::DeserializeOwned>(&self, q: &str) -> Result<Vec<T>, StoreError> {
@@ -217,6 +236,15 @@ fn write(conn: &Connection, changes: &Changes<'_>) -> rusqlite::Result<()> {
     }
     if let Some(n) = changes.next_job_id {
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('next_job_id', ?1)", [n.to_string()])?;
+    }
+    for t in &changes.templates {
+        conn.execute("INSERT OR REPLACE INTO job_templates VALUES (?1, ?2)", params![t.name, body(*t)])?;
+    }
+    for t in &changes.deleted_templates {
+        conn.execute("DELETE FROM job_templates WHERE name = ?1", [t])?;
+    }
+    for (k, v) in &changes.meta {
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", params![k, v])?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The cluster's objects as pure data: jobs, tasks, nodes and node groups, and
+//! The cluster's objects as pure data: jobs, tasks, nodes, node groups and
+//! job templates, and
 //! the value grammars they share. No I/O here; the head node stores these,
 //! the scheduler reads them, and the wire module turns them into HPC Pack's
 //! `{Name, Value}` properties.
@@ -6,10 +7,12 @@
 pub mod ccp;
 pub mod objects;
 pub mod state;
+pub mod template;
 pub mod values;
 
 pub use objects::*;
 pub use state::{JobState, NodeHealth, NodeState, TaskState};
+pub use template::{JobTemplate, TemplateItem};
 pub use values::{ExitCodes, NodeGroupOp, Priority, Range, UnitType};
 
 /// Milliseconds since the Unix epoch; every time in the model is one of these.

@@ -7,6 +7,25 @@ use serde::{Deserialize, Serialize};
 
 /// The group every compute node belongs to.
 pub const COMPUTE_NODES: &str = "ComputeNodes";
+/// The group of every Linux node: here, every node.
+pub const LINUX_NODES: &str = "LinuxNodes";
+/// The group of head nodes: the embedded cluster's nodes are compute nodes,
+/// so it has none.
+pub const HEAD_NODES: &str = "HeadNodes";
+
+/// HPC Pack's built-in ("managed") node groups, with their descriptions:
+/// they always exist, and their members follow from what a node is, so they
+/// can be neither deleted nor changed.
+pub const BUILTIN_GROUPS: [(&str, &str); 3] = [
+    (HEAD_NODES, "The head nodes in the cluster"),
+    (COMPUTE_NODES, "The compute nodes in the cluster"),
+    (LINUX_NODES, "The Linux nodes in the cluster"),
+];
+
+/// The built-in group `name` names (any case), as it is spelled.
+pub fn builtin_group(name: &str) -> Option<&'static str> {
+    BUILTIN_GROUPS.iter().map(|(g, _)| *g).find(|g| g.eq_ignore_ascii_case(name))
+}
 /// The only job template this head node has.
 pub const DEFAULT_TEMPLATE: &str = "Default";
 
@@ -287,4 +306,11 @@ impl Node {
 pub struct NodeGroup {
     pub name: String,
     pub description: String,
+}
+
+impl NodeGroup {
+    /// Built in (HPC Pack's `Managed`): see [`BUILTIN_GROUPS`].
+    pub fn managed(&self) -> bool {
+        builtin_group(&self.name).is_some()
+    }
 }

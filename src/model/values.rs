@@ -247,6 +247,12 @@ pub fn parse_env_list(s: &str) -> Result<Vec<(String, String)>, String> {
 /// article's `azurenodes` look like; no path separators, spaces, commas or
 /// control characters, which would break lists, URLs and file names).
 pub fn check_group_name(name: &str) -> Result<(), String> {
+    check_name("node group", name)
+}
+
+/// A name of a node group, job template …: 1 to 64 letters, digits, `-`,
+/// `_` and `.`, starting with a letter or digit; `what` names it in the error.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&name.chars().count())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -254,7 +260,7 @@ pub fn check_group_name(name: &str) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "'{}' is not a node group name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit",
+        "'{}' is not a {what} name: use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit",
         name.escape_debug()
     ))
 }

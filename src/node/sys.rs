@@ -445,6 +445,29 @@ pub fn user_by_uid(uid: u32) -> Option<User> {
     }
 }
 
+/// The names of the groups the user `uid` is in (primary and
+/// supplementary), as the group database says; empty for no account.
+pub fn group_names_of(uid: u32) -> Vec<String> {
+    let Some(u) = user_by_uid(uid) else { return Vec::new() };
+    let gids = group_list(&u.name, u.gid).unwrap_or_else(|_| vec![u.gid]);
+    let mut buf = vec![0u8; 16384];
+    gids.iter()
+        .filter_map(|gid| {
+            // SAFETY: group is plain data filled by getgrgid_r; the name it
+            // points to lives in `buf`, copied out before the next call.
+            unsafe {
+                let mut grp: libc::group = std::mem::zeroed();
+                let mut out: *mut libc::group = std::ptr::null_mut();
+                let r = libc::getgrgid_r(*gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+                if r != 0 || out.is_null() {
+                    return None;
+                }
+                Some(CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned())
+            }
+        })
+        .collect()
+}
+
 /// The user name for `uid`, or the number when it has no account.
 pub fn user_name(uid: u32) -> String {
     user_by_uid(uid).map(|u| u.name).unwrap_or_else(|| uid.to_string())

@@ -143,11 +143,43 @@ pub struct WireNode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WireNodeGroup {
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub description: String,
     #[serde(default)]
     pub managed: bool,
+}
+
+/// A job template as the extension `/jobs/templates/{name}` serves it:
+/// HPC Pack's XML, and what HPC Pack keeps beside it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireTemplate {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Users and `%groups` who may submit with it; empty: every user.
+    #[serde(default)]
+    pub submitters: Vec<String>,
+    /// The template in HPC Pack's job template XML.
+    #[serde(default)]
+    pub xml: String,
+}
+
+impl WireTemplate {
+    pub fn of(t: &crate::model::JobTemplate) -> WireTemplate {
+        WireTemplate { name: t.name.clone(), description: t.description.clone(), submitters: t.submitters.clone(), xml: t.to_xml() }
+    }
+}
+
+/// Body of the extension `POST /jobs/templates/{name}/submitters`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubmittersChange {
+    /// True: may submit; false: no longer.
+    pub grant: bool,
+    pub who: Vec<String>,
 }
 
 /// Body of `PATCH /cluster/nodeGroups/{name}/nodes`.
@@ -188,6 +220,9 @@ pub struct WireStatus {
     /// The config files the head node read when it started.
     #[serde(default)]
     pub config_files: Vec<String>,
+    /// The configuration's node group entries the head node started with.
+    #[serde(default)]
+    pub node_group_layout: Vec<String>,
 }
 
 /// Formats a time as HPC Pack does (`M/d/yyyy h:mm:ss tt`, local time); empty

@@ -173,11 +173,10 @@ static JOB_PROPS: [JobProp; 49] = [
         j.project = v.to_string();
         Ok(())
     }),
+    // Which templates exist, and who may use them, the head node checks.
     rw!("JobTemplate", |j, _| j.template.clone(), |j, v| {
-        if !v.eq_ignore_ascii_case(crate::model::DEFAULT_TEMPLATE) {
-            return Err(format!("job template '{v}' does not exist; this cluster has the template Default"));
-        }
-        j.template = crate::model::DEFAULT_TEMPLATE.into();
+        let v = v.trim();
+        j.template = if v.is_empty() { crate::model::DEFAULT_TEMPLATE.into() } else { v.to_string() };
         Ok(())
     }),
     rw!("UnitType", |j, _| j.unit.as_str().into(), |j, v| {

@@ -51,6 +51,9 @@ impl Source for Fake {
     fn nodes(&self) -> Vec<WireNode> {
         vec![node("n1", "Online"), node("n2", "Offline")]
     }
+    fn templates(&self) -> Vec<String> {
+        vec!["Default".into(), "AzureTemplate".into()]
+    }
     fn groups(&self) -> Vec<WireNodeGroup> {
         ["azurenodes", "ComputeNodes"].iter().map(|g| WireNodeGroup { name: g.to_string(), description: String::new(), managed: false }).collect()
     }
@@ -74,6 +77,9 @@ impl Source for None_ {
     }
     fn groups(&self) -> Vec<WireNodeGroup> {
         Vec::new()
+    }
+    fn templates(&self) -> Vec<String> {
+        vec!["Default".into()]
     }
     fn cluster_env(&self) -> Vec<RestProperty> {
         Vec::new()

@@ -39,6 +39,7 @@ pub trait Source {
     fn tasks(&self, job: u64) -> Vec<TaskInfo>;
     fn nodes(&self) -> Vec<WireNode>;
     fn groups(&self) -> Vec<WireNodeGroup>;
+    fn templates(&self) -> Vec<String>;
     fn cluster_env(&self) -> Vec<RestProperty>;
 }
 
@@ -103,6 +104,10 @@ impl Source for Head {
         self.backend().and_then(|b| b.node_groups().ok()).unwrap_or_default()
     }
 
+    fn templates(&self) -> Vec<String> {
+        self.backend().and_then(|b| b.templates().ok()).unwrap_or_else(|| vec![crate::model::DEFAULT_TEMPLATE.into()])
+    }
+
     fn cluster_env(&self) -> Vec<RestProperty> {
         self.backend().and_then(|b| b.cluster_env().ok()).unwrap_or_default()
     }
@@ -132,6 +137,8 @@ enum Kind {
     Nodes { list: bool, keep: fn(&WireNode) -> bool },
     /// A node group (a comma list when `list`).
     Groups { list: bool },
+    /// A job template.
+    Templates,
     /// A count of this unit (`/numnodes:`): up to what the cluster has.
     Count(fn(&WireNode) -> u32),
     Files,
@@ -178,7 +185,7 @@ pub fn of_option<'a>(ctx: &'a Context<'a>, a: &clap::Arg) -> Values<'a> {
             Kind::ListOf(["*", "all"].iter().chain(crate::cli::node::CORE_STATES).map(|s| s.to_string()).collect())
         }
         (_, _, "runtime") => Kind::OneOf(words(&["Infinite"])),
-        (_, _, "jobtemplate") => Kind::OneOf(words(&["Default"])),
+        (_, _, "jobtemplate") => Kind::Templates,
         (_, _, "type") => Kind::OneOf(words(&["Basic"])),
         (_, _, "user") => Kind::User,
         (_, _, "nodegroup") => Kind::Groups { list: true },
@@ -256,6 +263,7 @@ impl Values<'_> {
                 })
                 .collect(),
             Kind::Groups { .. } => src.groups().into_iter().map(|g| (g.name, g.description)).collect(),
+            Kind::Templates => src.templates().into_iter().map(|t| (t, String::new())).collect(),
             Kind::Count(per_node) => {
                 let total: u32 = src.nodes().iter().map(per_node).sum();
                 let counts: Vec<u32> = if total <= 16 { (1..=total).collect() } else { vec![1, total] };

@@ -2,6 +2,7 @@
 
 mod control;
 mod submit;
+mod template;
 pub mod view;
 
 use crate::cli::opts::{self, Common, JobOpts, TaskIo, Units, job_id};
@@ -42,6 +43,9 @@ pub enum Cmd {
     Requeue(IdArgs),
     /// Submits the specified job to run on an HPC cluster.
     Submit(SubmitArgs),
+    /// [extension] Lists, shows, imports, exports and deletes job templates,
+    /// and says who may submit with them.
+    Template(template::TemplateArgs),
     /// Displays information about the specified job.
     View(ViewArgs),
     /// [extension] Waits until the specified job is Finished, Failed or
@@ -274,6 +278,10 @@ fn run(cmd: Cmd) -> (&'static str, anyhow::Result<u8>) {
         Cmd::View(a) => {
             let f = pick_format(a.format.format, Format::List);
             ("job view", ctx(&a.common, f).and_then(|c| view::view(&c, &a)))
+        }
+        Cmd::Template(a) => {
+            let f = pick_format(a.format, a.default_format());
+            ("job template", ctx(&a.common, f).and_then(|c| template::run(&c, &a)))
         }
         Cmd::Wait(a) => ("job wait", ctx(&a.common, Format::List).and_then(|c| view::wait(&c, a.id, a.timeout, a.quiet))),
     }

@@ -29,7 +29,7 @@ use crate::slurm::json::{self, SlurmJob};
 use crate::slurm::map;
 use crate::slurm::record::{self, Ask, Record};
 use crate::wire::props::{self, TaskCounts};
-use crate::wire::{JobSpec, RestProperty, TaskSpec, WireCore, WireNode, WireNodeGroup, WireStatus};
+use crate::wire::{JobSpec, RestProperty, TaskSpec, WireCore, WireNode, WireNodeGroup, WireStatus, WireTemplate};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -799,6 +799,52 @@ impl Backend for SlurmBackend {
         Ok(groups)
     }
 
+    fn group_nodes(&self, group: &str) -> Result<Vec<String>> {
+        if !self.node_groups()?.iter().any(|g| g.name.eq_ignore_ascii_case(group)) {
+            return Err(Error::GroupNotFound(group.to_string()));
+        }
+        Ok(self.nodes(Some(group))?.into_iter().map(|n| n.name).collect())
+    }
+
+    fn templates(&self) -> Result<Vec<String>> {
+        Ok(vec![crate::model::DEFAULT_TEMPLATE.into()])
+    }
+
+    fn template(&self, name: &str) -> Result<WireTemplate> {
+        if !name.eq_ignore_ascii_case(crate::model::DEFAULT_TEMPLATE) {
+            return Err(no_templates());
+        }
+        Ok(WireTemplate::of(&crate::model::JobTemplate::default_template()))
+    }
+
+    fn put_template(&self, _: &str, _: &str, _: bool) -> Result<WireTemplate> {
+        Err(no_templates())
+    }
+
+    fn delete_template(&self, _: &str) -> Result<()> {
+        Err(no_templates())
+    }
+
+    fn template_submitters(&self, _: &str, _: bool, _: &[String]) -> Result<WireTemplate> {
+        Err(no_templates())
+    }
+
+    fn create_group(&self, _: &WireNodeGroup) -> Result<WireNodeGroup> {
+        Err(read_only_groups())
+    }
+
+    fn update_group(&self, _: &WireNodeGroup) -> Result<WireNodeGroup> {
+        Err(read_only_groups())
+    }
+
+    fn delete_group(&self, _: &str) -> Result<()> {
+        Err(read_only_groups())
+    }
+
+    fn move_group_nodes(&self, _: &str, _: bool, _: &[String]) -> Result<Vec<String>> {
+        Err(read_only_groups())
+    }
+
     fn cores(&self) -> Result<Vec<WireCore>> {
         let mut out = Vec::new();
         for n in self.nodes(None)? {
@@ -844,12 +890,32 @@ impl Backend for SlurmBackend {
             nodes,
             jobs: self.squeue(None)?.len() as u64,
             config_files: Vec::new(),
+            node_group_layout: Vec::new(),
         })
     }
 
     fn shutdown(&self) -> Result<()> {
         Err(Error::InvalidState("a Slurm cluster is not shut down from here: stop slurmctld as its administrators do".into()))
     }
+}
+
+/// Slurm has partitions and QOS where HPC Pack has job templates.
+fn no_templates() -> Error {
+    Error::InvalidState(
+        "on Slurm, jobs have the template Default only: Slurm's limits and defaults live in its partitions and QOS \
+         (slurm.conf, sacctmgr); use /nodegroup for a partition"
+            .into(),
+    )
+}
+
+/// Node groups on Slurm are what slurm.conf and the nodes say.
+fn read_only_groups() -> Error {
+    Error::InvalidState(
+        "on Slurm, node groups are its partitions and node features, which this command cannot change: \
+         edit the partitions in slurm.conf (then scontrol reconfigure), or set features with \
+         scontrol update NodeName=<node> AvailableFeatures=<list>"
+            .into(),
+    )
 }
 
 #[cfg(test)]
@@ -925,3 +991,4 @@ mod tests {
         assert_eq!(pending_reason("Odd"), "Slurm: Odd");
     }
 }
+

@@ -14,12 +14,6 @@ impl Cluster {
         Ok(id)
     }
 
-    pub(super) fn build_job(&self, caller: &Caller, id: u64, props: &[RestProperty], now: Millis) -> Result<Job> {
-        let mut job = Job::new(id, &caller.name, caller.uid, now);
-        props::apply(props::job_props(), &mut job, props).map_err(Error::InvalidArgument)?;
-        Ok(job)
-    }
-
     pub fn build_task(job: &Job, id: u32, spec: &TaskSpec, now: Millis) -> Result<Task> {
         let mut t = Task::new(job.id, id, now);
         props::apply(props::task_props(), &mut t, &spec.properties).map_err(Error::InvalidArgument)?;
@@ -142,7 +136,11 @@ impl Cluster {
             )));
         }
         let mut job = job.clone();
+        if let Some(t) = self.template_in(caller, props_in)? {
+            job.template = t.name;
+        }
         props::apply(props::job_props(), &mut job, props_in).map_err(Error::InvalidArgument)?;
+        self.template(&job.template)?.check_read_only(given_in(props_in)).map_err(Error::InvalidArgument)?;
         let mut tasks = self.tasks.get(&id).cloned().unwrap_or_default();
         if tasks.is_empty() {
             return Err(Error::InvalidState(format!("cannot submit job {id}: it has no tasks; add one with job add {id} <command>")));
@@ -168,7 +166,12 @@ impl Cluster {
             )));
         }
         let mut new = job.clone();
+        let template = self.template_in(caller, props_in)?;
         props::apply(props::job_props(), &mut new, props_in).map_err(Error::InvalidArgument)?;
+        if let Some(t) = template {
+            new.template = t.name;
+        }
+        self.template(&new.template)?.check_read_only(given_in(props_in)).map_err(Error::InvalidArgument)?;
         if resources_fixed {
             let changed = new.count != job.count
                 || new.unit != job.unit
@@ -340,4 +343,9 @@ impl Cluster {
         t.start_time = None;
         t.end_time = None;
     }
+}
+
+/// Reads a property a request sets (the last one given), any case.
+fn given_in(props: &[RestProperty]) -> impl Fn(&str) -> Option<String> + '_ {
+    |k| props.iter().rev().find(|p| p.name.eq_ignore_ascii_case(k)).map(|p| p.value.clone())
 }

@@ -11,7 +11,7 @@ use super::scheduler::{self, Decision, TaskDecision};
 use super::store::{Changes, Store};
 use crate::error::{Error, Result};
 use crate::model::{
-    COMPUTE_NODES, Job, JobState, Millis, Node, NodeAlloc, NodeGroup, NodeState, Task, TaskState,
+    Job, JobState, Millis, Node, NodeAlloc, NodeGroup, NodeState, Task, TaskState,
 };
 use crate::node::protocol::{AgentEvent, Launch, RunId};
 use crate::wire::props::{self, TaskCounts};
@@ -69,6 +69,8 @@ pub struct Cluster {
     tasks: BTreeMap<u64, Vec<Task>>,
     nodes: Vec<Node>,
     groups: Vec<NodeGroup>,
+    /// Job templates besides Default (or Default as an administrator changed it).
+    templates: Vec<crate::model::JobTemplate>,
     env: BTreeMap<String, String>,
     next_job_id: u64,
     /// Jobs the scheduler looks at (submitted and not ended), so its passes
@@ -92,6 +94,7 @@ impl Cluster {
             tasks: BTreeMap::new(),
             nodes: Vec::new(),
             groups: Vec::new(),
+            templates: Vec::new(),
             env: BTreeMap::new(),
             next_job_id: 1,
             run_root,
@@ -133,6 +136,7 @@ impl Cluster {
         self.tasks = tasks;
         self.nodes = snap.nodes;
         self.groups = snap.groups;
+        self.templates = snap.templates;
         self.env = snap.env.into_iter().collect();
         self.next_job_id = snap.next_job_id;
         Ok(())
@@ -188,11 +192,13 @@ impl Cluster {
             .ok_or_else(|| Error::NodeNotFound(name.to_string()))
     }
 
+    /// The built-in groups, then the others by name.
     pub fn groups(&self) -> Vec<NodeGroup> {
-        let mut g = self.groups.clone();
-        if !g.iter().any(|g| g.name == COMPUTE_NODES) {
-            g.insert(0, NodeGroup { name: COMPUTE_NODES.into(), description: "All compute nodes".into() });
-        }
+        let mut g: Vec<NodeGroup> = crate::model::BUILTIN_GROUPS
+            .iter()
+            .map(|(name, description)| NodeGroup { name: name.to_string(), description: description.to_string() })
+            .collect();
+        g.extend(self.groups.iter().filter(|x| !x.managed()).cloned());
         g
     }
 
@@ -314,6 +320,7 @@ impl Cluster {
         probe.unit = unit;
         probe.count = Some(count);
         probe.submit_time = Some(0);
+        self.check_template(&probe)?;
         if let Decision::Never(why) = &scheduler::schedule_jobs(&self.nodes, &BTreeMap::new(), &[&probe])[0].1 {
             return Err(Error::InvalidArgument(format!("the job cannot run on this cluster: {why}")));
         }
@@ -392,6 +399,7 @@ mod dispatch;
 mod jobs;
 mod nodes;
 mod tasks;
+mod templates;
 
 #[cfg(test)]
 mod tests;

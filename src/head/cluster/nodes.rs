@@ -1,21 +1,48 @@
 //! Nodes, node groups and cluster-wide variables.
 
 use super::*;
+use crate::model::builtin_group;
+
+/// The meta key of the configuration's group entries at the last start.
+const GROUP_LAYOUT: &str = "node_group_layout";
 
 impl Cluster {
     /// Registers or updates the nodes this head node runs (the embedded
-    /// cluster's virtual nodes). Existing nodes keep their Online/Offline state.
-    pub fn register_nodes(&mut self, nodes: Vec<Node>, groups: Vec<NodeGroup>, now: Millis) -> Result<()> {
+    /// cluster's virtual nodes). Existing nodes keep their Online/Offline
+    /// state. `layout` is the configuration's group entries that made the
+    /// nodes' groups: while it stays what it was at the last start, existing
+    /// nodes keep the groups they have (changes made at run time last);
+    /// when it changed, the groups it names get their members from it anew.
+    pub fn register_nodes(&mut self, nodes: Vec<Node>, groups: Vec<NodeGroup>, layout: &[String], now: Millis) -> Result<()> {
         for g in &groups {
             crate::model::values::check_group_name(&g.name)
                 .map_err(|e| Error::InvalidArgument(format!("{e} (in the node groups of the configuration)")))?;
         }
+        let layout_now = serde_json::to_string(layout).expect("strings serialise");
+        let layout_before = self.store.meta(GROUP_LAYOUT)?;
+        let before: Vec<String> = layout_before.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        let named = |g: &str| {
+            before.iter().chain(layout).any(|e| e.split(':').next().is_some_and(|n| n.eq_ignore_ascii_case(g)))
+        };
+        let kept = layout_before.as_deref() == Some(layout_now.as_str());
+        let defined =
+            |g: &str| builtin_group(g).is_some() || self.groups.iter().chain(&groups).any(|x| x.name.eq_ignore_ascii_case(g));
         let mut out = Vec::new();
         for mut n in nodes {
             if let Ok(old) = self.node(&n.name) {
                 n.state = old.state;
                 n.online_time = old.online_time;
                 n.offline_time = old.offline_time;
+                // The built-in groups, then those of the layout or of before.
+                let mut g: Vec<String> = n.groups.iter().filter(|g| builtin_group(g).is_some()).cloned().collect();
+                let from = if kept { &old.groups } else { &n.groups };
+                g.extend(from.iter().filter(|x| builtin_group(x).is_none()).cloned());
+                if !kept {
+                    let others: Vec<String> =
+                        old.groups.iter().filter(|x| !named(x) && defined(x) && !g.contains(x)).cloned().collect();
+                    g.extend(others);
+                }
+                n.groups = g;
             } else {
                 n.online_time = Some(now);
             }
@@ -35,6 +62,7 @@ impl Cluster {
             nodes: out.iter().collect(),
             groups: new_groups.iter().collect(),
             deleted_nodes: gone.clone(),
+            meta: vec![(GROUP_LAYOUT, layout_now)],
             ..Default::default()
         })?;
         self.nodes.retain(|n| !gone.contains(&n.name));
@@ -128,11 +156,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// `PUT /cluster/nodeGroups/{name}`: a new description (the name stays).
+    pub fn update_group(&mut self, caller: &Caller, name: &str, description: String) -> Result<NodeGroup> {
+        Self::require_admin_or_local(caller, &format!("change node group {name}"))?;
+        let g = self.find_group(name)?;
+        if builtin_group(&g).is_some() {
+            return Err(Error::InvalidState(format!("node group {g} is built in and cannot be changed")));
+        }
+        let g = NodeGroup { name: g, description };
+        self.store.commit(&Changes { groups: vec![&g], ..Default::default() })?;
+        if let Some(x) = self.groups.iter_mut().find(|x| x.name == g.name) {
+            *x = g.clone();
+        }
+        Ok(g)
+    }
+
     /// `DELETE /cluster/nodeGroups/{name}`.
     pub fn delete_group(&mut self, caller: &Caller, name: &str) -> Result<()> {
         Self::require_admin_or_local(caller, &format!("delete node group {name}"))?;
         let g = self.find_group(name)?;
-        if g == COMPUTE_NODES {
+        if builtin_group(&g).is_some() {
             return Err(Error::InvalidState(format!("node group {g} is built in and cannot be deleted")));
         }
         let nodes: Vec<Node> = self
@@ -159,8 +202,10 @@ impl Cluster {
     pub fn change_group_members(&mut self, caller: &Caller, group: &str, add: bool, names: &[String]) -> Result<Effects> {
         Self::require_admin_or_local(caller, &format!("change node group {group}"))?;
         let g = self.find_group(group)?;
-        if g == COMPUTE_NODES {
-            return Err(Error::InvalidState(format!("node group {g} always holds every compute node")));
+        if builtin_group(&g).is_some() {
+            return Err(Error::InvalidState(format!(
+                "node group {g} is built in: its members are the nodes it always holds, and cannot be changed"
+            )));
         }
         let mut nodes = Vec::new();
         for name in names {

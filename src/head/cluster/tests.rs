@@ -28,7 +28,7 @@ fn cluster() -> (tempfile::TempDir, Cluster) {
             offline_time: None,
         })
         .collect();
-    c.register_nodes(nodes, vec![NodeGroup { name: "g".into(), description: String::new() }], 0).unwrap();
+    c.register_nodes(nodes, vec![NodeGroup { name: "g".into(), description: String::new() }], &[], 0).unwrap();
     (dir, c)
 }
 
