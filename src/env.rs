@@ -181,6 +181,15 @@ pub const HPCPACK_PROXY_CPUS: &str = "HPCPACK_PROXY_CPUS";
 /// (a program only).
 pub const HPCPACK_SSH: &str = "HPCPACK_SSH";
 
+/// MS-MPI, read by each rank: `min,max`, the ports its sockets channel
+/// listens in. Unset, a rank of a program registered with `hpcfwutil`
+/// listens in its registered ports (see [`crate::firewall`]).
+pub const MPICH_PORT_RANGE: &str = "MPICH_PORT_RANGE";
+
+/// Extension: the firewall registry `hpcfwutil` keeps and ranks read
+/// (default `/etc/hpcpack/firewall.json`).
+pub const HPCPACK_FIREWALL_DB: &str = "HPCPACK_FIREWALL_DB";
+
 /// Extension, set by mpiexec in each rank when its own standard output is a
 /// terminal and `-lines` is off (it then copies rank output unchanged):
 /// `1`. `mpipingpong -op` draws a progress bar instead of plain lines.

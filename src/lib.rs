@@ -21,12 +21,15 @@
 //! - [`env`]: every environment variable read or set.
 //! - [`config`]: settings files and their precedence.
 //! - [`error`]: error kinds and the CLIs' exit codes.
+//! - [`firewall`]: `hpcfwutil`'s rules in nftables, and the ports a
+//!   registered program's ranks listen in.
 
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod firewall;
 pub mod head;
 pub mod model;
 pub mod mpi;

@@ -1,5 +1,6 @@
 //! One program for the tools that share most of their code: `job`, `task`,
-//! `node`, `cluscfg` and `hpcd` are the `hpcpack` binary under five names.
+//! `node`, `cluscfg`, `clusrun`, `hpcfwutil` and `hpcd` are the `hpcpack` binary
+//! under seven names.
 //!
 //! Built as one binary, they take the space of one (a CLI toolset of five
 //! 7–11 MB programs would be mostly the same bytes five times). `hpcpack`
@@ -27,6 +28,8 @@ pub const TOOLS: &[(&str, Main)] = &[
     ("task", crate::cli::task::main),
     ("node", crate::cli::node::main),
     ("cluscfg", crate::cli::cluscfg::main),
+    ("clusrun", crate::cli::clusrun::main),
+    ("hpcfwutil", crate::cli::hpcfwutil::main),
     ("hpcd", crate::cli::hpcd::main),
 ];
 

@@ -23,6 +23,24 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// [`bind`] on `ip` at a port within `range` (tried from a random one on,
+/// so ranks starting together rarely collide), or any port without one.
+pub fn bind_in(ip: std::net::IpAddr, range: Option<(u16, u16)>) -> io::Result<TcpListener> {
+    let Some((lo, hi)) = range else { return bind(SocketAddr::new(ip, 0)) };
+    let span = u32::from(hi - lo) + 1;
+    let start = std::process::id() % span;
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no port");
+    for k in 0..span {
+        let port = lo + ((start + k) % span) as u16;
+        match bind(SocketAddr::new(ip, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(last.kind(), format!("every port of {lo}-{hi} is in use")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ mod common;
 
 mod bad_input;
 mod cancel;
+mod clusrun;
 mod completion;
 mod concurrency;
 mod crash;

@@ -1328,3 +1328,150 @@ fn a_failed_task_requeued_while_its_job_runs_runs_again() {
     assert_eq!(field(&view(), "Output"), "second time");
     assert_eq!(wait_job(st.path(), &id), "Finished");
 }
+
+/// `clusrun` on Slurm: one task per node of the group, each a step on its
+/// node, HPC Pack's blocks in node order with `/sorted`.
+#[test]
+fn clusrun_runs_a_command_on_every_node_of_a_partition() {
+    let _rig = rig();
+    let st = state_dir();
+    let out = hpc(st.path(), "clusrun", &["/nodegroup:azurenodes", "/sorted", "hostname"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let want: String = NODES
+        .iter()
+        .map(|n| format!("-------------------------- {n} returns 0 --------------------------\n{n}\n"))
+        .collect::<String>()
+        + "\n-------------------------- Summary --------------------------\n3 Nodes succeeded\n0 Nodes failed\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{}", show(&out));
+    let out = hpc(st.path(), "clusrun", &["/nodes:node2", "exit 3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-------------------------- node2 returns 3 ---"), "{}", show(&out));
+}
+
+/// The seed article's firewall step, on the rig's hosts with real
+/// nftables: node3's HPC firewall rules drop unsolicited connections to
+/// its dynamic ports, so mpipingpong between node1 and node3 fails, naming
+/// the pair and a firewall as the likely cause; `clusrun hpcfwutil
+/// register mpipingpong <path>` on the group lets it through, `unregister`
+/// blocks it again. The rules are table inet hpcpack, nothing else.
+#[test]
+fn hpcfwutil_register_lets_mpipingpong_through_a_nodes_firewall() {
+    let _rig = rig();
+    let st = state_dir();
+    /// Deletes the rules of every node, however the test ends.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            for i in 1..=3 {
+                let _ = Command::new("nsenter").args([&format!("--net=/var/run/netns/hn{i}"), "nft", "delete", "table", "inet", "hpcpack"]).output();
+                let _ = std::fs::remove_file(rig_dir().join(format!("etc/node{i}/firewall.json")));
+            }
+        }
+    }
+    let _clear = Clear;
+    let tables = |node: u32| {
+        let out = Command::new("nsenter").args([&format!("--net=/var/run/netns/hn{node}"), "nft", "list", "tables"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before3 = tables(3);
+    let pingpong = env!("CARGO_BIN_EXE_mpipingpong");
+    let clusrun = |args: &[&str]| {
+        let out = hpc(st.path(), "clusrun", args);
+        assert_eq!(out.status.code(), Some(0), "clusrun {args:?}\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = clusrun(&["/nodes:node3", "hpcfwutil", "include", "eth0"]);
+    assert!(out.contains("The HPC firewall rules apply to eth0."), "{out}");
+    let run = || {
+        let args = "submit /nodegroup:azurenodes /numnodes:2 /askednodes:node1,node3 mpiexec -c 1 -affinity -env MSMPI_DISABLE_SHM 1 mpipingpong -p 1:100 -op -s nul";
+        let out = hpc(st.path(), "job", &args.split(' ').collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", show(&out));
+        let id = job_id(&out);
+        let state = wait_job(st.path(), &id);
+        let text = std::fs::read_to_string(st.path().join(format!("slurm/jobs/{id}/runs/1.1/output"))).unwrap_or_default();
+        (state, text)
+    };
+    let (state, text) = run();
+    assert_eq!(state, "Failed", "{text}");
+    assert!(text.contains("connecting to rank 1 over sockets (TCP) at 10.88.0.13:"), "the pair and node3's address\n{text}");
+    assert!(text.contains("a firewall on that rank's host may drop connections to it"), "{text}");
+
+    let out = clusrun(&["/nodegroup:azurenodes", "/sorted", "hpcfwutil", "register", "mpipingpong", pingpong]);
+    for n in NODES {
+        assert!(out.contains(&format!("-------------------------- {n} returns 0 ---")), "{out}");
+    }
+    assert!(out.contains("its ranks listen on ports 20000-20099, open on eth0"), "node3's rules apply to eth0\n{out}");
+    let (state, text) = run();
+    assert_eq!(state, "Finished", "{text}");
+    assert!(text.contains("node1 <-> node3"), "{text}");
+    let out = clusrun(&["/nodes:node3", "hpcfwutil", "verify"]);
+    assert!(out.contains("as registered: 2 program(s), applying to eth0"), "{out}");
+
+    clusrun(&["/nodes:node3", "hpcfwutil", "unregister", "mpipingpong"]);
+    let (state, text) = run();
+    assert_eq!(state, "Failed", "blocked again\n{text}");
+    // Only its own table: what was there stays, and table inet hpcpack is added.
+    let after = tables(3);
+    let added: Vec<&str> = after.lines().filter(|l| !before3.lines().any(|b| b == *l)).collect();
+    assert_eq!(added, ["table inet hpcpack"], "before:\n{before3}\nafter:\n{after}");
+    assert_eq!(tables(2).lines().filter(|l| l.contains("hpcpack")).count(), 1, "registering made node2's table");
+    let out = clusrun(&["/all", "hpcfwutil", "clear"]);
+    assert!(out.contains("3 Nodes succeeded"), "{out}");
+    assert!(!tables(3).contains("hpcpack"), "cleared");
+}
+
+/// A node that fails under a job (set DOWN, as `node offline /force`
+/// does): a job whose task is not rerunnable is Failed, naming its nodes
+/// and Slurm's NODE_FAIL; a rerunnable one (the default) Slurm requeues,
+/// and its runner runs the task again.
+#[test]
+fn a_node_that_fails_under_a_job_fails_it_or_slurm_requeues_it() {
+    let _rig = rig();
+    let st = state_dir();
+    /// Every node back online, however the test ends.
+    struct Resume;
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = slurm(&["scontrol", "update", "NodeName=node[1-3]", "State=RESUME"]);
+        }
+    }
+    let _resume = Resume;
+    let start = |args: &[&str]| {
+        let out = hpc(st.path(), "job", args);
+        assert!(out.status.success(), "{}", show(&out));
+        let id = job_id(&out);
+        task_running(st.path(), &id);
+        id
+    };
+    let id = start(&["submit", "/numnodes:2", "/rerunnable:false", "sleep 300"]);
+    let view = hpc(st.path(), "job", &["view", &id]);
+    assert_eq!(field(&view, "Allocated Nodes"), "node1,node2", "{}", show(&view));
+    let out = hpc(st.path(), "node", &["offline", "/force", "node2"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(wait_job(st.path(), &id), "Failed");
+    let view = hpc(st.path(), "job", &["view", &id]);
+    assert!(
+        field(&view, "Error Message").starts_with("a node of the job (node[1-2]) failed while it ran (Slurm: NODE_FAIL)"),
+        "{}",
+        show(&view)
+    );
+    let task = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&task, "State"), "Failed", "{}", show(&task));
+    assert!(hpc(st.path(), "node", &["online", "node2"]).status.success());
+
+    let first = st.path().join("first-run");
+    let script = format!("if [ -e {f} ]; then echo again on $CCP_NODES; else touch {f}; exec sleep 300; fi", f = first.display());
+    let id = start(&["submit", "/numnodes:2", &script]);
+    assert!(hpc(st.path(), "node", &["offline", "/force", "node1"]).status.success());
+    assert!(wait_for(30, || field(&hpc(st.path(), "job", &["view", &id]), "State") == "Queued"), "requeued");
+    let task = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&task, "State"), "Queued", "{}", show(&task));
+    // The rig's nodes come back at once (ReturnToService=2), a failed
+    // host would not: node1 stays out, drained. Slurm starts the job again
+    // once its credentials expired (the rig's cred_expire, 10 s).
+    let out = hpc(st.path(), "node", &["offline", "node1"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(wait_job(st.path(), &id), "Finished");
+    let task = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&task, "Output"), "again on 2 node2 1 node3 1", "{}", show(&task));
+}

@@ -22,6 +22,8 @@ pub fn commands() -> Vec<clap::Command> {
         crate::cli::task::Cli::command(),
         crate::cli::node::Cli::command(),
         crate::cli::cluscfg::Cli::command(),
+        crate::cli::clusrun::Cli::command(),
+        crate::cli::hpcfwutil::Cli::command(),
         crate::cli::hpcd::Cli::command(),
     ]
 }
@@ -36,6 +38,11 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
     }
     for cmd in commands() {
         let name = cmd.get_name().to_string();
+        // clusrun's words after its options are the command: the shell's
+        // own completion of commands and files serves it.
+        if name == "clusrun" {
+            continue;
+        }
         let hpc = name != "hpcd";
         for (shell, ext) in crate::cli::complete::shells::SHELLS {
             // The HPC Pack tools answer their scripts themselves, from this

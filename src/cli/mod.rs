@@ -8,6 +8,8 @@
 //! code. Commands print only through the context's [`output::Printer`].
 
 pub mod cluscfg;
+pub mod clusrun;
+pub mod hpcfwutil;
 pub mod complete;
 pub mod docs;
 pub mod grammar;
@@ -161,6 +163,40 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
     };
     let mut argv = vec![spec.name.to_string(), sub.clone()];
     argv.extend(rest);
+    clap_parse(&format!("{} {sub}", spec.name), argv)
+}
+
+/// [`parse`] for a tool without subcommands (`clusrun`): every option is
+/// the tool's, and the first word that is not one starts the command line.
+pub fn parse_flat<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
+    let mut cmd = T::command();
+    let args: Vec<String> = raw.into_iter().skip(1).collect();
+    // No completion script calls it, and a command line is never run for one.
+    if crate::env::var(crate::env::HPCPACK_COMPLETE).is_some() {
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    let Some(first) = args.first() else {
+        print_help(&mut cmd);
+        return Parsed::Exit(ExitCode::from(exit::USAGE));
+    };
+    if first == "--version" {
+        out(&format!("{} {}\n", spec.name, crate::VERSION));
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    let options: Vec<String> = cmd.get_arguments().filter_map(|a| a.get_long().map(|l| l.to_ascii_lowercase())).collect();
+    let shape = grammar::Shape { options: &options, command_after: Some(0) };
+    let rest = match grammar::normalize(&args, &shape) {
+        Ok(r) => r,
+        Err(e) => return usage_error(spec.name, &e.to_string()),
+    };
+    let mut argv = vec![spec.name.to_string()];
+    argv.extend(rest);
+    clap_parse(spec.name, argv)
+}
+
+/// clap's parse of a normalised command line; help printed, an error in
+/// one line naming `who`.
+fn clap_parse<T: clap::Parser>(who: &str, argv: Vec<String>) -> Parsed<T> {
     match T::try_parse_from(argv) {
         Ok(t) => Parsed::Run(t),
         Err(e) => match e.kind() {
@@ -177,7 +213,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
                     let names: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
                     line = format!("{line} {}", names.join(" "));
                 }
-                usage_error(&format!("{} {sub}", spec.name), &line)
+                usage_error(who, &line)
             }
         },
     }

@@ -88,8 +88,9 @@ pub struct OfflineArgs {
     /// Every node that is online.
     #[arg(long)]
     pub all: bool,
-    /// Goes offline at once, canceling the jobs on the node, instead of
-    /// draining (letting them finish) first.
+    /// Goes offline at once instead of draining (letting the jobs on the
+    /// node finish) first: those jobs are requeued, or fail when a task
+    /// they ran there is not rerunnable.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]

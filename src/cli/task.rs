@@ -98,7 +98,7 @@ pub fn main() -> ExitCode {
 fn view(ctx: &Ctx, a: &ViewArgs) -> anyhow::Result<u8> {
     let b = ctx.backend()?;
     let mut p = b.task(a.id.job, a.id.task, &[])?;
-    let full = match b.task_output(a.id.job, a.id.task) {
+    let full = match b.task_output(a.id.job, a.id.task, 0) {
         Ok(f) => f,
         Err(Error::Remote { kind: Kind::AccessDenied, message }) => {
             crate::cli::note(&format!("task view: {message}"));

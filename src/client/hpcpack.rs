@@ -344,8 +344,9 @@ impl Backend for RestBackend {
         self.get(self.hpc(&format!("/jobs/{job}/tasks/{task}{}", props_param(properties))))
     }
 
-    fn task_output(&self, job: u64, task: u32) -> Result<Option<Box<dyn std::io::Read>>> {
-        match self.send(self.client.get(self.ext(&format!("/jobs/{job}/tasks/{task}/output")))) {
+    fn task_output(&self, job: u64, task: u32, offset: u64) -> Result<Option<Box<dyn std::io::Read>>> {
+        let from = if offset > 0 { format!("?offset={offset}") } else { String::new() };
+        match self.send(self.client.get(self.ext(&format!("/jobs/{job}/tasks/{task}/output{from}")))) {
             Ok(r) => Ok(Some(Box::new(r))),
             Err(Error::Remote { kind: Kind::NotFound, message }) if message.contains("no such resource") => Ok(None),
             Err(e) => Err(e),

@@ -45,10 +45,10 @@ pub trait Backend {
     fn wait_job(&self, id: u64, timeout_secs: f64, properties: &[&str]) -> Result<Vec<RestProperty>>;
     fn tasks(&self, job: u64, properties: &[&str]) -> Result<Vec<Vec<RestProperty>>>;
     fn task(&self, job: u64, task: u32, properties: &[&str]) -> Result<Vec<RestProperty>>;
-    /// The task's whole output as the bytes it wrote, read as it arrives,
-    /// or `None` where the head node keeps only the `Output` property (a
-    /// real HPC Pack head node).
-    fn task_output(&self, job: u64, task: u32) -> Result<Option<Box<dyn std::io::Read>>>;
+    /// The task's output as the bytes it wrote, from byte `offset` to what
+    /// there is now, or `None` where the head node keeps only the `Output`
+    /// property (a real HPC Pack head node).
+    fn task_output(&self, job: u64, task: u32, offset: u64) -> Result<Option<Box<dyn std::io::Read>>>;
     fn cancel_task(&self, job: u64, task: u32, message: &str) -> Result<()>;
     fn finish_task(&self, job: u64, task: u32, message: &str) -> Result<()>;
     fn requeue_task(&self, job: u64, task: u32) -> Result<()>;

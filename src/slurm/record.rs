@@ -58,6 +58,10 @@ pub struct Progress {
     /// The nodes the job holds, as the runner saw them.
     pub nodes: Vec<String>,
     pub tasks: Vec<Task>,
+    /// Which run of the job wrote it (Slurm's `SLURM_RESTART_COUNT`: a
+    /// requeued job runs again).
+    #[serde(default)]
+    pub run: u32,
 }
 
 /// `<state dir>/slurm/jobs`.
@@ -122,7 +126,13 @@ pub fn load_progress(dir: &Path) -> Result<Option<Progress>, String> {
     read(&dir.join(PROGRESS))
 }
 
+/// Writes the runner's progress, unless a later run of the job wrote it
+/// (the runner of a run Slurm requeued may still be ending while the next
+/// one runs).
 pub fn save_progress(dir: &Path, p: &Progress) -> Result<(), String> {
+    if load_progress(dir).ok().flatten().is_some_and(|on_disk| on_disk.run > p.run) {
+        return Ok(());
+    }
     write_private(&dir.join(PROGRESS), p)
 }
 

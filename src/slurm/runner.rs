@@ -31,6 +31,11 @@ use std::time::Duration;
 /// The `hpcd` subcommand.
 pub const SLURM_JOB: &str = "slurm-job";
 
+/// What a task ended by a signal to the runner says when no cancel reason
+/// was written: someone ran scancel, or Slurm ended the job (a node failed
+/// under it, or it requeued it).
+pub const SIGNALLED: &str = "the job was canceled (scancel)";
+
 /// The batch script that runs the job of record `dir` with `hpcd` (this
 /// installation's, which the compute nodes share): `hpcd slurm-job <dir>`,
 /// or `hpcpack hpcd slurm-job <dir>` when `hpcd` is the multi-call program.
@@ -69,6 +74,10 @@ pub fn main(dir: &Path) -> i32 {
         Err(e) => {
             eprintln!("hpcd slurm-job: {e}");
             let mut p = record::load_progress(dir).ok().flatten().unwrap_or_default();
+            if p.run > this_run() {
+                // A later run owns the record.
+                return 1;
+            }
             p.state = Some(JobState::Failed);
             p.end_time = Some(now_millis());
             p.error_message = e;
@@ -76,6 +85,11 @@ pub fn main(dir: &Path) -> i32 {
             1
         }
     }
+}
+
+/// Which run of the job this is: 0, then 1 after Slurm requeued it once …
+fn this_run() -> u32 {
+    var("SLURM_RESTART_COUNT").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 fn var(name: &str) -> Result<String, String> {
@@ -117,7 +131,8 @@ fn run(dir: &Path) -> Result<i32, String> {
     let cluster_env = record::cluster_env()?;
     let kept: Vec<(String, String)> = KEPT.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect();
     let supervisor = crate::multicall::program("hpcd-task");
-    let mut progress = Progress { start_time: Some(now), nodes: job.allocation.iter().map(|a| a.node.clone()).collect(), ..Default::default() };
+    let mut progress =
+        Progress { start_time: Some(now), nodes: job.allocation.iter().map(|a| a.node.clone()).collect(), run: this_run(), ..Default::default() };
     let mut steps: Vec<Step> = Vec::new();
     // `changed`: progress to write; `replan`: task states changed since the
     // last placement (placing again before that would decide the same).
@@ -126,7 +141,7 @@ fn run(dir: &Path) -> Result<i32, String> {
         let now = now_millis();
         if sys::read_signal(&signals) {
             let message = std::fs::read_to_string(dir.join(record::CANCELED)).unwrap_or_default();
-            let message = if message.trim().is_empty() { "the job was canceled (scancel)".to_string() } else { message.trim().to_string() };
+            let message = if message.trim().is_empty() { SIGNALLED.to_string() } else { message.trim().to_string() };
             for s in &steps {
                 let _ = sys::kill(s.srun.id(), libc::SIGTERM);
             }

@@ -15,6 +15,7 @@ pub fn bin(name: &str) -> PathBuf {
         "task" => PathBuf::from(env!("CARGO_BIN_EXE_task")),
         "node" => PathBuf::from(env!("CARGO_BIN_EXE_node")),
         "cluscfg" => PathBuf::from(env!("CARGO_BIN_EXE_cluscfg")),
+        "clusrun" => PathBuf::from(env!("CARGO_BIN_EXE_clusrun")),
         "hpcd" => PathBuf::from(env!("CARGO_BIN_EXE_hpcd")),
         other => panic!("no binary {other}"),
     }
@@ -315,7 +316,7 @@ pub fn for_others(program: &Path) -> PathBuf {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir(&d).expect("a directory for the binaries");
         std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        for name in ["hpcpack", "job", "task", "node", "cluscfg", "hpcd", "hpcd-task", "mpiexec", "mpipingpong"] {
+        for name in ["hpcpack", "job", "task", "node", "cluscfg", "clusrun", "hpcd", "hpcd-task", "mpiexec", "mpipingpong"] {
             let (from, to) = (ours.join(name), d.join(name));
             if std::fs::hard_link(&from, &to).is_err() {
                 std::fs::copy(&from, &to).expect("copy a binary");

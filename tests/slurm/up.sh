@@ -111,7 +111,7 @@ C
   for i in $(seq "$N"); do
     alive "sshd.node$i" && continue
     nsenter --net=/var/run/netns/hn$i unshare --uts --mount sh -c \
-      "mount --bind $D/hosts /etc/hosts; hostname node$i; exec /usr/sbin/sshd -D -e -f $S/sshd_config.node$i" \
+      "mount --bind $D/hosts /etc/hosts; mount --bind $D/etc/node$i /etc/hpcpack; hostname node$i; exec /usr/sbin/sshd -D -e -f $S/sshd_config.node$i" \
       > "$D/log/sshd.node$i.log" 2>&1 9>&- &
     echo $! > "$D/run/sshd.node$i.pid"
   done
@@ -147,6 +147,12 @@ rm -rf "$D/state" "$D/spool" "$D/log" "$D/run"
 mkdir -p "$D/state" "$D/spool" "$D/log" "$D/run"
 echo "$D" > $OWNER
 
+# Each node's own /etc/hpcpack (where hpcfwutil keeps its registry), as
+# each host of a cluster has: an empty directory of the rig's bound over
+# the machine's (made if missing, as the mount point).
+mkdir -p /etc/hpcpack
+for i in $(seq "$N"); do mkdir -p "$D/etc/node$i"; chmod 755 "$D/etc" "$D/etc/node$i"; done
+
 # Network: the bridge is the head's interface; one veth pair per node.
 ip link add hpcbr0 type bridge 2>/dev/null || true
 ip addr replace 10.88.0.1/24 dev hpcbr0
@@ -169,6 +175,8 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthAltTypes=auth/jwt
+# A requeued job starts again once its credentials expired: 10 s, not 120.
+AuthInfo=cred_expire=10
 AuthAltParameters=jwt_key=$D/jwt_hs256.key
 StateSaveLocation=$D/state
 SlurmdSpoolDir=$D/spool/%n
@@ -210,7 +218,7 @@ echo $! > "$D/run/slurmctld.pid"
 for i in $(seq "$N"); do
   mkdir -p "$D/spool/node$i"
   nsenter --net=/var/run/netns/hn$i unshare --uts --mount sh -c \
-    "mount --bind $D/hosts /etc/hosts; hostname node$i; exec /usr/sbin/slurmd -D -f $SLURM_CONF" > "$D/log/slurmd.node$i.out" 2>&1 9>&- &
+    "mount --bind $D/hosts /etc/hosts; mount --bind $D/etc/node$i /etc/hpcpack; hostname node$i; exec /usr/sbin/slurmd -D -f $SLURM_CONF" > "$D/log/slurmd.node$i.out" 2>&1 9>&- &
   echo $! > "$D/run/slurmd.node$i.pid"
 done
 # Bounded wait (30 s) for every node idle, failing early when a daemon dies.

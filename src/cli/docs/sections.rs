@@ -64,13 +64,25 @@ pub fn examples(page: &str) -> Vec<(&'static str, &'static str)> {
         "node-listcores" => vec![("node listcores /jobid:<JobID>", "Lists the cores the job runs on.")],
         "node-offline" => vec![
             ("node offline <NodeName>", "Takes the node offline once its jobs have ended (Draining until then)."),
-            ("node offline /all /force", "Takes every node offline at once, canceling their jobs."),
+            ("node offline /all /force", "Takes every node offline at once; their jobs are requeued (or fail, when a task is not rerunnable)."),
         ],
         "node-online" => vec![("node online /all", "Brings every offline node online.")],
         "node-view" => vec![("node view <NodeName> /detailed", "Shows every property of the node.")],
         "cluscfg" | "cluscfg-setenvs" => vec![
             ("cluscfg setenvs CCP_MPI_NETMASK=172.16.0.0/255.255.0.0", "Makes every MPI job of the cluster use that network."),
             ("cluscfg setenvs CCP_MPI_NETMASK=", "Unsets the variable."),
+        ],
+        "clusrun" => vec![
+            ("clusrun /nodegroup:azurenodes hostname", "Runs hostname on every node of the group azurenodes and prints each node's output under its name, then how many nodes succeeded."),
+            ("clusrun /all /sorted /outputdir:out df -h /tmp", "Every node, blocks by node name, each node's output also in out/<node>.txt."),
+        ],
+        "hpcfwutil" | "hpcfwutil-register" => vec![
+            ("clusrun /nodegroup:azurenodes hpcfwutil register mpipingpong /usr/bin/mpipingpong", "Registers mpipingpong on every node of the group (the seed article's step): its ranks listen on ports the rules open."),
+            ("hpcfwutil include eth1", "Turns the rules on for eth1: unsolicited connections to its dynamic ports are dropped, except to registered programs."),
+        ],
+        "hpcfwutil-detect" | "hpcfwutil-verify" => vec![
+            ("hpcfwutil detect", "Says whether the rules are present and on; exits 1 if not."),
+            ("hpcfwutil verify /v", "Says whether the rules in nftables are the registered ones."),
         ],
         "cluscfg-listenvs" => vec![("cluscfg listenvs", "Shows the cluster-wide variables every task gets.")],
         "cluscfg-view" => vec![("cluscfg view", "Shows the cluster's name and version, its nodes and cores, and its queued and running jobs and tasks.")],
@@ -111,7 +123,7 @@ const STATE_AND_CONFIG: &[(&str, &str)] = &[
 /// (variable, what the tool does with it) of the variables `tool` reads.
 pub fn environment(tool: &str) -> Vec<(&'static str, &'static str)> {
     match tool {
-        "job" | "task" | "node" | "cluscfg" => {
+        "job" | "task" | "node" | "cluscfg" | "clusrun" => {
             let mut v = vec![
                 (env::CCP_SCHEDULER, "The head node when /scheduler is not given: local (this machine's embedded head node) or unix:<socket>. Without it, the config file's scheduler, else local."),
                 (env::HPCPACK_FORMAT, "The output format of every view and list when /format is not given: list, table or json [extension]."),
@@ -121,6 +133,7 @@ pub fn environment(tool: &str) -> Vec<(&'static str, &'static str)> {
             v.push((env::HPCPACK_COMPLETE, "Set by the shell completion scripts: the tool prints completions for the command line in its arguments instead of running it [extension]."));
             v
         }
+        "hpcfwutil" => vec![(env::HPCPACK_FIREWALL_DB, "The registry of the rules (default /etc/hpcpack/firewall.json) [extension].")],
         "hpcd" => {
             let mut v = STATE_AND_CONFIG.to_vec();
             v.push((env::HPCPACK_CANCEL_GRACE, "Seconds a canceled task gets between SIGTERM and SIGKILL (default 5) [extension]."));
@@ -168,6 +181,14 @@ pub fn exit_status(tool: &str) -> Vec<(String, &'static str)> {
             ("1".into(), "MPI failed, the ranks could not be paired, a pair was outside a limit, or the output file could not be written."),
             ("2".into(), "A bad command line."),
         ],
+        "hpcfwutil" => vec![("0".into(), "The command succeeded (detect, verify: the rules are present and on, or as registered)."), ("1".into(), "The command failed.")],
+        "clusrun" => {
+            let mut v: Vec<(String, &'static str)> = crate::error::exit::DOCUMENTED.iter().map(|(c, m)| (c.to_string(), *m)).collect();
+            v[0].1 = "the command returned 0 on every node";
+            v[1].1 = "the command returned another code on a node, or was canceled there";
+            v.retain(|(c, _)| c != "9");
+            v
+        }
         _ => crate::error::exit::DOCUMENTED.iter().map(|(c, m)| (c.to_string(), *m)).collect(),
     }
 }

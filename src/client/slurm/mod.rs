@@ -304,7 +304,24 @@ fn compose(id: u64, rec: Option<(PathBuf, Record)>, sj: Option<&SlurmJob>) -> Op
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty())
     };
-    match (progress.as_ref().and_then(|p| p.state.map(|s| (s, p))), sj) {
+    // The runner's record of how the job ended gives way to Slurm's word
+    // when Slurm requeued the job (it is pending again: it will run again)
+    // or a node failed under it (NODE_FAIL), unless it was canceled here.
+    let node_failed = sj.is_some_and(|s| s.state.to_ascii_uppercase().starts_with("NODE_FAIL"));
+    let requeued = sj.is_some_and(|s| map::job_state(&s.state) == JobState::Queued);
+    let overruled =
+        progress.as_ref().and_then(|p| p.state).is_some() && canceled_message().is_none() && (node_failed || requeued);
+    let recorded = progress.as_ref().and_then(|p| p.state.map(|s| (s, p))).filter(|_| !overruled);
+    if overruled {
+        // As the runner starts a run again: what did not finish runs again
+        // (or, after NODE_FAIL, failed with the job, below).
+        for t in tasks.iter_mut().filter(|t| t.state != TaskState::Finished) {
+            t.state = TaskState::Queued;
+            t.error_message.clear();
+            t.exit_code = None;
+        }
+    }
+    match (recorded, sj) {
         (Some((state, p)), _) => {
             job.state = state;
             job.end_time = p.end_time;
@@ -326,6 +343,10 @@ fn compose(id: u64, rec: Option<(PathBuf, Record)>, sj: Option<&SlurmJob>) -> Op
                     job.error_message = match state {
                         JobState::Canceled => canceled_message().unwrap_or_else(|| "canceled in Slurm (scancel)".into()),
                         JobState::Finished if tasks.is_empty() => String::new(),
+                        _ if sj.state.to_ascii_uppercase().starts_with("NODE_FAIL") => format!(
+                            "a node of the job ({}) failed while it ran (Slurm: {}); a task of it is not rerunnable (/rerunnable:false), so it was not requeued",
+                            sj.nodes, sj.state
+                        ),
                         _ => format!("Slurm ended the job: {} ({})", sj.state, sj.reason),
                     };
                 }
@@ -347,7 +368,8 @@ fn compose(id: u64, rec: Option<(PathBuf, Record)>, sj: Option<&SlurmJob>) -> Op
             }
         }
     } else if job.state == JobState::Queued {
-        for t in tasks.iter_mut().filter(|t| t.state == TaskState::Configuring) {
+        // Queued again (requeued by Slurm): what ran, runs again.
+        for t in tasks.iter_mut().filter(|t| t.state == TaskState::Configuring || t.state.is_started()) {
             t.state = TaskState::Queued;
         }
     }
@@ -396,6 +418,8 @@ fn update_field(option: &str) -> Option<Vec<String>> {
         "nice" => "Nice",
         "begin" => "StartTime",
         "comment" => "Comment",
+        "requeue" => return Some(vec!["Requeue=1".into()]),
+        "no-requeue" => return Some(vec!["Requeue=0".into()]),
         _ => return None,
     };
     Some(vec![format!("{field}={value}")])
@@ -418,6 +442,8 @@ fn reset_field(option: &str) -> Option<Vec<String>> {
             "begin" => "StartTime=now",
             "comment" => "Comment=",
             "job-name" => "Name=",
+            "requeue" => "Requeue=0",
+            "no-requeue" => "Requeue=1",
             _ => return None,
         }
         .to_string(),
@@ -435,8 +461,13 @@ impl SlurmBackend {
         Ok(self.sinfo()?.1)
     }
 
-    fn options(&self, job: &Job) -> Result<Vec<String>> {
-        map::sbatch_options(job, &self.cluster_for(job)?, crate::node::sys::uid() == 0).map_err(Error::InvalidArgument)
+    /// The `sbatch` options of a job and its tasks so far: its request,
+    /// and whether Slurm may requeue it when a node fails (when every task
+    /// may run again, `/rerunnable`, HPC Pack's default).
+    fn options(&self, job: &Job, tasks: &[Task]) -> Result<Vec<String>> {
+        let mut o = map::sbatch_options(job, &self.cluster_for(job)?, crate::node::sys::uid() == 0).map_err(Error::InvalidArgument)?;
+        o.push(if tasks.iter().all(|t| t.rerunnable) { "--requeue" } else { "--no-requeue" }.into());
+        Ok(o)
     }
 
     /// Makes the record, submits the batch script (held with `hold`) and
@@ -459,9 +490,9 @@ impl SlurmBackend {
         job.next_task_id = tasks.len() as u32 + 1;
         let options = if submit {
             submit_now(&mut job, &mut tasks, now);
-            self.options(&job)?
+            self.options(&job, &tasks)?
         } else {
-            self.options(&Self::probe(&job, &tasks))?
+            self.options(&Self::probe(&job, &tasks), &tasks)?
         };
         let dir = record::new_dir().map_err(|e| Error::io(format!("cannot create a job record in {}", record::jobs_dir().display()), e))?;
         let rec = Record { job, tasks, slurm_options: options.clone() };
@@ -614,7 +645,7 @@ impl Backend for SlurmBackend {
         }
         let now = now_millis();
         submit_now(&mut rec.job, &mut rec.tasks, now);
-        let options = self.options(&rec.job)?;
+        let options = self.options(&rec.job, &rec.tasks)?;
         Self::update_request(job, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
         record::save(&dir, &rec).map_err(Error::InvalidArgument)?;
@@ -665,7 +696,7 @@ impl Backend for SlurmBackend {
         }
         props::apply(props::job_props(), &mut rec.job, props_in).map_err(Error::InvalidArgument)?;
         crate::model::values::merge_env(&mut rec.job.env, &props::props_env(env).map_err(Error::InvalidArgument)?);
-        let options = self.options(&Self::probe(&rec.job, &rec.tasks))?;
+        let options = self.options(&Self::probe(&rec.job, &rec.tasks), &rec.tasks)?;
         Self::update_request(id, &rec.slurm_options, &options)?;
         rec.slurm_options = options;
         record::save(&dir, &rec).map_err(Error::InvalidArgument)
@@ -730,11 +761,15 @@ impl Backend for SlurmBackend {
         props::read_task(t, out.as_deref(), &names(properties)).map_err(Error::InvalidArgument)
     }
 
-    fn task_output(&self, job: u64, task: u32) -> Result<Option<Box<dyn std::io::Read>>> {
+    fn task_output(&self, job: u64, task: u32, offset: u64) -> Result<Option<Box<dyn std::io::Read>>> {
+        use std::io::Seek;
         let (s, i) = self.task_of(job, task)?;
         let Some(dir) = s.dir else { return Ok(None) };
         match std::fs::File::open(output_file(&dir, &s.tasks[i])) {
-            Ok(f) => Ok(Some(Box::new(f))),
+            Ok(mut f) => {
+                f.seek(std::io::SeekFrom::Start(offset)).map_err(|e| Error::io("cannot read the task's output", e))?;
+                Ok(Some(Box::new(f)))
+            }
             Err(_) => Ok(Some(Box::new(std::io::empty()))),
         }
     }

@@ -314,7 +314,13 @@ impl Cluster {
                 job.state
             )));
         }
-        let mut job = job.clone();
+        self.requeue(id, "", now)
+    }
+
+    /// Puts a job back in the queue with its unfinished tasks; `why` stays
+    /// as its error message.
+    pub(super) fn requeue(&mut self, id: u64, why: &str, now: Millis) -> Result<Effects> {
+        let mut job = self.job(id)?.clone();
         let mut tasks = self.tasks.get(&id).cloned().unwrap_or_default();
         let mut effects = Effects { reschedule: true, ..Default::default() };
         for t in tasks.iter_mut().filter(|t| t.state != TaskState::Finished) {
@@ -327,7 +333,7 @@ impl Cluster {
         job.requeue_count += 1;
         job.target_state = None;
         job.allocation.clear();
-        job.error_message.clear();
+        job.error_message = why.to_string();
         job.start_time = None;
         job.end_time = None;
         self.commit(vec![job], tasks)?;

@@ -110,13 +110,40 @@ impl Cluster {
             n.state = NodeState::Offline;
             n.offline_time = Some(now);
             for id in busy_jobs {
-                effects.merge(self.end_job(id, JobState::Canceled, &format!("node {} was taken offline", n.name), now)?);
+                effects.merge(self.node_gone(id, &n.name, "it was taken offline with /force", now)?);
             }
         } else {
             n.state = NodeState::Draining;
         }
         self.commit_node(n)?;
         Ok(effects)
+    }
+
+    /// A node of job `id` went away while it ran (`how`): the job runs
+    /// again elsewhere when every task it was running there may run again
+    /// (`/rerunnable`, HPC Pack's default), else it fails; either way its
+    /// error message names the node.
+    fn node_gone(&mut self, id: u64, node: &str, how: &str, now: Millis) -> Result<Effects> {
+        let hit: Vec<&Task> = self
+            .tasks
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.state.is_started() && t.allocation.iter().any(|a| a.node == node))
+            .collect();
+        match hit.iter().find(|t| !t.rerunnable) {
+            None => {
+                let why = format!("node {node} went away while the job ran there ({how}); the job was requeued to run again on other nodes");
+                self.requeue(id, &why, now)
+            }
+            Some(t) => {
+                let why = format!(
+                    "node {node} went away while task {} ran there ({how}); the task is not rerunnable (/rerunnable:false), so the job failed",
+                    t.display_id()
+                );
+                self.end_job(id, JobState::Failed, &why, now)
+            }
+        }
     }
 
     /// Draining nodes whose jobs have ended go Offline.

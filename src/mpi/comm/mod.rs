@@ -57,7 +57,7 @@ pub enum CommError {
     Listen { addr: String, source: io::Error },
     #[error("comm: rank {rank} published no address (key {key}) in the pmi key-value space")]
     NoAddress { rank: usize, key: String },
-    #[error("comm: connecting to rank {rank} over sockets (TCP) at {addr}: {source}")]
+    #[error("comm: connecting to rank {rank} over sockets (TCP) at {addr}: {source}{}", firewall_hint(.source))]
     Connect {
         rank: usize,
         addr: String,
@@ -593,3 +593,14 @@ fn this_host() -> String {
 pub fn own_node_name() -> String {
     crate::env::var(env::HPCPACK_NODE_NAME).unwrap_or_else(crate::node::sys::hostname)
 }
+
+/// For a connection nothing answered: the likely cause, and its remedy.
+fn firewall_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::TimedOut {
+        "; nothing answered, so a firewall on that rank's host may drop connections to it: \
+         register the program there (hpcfwutil register <name> <path>) or open its ports (MPICH_PORT_RANGE)"
+    } else {
+        ""
+    }
+}
+

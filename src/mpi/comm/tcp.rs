@@ -341,7 +341,11 @@ impl TcpTransport {
             addr: want.to_string(),
             source,
         };
-        let listener = crate::net::bind(want).map_err(err)?;
+        // MPICH_PORT_RANGE, else this program's ports in the host's
+        // firewall registry (crate::firewall), else any port.
+        let range = crate::firewall::ports_for_this_program()
+            .map_err(|m| err(io::Error::new(io::ErrorKind::InvalidInput, m)))?;
+        let listener = crate::net::bind_in(bind.into(), range).map_err(err)?;
         listener.set_nonblocking(true).map_err(err)?;
         let port = listener.local_addr().map_err(err)?.port();
         let endpoint = published

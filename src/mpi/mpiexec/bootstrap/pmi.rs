@@ -9,7 +9,7 @@
 //! only.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -142,19 +142,19 @@ impl PmiListener {
         PmiListener::bind(ip, &host, pmi, tx)
     }
 
-    /// Listens on `ip` (any port), advertised as `host`; accepts in a
-    /// thread of its own.
+    /// Listens on `ip` (in the launcher's registered ports, see
+    /// [`launcher_ports`]), advertised as `host`; accepts in a thread of
+    /// its own.
     pub fn bind(
         ip: IpAddr,
         host: &str,
         pmi: SharedPmi,
         tx: Sender<Report>,
     ) -> Result<PmiListener, StartError> {
-        let listener =
-            crate::net::bind(SocketAddr::new(ip, 0)).map_err(|source| StartError::Io {
-                what: "listening for PMI connections",
-                source,
-            })?;
+        let listener = crate::net::bind_in(ip, launcher_ports()?).map_err(|source| StartError::Io {
+            what: "listening for PMI connections",
+            source,
+        })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartError::Io {
@@ -205,6 +205,15 @@ fn accept_pmi(conn: TcpStream, pmi: SharedPmi, tx: Sender<Report>) {
     serve_pmi(rank, reader, pmi, tx);
 }
 
+/// The ports mpiexec's listeners take: its registration with `hpcfwutil`
+/// on this host (open in the host's HPC firewall rules), else any.
+pub fn launcher_ports() -> Result<Option<(u16, u16)>, StartError> {
+    crate::firewall::ports_for_this_program().map_err(|m| StartError::Io {
+        what: "choosing the ports to listen on",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,3 +230,4 @@ mod tests {
         assert!(!PortPeer::From(proxy).admits(None));
     }
 }
+

@@ -33,7 +33,7 @@
 //! (and, under ssh, its standard input) and kills its ranks.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
@@ -244,7 +244,7 @@ impl Proxies {
         failed: impl Fn(Failure) -> StartError,
     ) -> Result<Proxies, StartError> {
         let io = |what| move |source| StartError::Io { what, source };
-        let listener = crate::net::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        let listener = crate::net::bind_in(Ipv4Addr::UNSPECIFIED.into(), super::pmi::launcher_ports()?)
             .map_err(io("listening for the proxies"))?;
         let port = listener
             .local_addr()
