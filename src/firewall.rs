@@ -226,10 +226,38 @@ pub fn parse_port_range(v: &str) -> Result<(u16, u16), String> {
     Ok((a, b))
 }
 
+/// Holds the registry's lock (a file beside it) until dropped: hpcfwutil
+/// run by clusrun on several virtual nodes of one host changes the rules
+/// one at a time.
+pub fn lock_registry(path: &Path) -> Result<std::fs::File, String> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let lock = dir.join(format!(".{}.lock", path.file_name().and_then(|n| n.to_str()).unwrap_or("firewall.json")));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| format!("cannot open {}: {e}", lock.display()))?;
+    crate::node::sys::lock(&f).map_err(|e| format!("cannot lock {}: {e}", lock.display()))?;
+    Ok(f)
+}
+
+/// `nft`: on the PATH, else where Debian installs it (an administrator's
+/// PATH has /usr/sbin, a user's often not).
+fn nft_program() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nft")).find(|p| p.is_file()))
+        .unwrap_or_default();
+    on_path
+        .or_else(|| ["/usr/sbin/nft", "/sbin/nft"].iter().map(PathBuf::from).find(|p| p.is_file()))
+        .unwrap_or_else(|| PathBuf::from("nft"))
+}
+
 /// `nft` with `args` and `input` on its standard input; its output, or
 /// what it said when it failed.
 pub fn nft(args: &[&str], input: Option<&str>) -> Result<String, String> {
-    let mut c = Command::new("nft");
+    let mut c = Command::new(nft_program());
     c.args(args).stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "nft is not installed (Debian: apt-get install nftables)".to_string(),

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod article_admin;
 mod bad_input;
 mod cancel;
 mod clusrun;

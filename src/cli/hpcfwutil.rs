@@ -141,6 +141,7 @@ fn on(reg: &Registry) -> String {
 
 fn run(cmd: Cmd) -> Result<bool, String> {
     let say = |s: String| crate::cli::out(&format!("{s}\n"));
+    let _lock = firewall::lock_registry(&firewall::registry_path())?;
     match cmd {
         Cmd::Register(a) => {
             crate::model::values::check_name("application", &a.name)?;

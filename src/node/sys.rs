@@ -559,6 +559,20 @@ pub fn try_lock(f: &std::fs::File) -> io::Result<bool> {
     if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(e) }
 }
 
+/// Waits for the exclusive lock of `f` (released when it is closed).
+pub fn lock(f: &std::fs::File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// The filesystem `path` lives on: its mount point (from
 /// /proc/self/mountinfo) and the bytes free there for unprivileged users,
 /// to say which disk is full.
