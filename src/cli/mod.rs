@@ -163,7 +163,7 @@ pub fn parse<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<T> {
     };
     let mut argv = vec![spec.name.to_string(), sub.clone()];
     argv.extend(rest);
-    clap_parse(&format!("{} {sub}", spec.name), argv)
+    clap_parse(&format!("{} {sub}", spec.name), cmd, argv)
 }
 
 /// [`parse`] for a tool without subcommands (`clusrun`): every option is
@@ -191,13 +191,15 @@ pub fn parse_flat<T: clap::Parser>(spec: &ToolSpec, raw: Vec<String>) -> Parsed<
     };
     let mut argv = vec![spec.name.to_string()];
     argv.extend(rest);
-    clap_parse(spec.name, argv)
+    clap_parse(spec.name, cmd, argv)
 }
 
-/// clap's parse of a normalised command line; help printed, an error in
-/// one line naming `who`.
-fn clap_parse<T: clap::Parser>(who: &str, argv: Vec<String>) -> Parsed<T> {
-    match T::try_parse_from(argv) {
+/// clap's parse of a normalised command line with `cmd` (`T`'s command,
+/// built once: building it is most of a command's start-up); help
+/// printed, an error in one line naming `who`.
+fn clap_parse<T: clap::Parser>(who: &str, cmd: clap::Command, argv: Vec<String>) -> Parsed<T> {
+    let parsed = cmd.try_get_matches_from(argv).and_then(|mut m| T::from_arg_matches_mut(&mut m));
+    match parsed {
         Ok(t) => Parsed::Run(t),
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
