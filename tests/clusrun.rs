@@ -91,3 +91,27 @@ fn clusrun_interleaves_writes_files_and_refuses_what_cannot_run() {
     }
     assert_eq!(c.ok("job", &["list", "/all"]).lines().count(), jobs.lines().count() + 1, "only the good run made a job");
 }
+
+/// Ctrl-C cancels clusrun's job: the command ends on every node, and
+/// clusrun exits 130, saying so.
+#[test]
+fn ctrl_c_cancels_the_job_on_every_node() {
+    let c = Cluster::with_layout(&["--nodes", "2", "--cores-per-node", "1"]);
+    // The commands (sleep itself, not clusrun, whose command line names it too).
+    let ranks = || {
+        crate::common::pids_matching("sleep 317.3")
+            .into_iter()
+            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
+            .count()
+    };
+    let child = c.command("clusrun").args(["sleep", "317.3"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    assert!(crate::common::wait_until(std::time::Duration::from_secs(10), || ranks() == 2), "running on both nodes");
+    crate::common::unsafe_kill(child.id(), libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("clusrun: interrupted: job ") && err.contains(" was canceled"), "{err}");
+    assert!(crate::common::wait_until(std::time::Duration::from_secs(10), || ranks() == 0), "the commands ended");
+    let list = c.ok("job", &["list", "/all"]);
+    assert!(list.lines().last().unwrap().contains("Canceled"), "{list}");
+}

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! `/interleaved` prints each line as it comes, `node1: line`, then the
-//! summary. The job is an ordinary job of the caller's (`job list` shows
+//! summary. Ctrl-C cancels the job and exits 130. The job is an ordinary job of the caller's (`job list` shows
 //! it, as HPC Pack's does): on the embedded head node each node's task runs
 //! on that virtual node, on Slurm as a step on that node.
 
@@ -162,6 +162,9 @@ struct NodeTask {
 
 const FINAL: [&str; 3] = ["Finished", "Failed", "Canceled"];
 
+/// The exit code after Ctrl-C, as a shell reports a command SIGINT ended.
+const INTERRUPTED: u8 = 130;
+
 fn run(ctx: &Ctx, a: &Cli) -> anyhow::Result<u8> {
     if a.interleaved && a.sorted {
         return Err(Error::InvalidArgument("/interleaved and /sorted do not go together: lines as they come, or blocks by node".into()).into());
@@ -171,6 +174,9 @@ fn run(ctx: &Ctx, a: &Cli) -> anyhow::Result<u8> {
     if let Some(dir) = &a.outputdir {
         std::fs::create_dir_all(dir).map_err(|e| Error::InvalidArgument(format!("/outputdir: cannot create {}: {e}", dir.display())))?;
     }
+    // Ctrl-C (or SIGTERM, SIGHUP) cancels the job: its commands end on
+    // every node.
+    crate::node::sys::catch_cancel_signals().map_err(|e| Error::io("cannot set up signal handling", e))?;
     let id = b.submit(&job_spec(a, &nodes)?)?;
     let mut out = std::io::stdout().lock();
     // Task id → bytes of its output printed (interleaved) or its block, once shown.
@@ -180,6 +186,12 @@ fn run(ctx: &Ctx, a: &Cli) -> anyhow::Result<u8> {
     let mut blocks: Vec<(String, Vec<u8>)> = Vec::new();
     let mut pause = Duration::from_millis(20);
     loop {
+        if crate::node::sys::cancel_requested() {
+            b.cancel_job(id, "clusrun was interrupted")?;
+            out.flush()?;
+            eprintln!("clusrun: interrupted: job {id} was canceled, and its commands end on every node");
+            return Ok(INTERRUPTED);
+        }
         let rows = b.tasks(id, &["TaskId", "Name", "State", "ExitCode"])?;
         let tasks: Vec<(u32, NodeTask)> = rows
             .iter()

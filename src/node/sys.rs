@@ -145,6 +145,32 @@ fn cancel_signal_set() -> libc::sigset_t {
     }
 }
 
+static CANCEL_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_cancel(_: libc::c_int) {
+    CANCEL_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGTERM, SIGINT and SIGHUP do not end the process but set a
+/// flag [`cancel_requested`] reads: a disposition is the whole process's,
+/// whatever threads it has (a mask is one thread's), and a program it
+/// starts gets the default again at exec.
+pub fn catch_cancel_signals() -> io::Result<()> {
+    for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        if unsafe { libc::signal(s, note_cancel as *const () as libc::sighandler_t) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether a signal [`catch_cancel_signals`] catches came.
+pub fn cancel_requested() -> bool {
+    CANCEL_REQUESTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling process.
 pub fn block_cancel_signals() -> io::Result<()> {
     let set = cancel_signal_set();

@@ -187,6 +187,7 @@ pub fn exit_status(tool: &str) -> Vec<(String, &'static str)> {
             v[0].1 = "the command returned 0 on every node";
             v[1].1 = "the command returned another code on a node, or was canceled there";
             v.retain(|(c, _)| c != "9");
+            v.push(("130".into(), "interrupted (Ctrl-C, SIGTERM or SIGHUP): the job was canceled, and its command ends on every node"));
             v
         }
         _ => crate::error::exit::DOCUMENTED.iter().map(|(c, m)| (c.to_string(), *m)).collect(),
