@@ -404,6 +404,8 @@ async fn put_template(
     Query(query): Q,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<WireTemplate>> {
+    // Only an administrator's file is read at all.
+    crate::head::cluster::Cluster::require_admin_or_local(&caller, &format!("change job template {name}"))?;
     let xml = std::str::from_utf8(&bytes).map_err(|_| bad("the job template is not UTF-8 text"))?;
     let t = crate::model::JobTemplate::from_xml(xml, Some(&name)).map_err(bad)?;
     let t = h.lock().put_template(&caller, t, flag(&query, "replace"))?;

@@ -279,7 +279,7 @@ impl Cluster {
         Ok(())
     }
 
-    pub(super) fn require_admin_or_local(caller: &Caller, what: &str) -> Result<()> {
+    pub fn require_admin_or_local(caller: &Caller, what: &str) -> Result<()> {
         // On the embedded cluster the head node runs as its user, who is its
         // administrator; `hpcd head` run by root needs root.
         if caller.administers_this_head() {
