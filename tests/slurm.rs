@@ -1475,3 +1475,47 @@ fn a_node_that_fails_under_a_job_fails_it_or_slurm_requeues_it() {
     let task = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
     assert_eq!(field(&task, "Output"), "again on 2 node2 1 node3 1", "{}", show(&task));
 }
+
+/// Where slurmrestd answers (v0.0.38 here), `job submit` goes through it,
+/// not `sbatch`; without it, or for an option it has no field for
+/// (`/askednodes` → `--exclude`), `sbatch` submits.
+#[test]
+fn job_submit_goes_through_slurmrestd_where_it_answers() {
+    let _rig = rig();
+    let st = state_dir();
+    // An `sbatch` first on PATH that only says it ran.
+    let bin = st.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("sbatch"), "#!/bin/sh\necho 'sbatch: error: the fake sbatch ran' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(bin.join("sbatch"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let with_fake = |url: &str, args: &[&str]| {
+        let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name("job");
+        slurm_command(&[&[bin.to_str().unwrap()], args].concat())
+            .env("CCP_SCHEDULER", "slurm")
+            .env("HPCPACK_STATE_DIR", st.path())
+            .env("HPCPACK_CONFIG", st.path().join("config.toml"))
+            .env("HPCPACK_SLURM_URL", url)
+            .env("PATH", &path)
+            .current_dir(st.path())
+            .output()
+            .unwrap()
+    };
+    let out = with_fake("http://127.0.0.1:6820", &["submit", "/numnodes:2", "/jobname:viarest", "hostname"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let id = job_id(&out);
+    assert_eq!(wait_job(st.path(), &id), "Finished");
+    let view = hpc(st.path(), "task", &["view", &format!("{id}.1")]);
+    assert_eq!(field(&view, "Output"), "node1", "{}", show(&view));
+    let out = slurm(&["scontrol", "show", "job", &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("JobName=viarest"), "{}", show(&out));
+    // Slurm's refusal through slurmrestd names the option, as sbatch's does.
+    let out = with_fake("http://127.0.0.1:6820", &["submit", "/memorypernode:999999", "hostname"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("Slurm refused") && err.contains("/memorypernode"), "{}", show(&out));
+    // Commands only, or an option v0.0.38 cannot carry: sbatch (the fake) runs.
+    for (url, args) in [("none", vec!["submit", "hostname"]), ("http://127.0.0.1:6820", vec!["submit", "/askednodes:node1,node2", "hostname"])] {
+        let out = with_fake(url, &args);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the fake sbatch ran"), "{url} {args:?}\n{}", show(&out));
+    }
+}

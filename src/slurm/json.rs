@@ -195,6 +195,62 @@ pub fn jobs(text: &str) -> Result<Vec<SlurmJob>, String> {
         .collect()
 }
 
+/// A batch job as slurmrestd v0.0.38 (Slurm 22.05) takes it: the `sbatch`
+/// options this project makes, `--chdir`, `--output`, `--error` and the
+/// environment (all of it, as `sbatch --export=ALL` passes it). `None`
+/// when an option has no field in that version (`--exclude`, `--begin`),
+/// or one 22.05 does not honour (`--no-requeue`): `sbatch` submits those.
+pub fn submission_v0038(script: &str, options: &[String], env: &[(String, String)]) -> Option<serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut job = serde_json::Map::new();
+    for o in options {
+        let (name, value) = o.strip_prefix("--")?.split_once('=').map(|(n, v)| (n, Some(v))).unwrap_or((o.trim_start_matches('-'), None));
+        let int = |v: Option<&str>| v.and_then(|v| v.trim_end_matches('M').parse::<i64>().ok()).map(Value::from);
+        let (field, v) = match (name, value) {
+            ("job-name", Some(v)) => ("name", json!(v)),
+            // As sbatch writes it: 22.05's parser drops a [min, max] array.
+            ("nodes", Some(v)) => ("nodes", json!(v)),
+            ("ntasks", v) => ("tasks", int(v)?),
+            ("partition", Some(v)) => ("partition", json!(v)),
+            ("constraint", Some(v)) => ("constraints", json!(v)),
+            ("mincpus", v) => ("minimum_cpus_per_node", int(v)?),
+            ("mem", v) if value.is_some_and(|x| x.ends_with('M')) => ("memory_per_node", int(v)?),
+            ("time", v) => ("time_limit", int(v)?),
+            ("nice", v) => ("nice", int(v)?),
+            ("comment", Some(v)) => ("comment", json!(v)),
+            ("exclusive", None) => ("exclusive", json!("true")),
+            ("hold", None) => ("hold", json!(true)),
+            ("requeue", None) => ("requeue", json!(true)),
+            // 22.05 keeps a job requeueable whatever "requeue": false says.
+            ("no-requeue", None) => return None,
+            ("chdir", Some(v)) => ("current_working_directory", json!(v)),
+            ("output", Some(v)) => ("standard_output", json!(v)),
+            ("error", Some(v)) => ("standard_error", json!(v)),
+            ("parsable", None) => continue,
+            _ => return None,
+        };
+        job.insert(field.into(), v);
+    }
+    let env: serde_json::Map<String, Value> = env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    job.insert("environment".into(), Value::Object(env));
+    Some(json!({ "script": script, "job": job }))
+}
+
+/// The job id slurmrestd's answer to a submission gives, or Slurm's
+/// message when it refused it.
+pub fn submitted(body: &str) -> Result<u64, String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("slurmrestd answered a submission with what is not JSON: {e}"))?;
+    // A held job comes with an "error" that it is held: the id is what counts.
+    if let Some(id) = v["job_id"].as_u64().filter(|id| *id > 0) {
+        return Ok(id);
+    }
+    if let Some(e) = v["errors"].as_array().and_then(|a| a.first()) {
+        let text = e["error"].as_str().or(e["description"].as_str()).unwrap_or("refused").to_string();
+        return Err(text);
+    }
+    v["job_id"].as_u64().ok_or_else(|| format!("slurmrestd answered a submission without a job id: {}", body.chars().take(200).collect::<String>()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +305,32 @@ mod tests {
         let bad = r#"{"nodes":[],"errors":[{"error":"Invalid user","error_number":1}]}"#;
         assert_eq!(nodes(bad).unwrap_err(), "Slurm answered with Invalid user");
         assert!(nodes("<html>").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_submission_takes_the_options_it_has_fields_for() {
+        let opts: Vec<String> = ["--parsable", "--chdir=/r", "--output=/dev/null", "--error=/r/log", "--hold", "--job-name=x", "--nodes=2-3", "--ntasks=4", "--partition=p", "--constraint=ib", "--mem=512M", "--time=2", "--nice=10", "--exclusive", "--requeue"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let b = submission_v0038("#!/bin/sh\n", &opts, &[("HOME".into(), "/h".into())]).unwrap();
+        let j = &b["job"];
+        assert_eq!(b["script"], "#!/bin/sh\n");
+        assert_eq!((j["current_working_directory"].as_str(), j["standard_error"].as_str(), j["hold"].as_bool()), (Some("/r"), Some("/r/log"), Some(true)));
+        assert_eq!(j["nodes"], "2-3");
+        assert_eq!((j["tasks"].as_i64(), j["memory_per_node"].as_i64(), j["time_limit"].as_i64(), j["nice"].as_i64()), (Some(4), Some(512), Some(2), Some(10)));
+        assert_eq!((j["exclusive"].as_str(), j["requeue"].as_bool(), j["environment"]["HOME"].as_str()), (Some("true"), Some(true), Some("/h")));
+        // No field for these in v0.0.38: sbatch submits the job.
+        assert!(submission_v0038("", &["--exclude=node3".to_string()], &[]).is_none());
+        assert!(submission_v0038("", &["--begin=2030-01-01T00:00:00".to_string()], &[]).is_none());
+        assert!(submission_v0038("", &["--no-requeue".to_string()], &[]).is_none());
+    }
+
+    #[test]
+    fn a_submissions_answer_is_an_id_or_slurms_message() {
+        assert_eq!(submitted(r#"{"errors":[],"job_id":42,"step_id":"batch"}"#), Ok(42));
+        assert_eq!(submitted(r#"{"errors":[{"error_code":2042,"error":"Job is in held state, pending scheduler release"}],"job_id":43}"#), Ok(43));
+        assert_eq!(submitted(r#"{"errors":[{"error":"Invalid partition name specified","errno":2015}]}"#), Err("Invalid partition name specified".into()));
+        assert!(submitted("<html>").is_err());
     }
 }

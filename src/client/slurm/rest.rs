@@ -157,13 +157,22 @@ impl Rest {
     /// blocking client starts a runtime thread first, which costs more
     /// than the whole request.
     fn request(&self, path: &str) -> Result<(u16, String)> {
+        self.exchange("GET", path, None)
+    }
+
+    /// One request (`body`: JSON to `POST`), as [`Self::request`].
+    fn exchange(&self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
         let unreachable = |e: std::io::Error| Error::Unreachable(format!("cannot reach slurmrestd at {}: {e}", self.base));
-        let req = format!(
-            "GET {path} HTTP/1.0\r\nHost: {}\r\nX-SLURM-USER-NAME: {}\r\nX-SLURM-USER-TOKEN: {}\r\nAccept: application/json\r\n\r\n",
+        let mut req = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nX-SLURM-USER-NAME: {}\r\nX-SLURM-USER-TOKEN: {}\r\nAccept: application/json\r\n",
             self.at.host(),
             self.user,
             self.token
         );
+        match body {
+            Some(b) => req += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()),
+            None => req += "\r\n",
+        }
         let mut answer = Vec::new();
         match &self.at {
             Address::Tcp(addr) => {
@@ -194,6 +203,16 @@ impl Rest {
             return Err(Error::AccessDenied(format!("slurmrestd at {} refused the token (HTTP {code})", self.base)));
         }
         Ok(body)
+    }
+
+    /// `POST /slurm/<version><path>` with a JSON body: the answer's body.
+    pub fn post(&self, path: &str, body: &str) -> Result<String> {
+        let (code, answer) = self.exchange("POST", &format!("/slurm/{}{path}", self.version), Some(body))?;
+        if code == 401 || code == 403 {
+            let _ = std::fs::remove_file(kept_file());
+            return Err(Error::AccessDenied(format!("slurmrestd at {} refused the token (HTTP {code})", self.base)));
+        }
+        Ok(answer)
     }
 
     pub fn version(&self) -> &str {
