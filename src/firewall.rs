@@ -89,20 +89,16 @@ impl Registry {
         }
     }
 
-    /// Writes it (readable by every user: ranks look up their ports in it).
+    /// Writes it, readable by every user whatever the umask (ranks look
+    /// up their ports in it).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::PermissionsExt;
         let dir = path.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("firewall.json")));
         let body = serde_json::to_string_pretty(self).expect("plain data serialises");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o644).open(&tmp)?;
-            f.write_all(body.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+        crate::node::supervisor::write_atomic(path, body.as_bytes(), true)
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// The default state: the launcher's ports, no other program, the
@@ -189,18 +185,6 @@ pub fn dynamic_ports() -> (u16, u16) {
             Some((it.next()?, it.next()?))
         })
         .unwrap_or((32768, 60999))
-}
-
-/// Every interface's IPv4 addresses, by name.
-pub fn interface_addresses() -> Vec<(String, std::net::Ipv4Addr)> {
-    if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|i| match i.ip() {
-            std::net::IpAddr::V4(ip) => Some((i.name, ip)),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .collect()
 }
 
 /// The ports this process should listen in: `MPICH_PORT_RANGE` (`min,max`,

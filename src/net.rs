@@ -23,6 +23,19 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Every up interface's IPv4 addresses, with the interface's name, in the
+/// order the system lists them (loopback included).
+pub fn ipv4_addresses() -> Vec<(String, std::net::Ipv4Addr)> {
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.ip() {
+            std::net::IpAddr::V4(ip) => Some((i.name, ip)),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
 /// [`bind`] on `ip` at a port within `range` (tried from a random one on,
 /// so ranks starting together rarely collide), or any port without one.
 pub fn bind_in(ip: std::net::IpAddr, range: Option<(u16, u16)>) -> io::Result<TcpListener> {

@@ -229,17 +229,21 @@ fn run(ctx: &Ctx, a: &Cli) -> anyhow::Result<u8> {
             if !ended {
                 continue;
             }
-            let text = output_from(b, id, t, 0)?;
-            if let Some(dir) = &a.outputdir {
-                let path = dir.join(format!("{}.txt", task.node));
-                std::fs::write(&path, &text).map_err(|e| Error::InvalidArgument(format!("/outputdir: cannot write {}: {e}", path.display())))?;
-            }
-            let block = block(&task, &text);
-            if a.sorted {
-                blocks.push((task.node.clone(), block));
-            } else if !a.interleaved {
-                out.write_all(&block)?;
-                out.flush()?;
+            // The whole output, where a file or a block shows it (the
+            // interleaved lines were shown as they came).
+            if a.outputdir.is_some() || !a.interleaved {
+                let text = output_from(b, id, t, 0)?;
+                if let Some(dir) = &a.outputdir {
+                    let path = dir.join(format!("{}.txt", task.node));
+                    std::fs::write(&path, &text).map_err(|e| Error::InvalidArgument(format!("/outputdir: cannot write {}: {e}", path.display())))?;
+                }
+                let block = block(&task, &text);
+                if a.sorted {
+                    blocks.push((task.node.clone(), block));
+                } else if !a.interleaved {
+                    out.write_all(&block)?;
+                    out.flush()?;
+                }
             }
             done.insert(t, task);
         }

@@ -119,7 +119,7 @@ fn launcher() -> String {
 
 /// Makes the rules what `reg` says (one nft transaction), then keeps `reg`.
 fn apply(reg: &Registry, verbose: bool) -> Result<(), String> {
-    let interfaces = reg.effective_interfaces(&firewall::interface_addresses());
+    let interfaces = reg.effective_interfaces(&crate::net::ipv4_addresses());
     let script = reg.script(&interfaces, firewall::dynamic_ports());
     if verbose {
         crate::cli::out(&script);
@@ -133,7 +133,7 @@ fn load() -> Result<Registry, String> {
 }
 
 fn on(reg: &Registry) -> String {
-    match reg.effective_interfaces(&firewall::interface_addresses()).as_slice() {
+    match reg.effective_interfaces(&crate::net::ipv4_addresses()).as_slice() {
         [] => "no interface (hpcfwutil include <interface>)".into(),
         list => list.join(", "),
     }
@@ -182,7 +182,7 @@ fn run(cmd: Cmd) -> Result<bool, String> {
         Cmd::Include(a) | Cmd::Exclude(a) if a.interface.is_empty() => return Err("name the interface".into()),
         Cmd::Include(a) => {
             let mut reg = load()?;
-            if !firewall::interface_addresses().iter().any(|(n, _)| *n == a.interface) && !std::path::Path::new("/sys/class/net").join(&a.interface).exists() {
+            if !crate::net::ipv4_addresses().iter().any(|(n, _)| *n == a.interface) && !std::path::Path::new("/sys/class/net").join(&a.interface).exists() {
                 return Err(format!("there is no network interface {} on this host (see ip link)", a.interface));
             }
             if !reg.interfaces.contains(&a.interface) {
@@ -232,7 +232,7 @@ fn run(cmd: Cmd) -> Result<bool, String> {
                 return Ok(false);
             };
             let reg = load()?;
-            let interfaces = reg.effective_interfaces(&firewall::interface_addresses());
+            let interfaces = reg.effective_interfaces(&crate::net::ipv4_addresses());
             if interfaces.is_empty() {
                 say("The HPC firewall rules are present and turned off: they apply to no interface (hpcfwutil include <interface>).".into());
                 return Ok(false);
@@ -253,7 +253,7 @@ fn run(cmd: Cmd) -> Result<bool, String> {
             if want != have {
                 wrong.push(format!("the open program ports are {} instead of {}", list(&have), list(&want)));
             }
-            let mut want = reg.effective_interfaces(&firewall::interface_addresses());
+            let mut want = reg.effective_interfaces(&crate::net::ipv4_addresses());
             let mut have = firewall::set_elements(&live, "interfaces");
             want.sort();
             have.sort();

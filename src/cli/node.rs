@@ -278,18 +278,18 @@ fn group(ctx: &Ctx, a: &GroupArgs) -> anyhow::Result<u8> {
     use GroupAction::*;
     let b = ctx.backend()?;
     let name = || -> anyhow::Result<String> {
-        a.name.clone().ok_or_else(|| Error::InvalidArgument(format!("node group {}: name the group", action_name(a.action))).into())
+        a.name.clone().ok_or_else(|| Error::InvalidArgument(format!("node group {}: name the group", opts::value_name(a.action))).into())
     };
     if !a.nodes.is_empty() && !matches!(a.action, Add | Remove) {
         return Err(Error::InvalidArgument(format!(
             "node group {}: takes no node names ({} given); node names go with add and remove",
-            action_name(a.action),
+            opts::value_name(a.action),
             a.nodes.join(" ")
         ))
         .into());
     }
     if a.description.is_some() && !matches!(a.action, Create | Modify) {
-        return Err(Error::InvalidArgument(format!("node group {}: /description goes with create and modify", action_name(a.action))).into());
+        return Err(Error::InvalidArgument(format!("node group {}: /description goes with create and modify", opts::value_name(a.action))).into());
     }
     match a.action {
         List => {
@@ -351,8 +351,8 @@ fn group(ctx: &Ctx, a: &GroupArgs) -> anyhow::Result<u8> {
             if a.nodes.is_empty() {
                 return Err(Error::InvalidArgument(format!(
                     "node group {}: name the nodes after the group, e.g. node group {} {name} node1 node2",
-                    action_name(a.action),
-                    action_name(a.action)
+                    opts::value_name(a.action),
+                    opts::value_name(a.action)
                 ))
                 .into());
             }
@@ -362,18 +362,6 @@ fn group(ctx: &Ctx, a: &GroupArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
-}
-
-fn action_name(a: GroupAction) -> &'static str {
-    match a {
-        GroupAction::List => "list",
-        GroupAction::View => "view",
-        GroupAction::Create => "create",
-        GroupAction::Modify => "modify",
-        GroupAction::Delete => "delete",
-        GroupAction::Add => "add",
-        GroupAction::Remove => "remove",
-    }
 }
 
 fn group_record(g: &WireNodeGroup, members: &[String]) -> Record {

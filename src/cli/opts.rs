@@ -333,6 +333,11 @@ fn absolute(p: &str) -> String {
 /// with single spaces, to be run by `/bin/sh -c` on the node. So
 /// `job submit "make && ./run"` runs a shell command line, and quoting meant
 /// for the node's shell is written inside the quotes of the local one.
+/// A value of a clap value enum as it is typed (`list`, `create`).
+pub fn value_name<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+}
+
 pub fn command_line(words: &[String]) -> String {
     words.join(" ")
 }

@@ -63,25 +63,13 @@ impl TemplateArgs {
     }
 }
 
-fn name_of(a: Action) -> &'static str {
-    match a {
-        Action::List => "list",
-        Action::View => "view",
-        Action::Import => "import",
-        Action::Export => "export",
-        Action::Delete => "delete",
-        Action::Grant => "grant",
-        Action::Revoke => "revoke",
-    }
-}
-
 fn usage(msg: String) -> anyhow::Error {
     Error::InvalidArgument(msg).into()
 }
 
 pub fn run(ctx: &Ctx, a: &TemplateArgs) -> anyhow::Result<u8> {
     use Action::*;
-    let act = name_of(a.action);
+    let act = opts::value_name(a.action);
     let b = ctx.backend()?;
     let name = || a.name.clone().ok_or_else(|| usage(format!("job template {act}: name the template")));
     if !a.rest.is_empty() && !matches!(a.action, Grant | Revoke) {

@@ -353,7 +353,7 @@ fn compose(id: u64, rec: Option<(PathBuf, Record)>, sj: Option<&SlurmJob>) -> Op
                     job.error_message = match state {
                         JobState::Canceled => canceled_message().unwrap_or_else(|| "canceled in Slurm (scancel)".into()),
                         JobState::Finished if tasks.is_empty() => String::new(),
-                        _ if sj.state.to_ascii_uppercase().starts_with("NODE_FAIL") => format!(
+                        _ if node_failed => format!(
                             "a node of the job ({}) failed while it ran (Slurm: {}); a task of it is not rerunnable (/rerunnable:false), so it was not requeued",
                             sj.nodes, sj.state
                         ),
@@ -860,9 +860,7 @@ impl Backend for SlurmBackend {
     }
 
     fn group_nodes(&self, group: &str) -> Result<Vec<String>> {
-        if !self.node_groups()?.iter().any(|g| g.name.eq_ignore_ascii_case(group)) {
-            return Err(Error::GroupNotFound(group.to_string()));
-        }
+        // An unknown group is GroupNotFound there.
         Ok(self.nodes(Some(group))?.into_iter().map(|n| n.name).collect())
     }
 

@@ -136,11 +136,7 @@ impl Cluster {
             )));
         }
         let mut job = job.clone();
-        if let Some(t) = self.template_in(caller, props_in)? {
-            job.template = t.name;
-        }
-        props::apply(props::job_props(), &mut job, props_in).map_err(Error::InvalidArgument)?;
-        self.template(&job.template)?.check_read_only(given_in(props_in)).map_err(Error::InvalidArgument)?;
+        self.apply_job_props(caller, &mut job, props_in)?;
         let mut tasks = self.tasks.get(&id).cloned().unwrap_or_default();
         if tasks.is_empty() {
             return Err(Error::InvalidState(format!("cannot submit job {id}: it has no tasks; add one with job add {id} <command>")));
@@ -166,12 +162,7 @@ impl Cluster {
             )));
         }
         let mut new = job.clone();
-        let template = self.template_in(caller, props_in)?;
-        props::apply(props::job_props(), &mut new, props_in).map_err(Error::InvalidArgument)?;
-        if let Some(t) = template {
-            new.template = t.name;
-        }
-        self.template(&new.template)?.check_read_only(given_in(props_in)).map_err(Error::InvalidArgument)?;
+        self.apply_job_props(caller, &mut new, props_in)?;
         if resources_fixed {
             let changed = new.count != job.count
                 || new.unit != job.unit
@@ -349,9 +340,4 @@ impl Cluster {
         t.start_time = None;
         t.end_time = None;
     }
-}
-
-/// Reads a property a request sets (the last one given), any case.
-fn given_in(props: &[RestProperty]) -> impl Fn(&str) -> Option<String> + '_ {
-    |k| props.iter().rev().find(|p| p.name.eq_ignore_ascii_case(k)).map(|p| p.value.clone())
 }

@@ -55,7 +55,7 @@ impl Cluster {
             None => self.template_for(caller, DEFAULT_TEMPLATE)?,
         };
         let mut job = Job::new(id, &caller.name, caller.uid, now);
-        let given = |k: &str| props.iter().rev().find(|p| p.name.eq_ignore_ascii_case(k)).map(|p| p.value.clone());
+        let given = given_in(props);
         let defaults: Vec<RestProperty> =
             t.defaults().into_iter().filter(|(k, _)| given(k).is_none()).map(|(k, v)| RestProperty::new(&k, &v)).collect();
         props::apply(props::job_props(), &mut job, &defaults)
@@ -99,6 +99,11 @@ impl Cluster {
             props::apply(props::job_props(), &mut probe, &[RestProperty::new(&k, &v)])
                 .map_err(|e| Error::InvalidArgument(format!("job template {}: the Default of {k}: {e}", t.name)))?;
         }
+        self.keep_template(t)
+    }
+
+    /// Commits `t` and puts it in place of the template of its name.
+    fn keep_template(&mut self, t: JobTemplate) -> Result<JobTemplate> {
         self.store.commit(&Changes { templates: vec![&t], ..Default::default() })?;
         self.templates.retain(|x| !x.name.eq_ignore_ascii_case(&t.name));
         self.templates.push(t.clone());
@@ -143,10 +148,25 @@ impl Cluster {
                 t.submitters.push(w.clone());
             }
         }
-        self.store.commit(&Changes { templates: vec![&t], ..Default::default() })?;
-        self.templates.retain(|x| x.name != t.name);
-        self.templates.push(t.clone());
-        self.templates.sort_by_key(|t| t.name.to_ascii_lowercase());
-        Ok(t)
+        self.keep_template(t)
     }
+
+    /// Applies a request's properties to an existing job: a template it
+    /// names (checked for `caller`) becomes the job's, under its own name,
+    /// and what the job's template makes read-only is refused.
+    pub(super) fn apply_job_props(&self, caller: &Caller, job: &mut Job, props_in: &[RestProperty]) -> Result<()> {
+        let named = self.template_in(caller, props_in)?;
+        props::apply(props::job_props(), job, props_in).map_err(Error::InvalidArgument)?;
+        let t = match named {
+            Some(t) => t,
+            None => self.template(&job.template)?,
+        };
+        job.template = t.name.clone();
+        t.check_read_only(given_in(props_in)).map_err(Error::InvalidArgument)
+    }
+}
+
+/// Reads a property a request sets (the last one given), any case.
+pub(super) fn given_in(props: &[RestProperty]) -> impl Fn(&str) -> Option<String> + '_ {
+    |k| props.iter().rev().find(|p| p.name.eq_ignore_ascii_case(k)).map(|p| p.value.clone())
 }

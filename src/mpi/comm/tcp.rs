@@ -55,7 +55,7 @@
 //! off).
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -592,14 +592,7 @@ impl TcpTransport {
 /// The IPv4 addresses of this host's interfaces that are up, loopback
 /// included (the order the system lists them in).
 fn interface_ips() -> Vec<Ipv4Addr> {
-    if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|i| match i.ip() {
-            IpAddr::V4(ip) => Some(ip),
-            IpAddr::V6(_) => None,
-        })
-        .collect()
+    crate::net::ipv4_addresses().into_iter().map(|(_, ip)| ip).collect()
 }
 
 /// The addresses to try for a peer that published `endpoint`: loopback only
