@@ -426,16 +426,20 @@ fn hpc_cmds(state: &Path, tool: &str, args: &[&str]) -> Output {
 }
 
 fn hpc_via(state: &Path, tool: &str, args: &[&str], url: &str) -> Output {
+    hpc_command(state, tool, args, url).output().unwrap_or_else(|e| panic!("cannot run {tool} {args:?}: {e}"))
+}
+
+/// The command [`hpc_via`] runs, for a test to add to.
+fn hpc_command(state: &Path, tool: &str, args: &[&str], url: &str) -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name(tool);
     let bin = bin.to_str().expect("a UTF-8 path");
-    slurm_command(&[&[bin], args].concat())
-        .env("CCP_SCHEDULER", "slurm")
+    let mut c = slurm_command(&[&[bin], args].concat());
+    c.env("CCP_SCHEDULER", "slurm")
         .env("HPCPACK_STATE_DIR", state)
         .env("HPCPACK_CONFIG", state.join("config.toml"))
         .env("HPCPACK_SLURM_URL", url)
-        .current_dir(state)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} {args:?}: {e}"))
+        .current_dir(state);
+    c
 }
 
 /// `Job has been submitted. ID: 42.` (or `Created job, ID: 42`) → 42.
@@ -1489,18 +1493,7 @@ fn job_submit_goes_through_slurmrestd_where_it_answers() {
     std::fs::write(bin.join("sbatch"), "#!/bin/sh\necho 'sbatch: error: the fake sbatch ran' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(bin.join("sbatch"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let with_fake = |url: &str, args: &[&str]| {
-        let bin = Path::new(env!("CARGO_BIN_EXE_hpcpack")).with_file_name("job");
-        slurm_command(&[&[bin.to_str().unwrap()], args].concat())
-            .env("CCP_SCHEDULER", "slurm")
-            .env("HPCPACK_STATE_DIR", st.path())
-            .env("HPCPACK_CONFIG", st.path().join("config.toml"))
-            .env("HPCPACK_SLURM_URL", url)
-            .env("PATH", &path)
-            .current_dir(st.path())
-            .output()
-            .unwrap()
-    };
+    let with_fake = |url: &str, args: &[&str]| hpc_command(st.path(), "job", args, url).env("PATH", &path).output().unwrap();
     let out = with_fake("http://127.0.0.1:6820", &["submit", "/numnodes:2", "/jobname:viarest", "hostname"]);
     assert!(out.status.success(), "{}", show(&out));
     let id = job_id(&out);
