@@ -112,7 +112,12 @@ fn run(program: &str, args: &[String], stdin: Option<&str>) -> Result<String> {
     })?;
     if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
         use std::io::Write;
-        w.write_all(text.as_bytes()).map_err(|e| Error::io(format!("cannot write to {program}"), e))?;
+        match w.write_all(text.as_bytes()) {
+            // It exited without reading all of it (sbatch refusing an
+            // option does): what it said, below, is the error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.map_err(|e| Error::io(format!("cannot write to {program}"), e))?,
+        }
     }
     let out = child.wait_with_output().map_err(|e| Error::io(format!("cannot read {program}'s answer"), e))?;
     if out.status.success() {
